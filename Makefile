@@ -1,0 +1,33 @@
+# The two commands of the README. Each makes the virtual environment and installs
+# everything it needs on a fresh machine, then runs.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= $(abspath ../shared)
+export FACELIVE_DATA ?= $(SHARED)/data
+export FACELIVE_DETECTOR ?= $(SHARED)/models/yunet/yunet_s_640_640.onnx
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: run test test-all install clean
+
+$(BIN)/.installed: pyproject.toml .ci/constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c .ci/constraints.txt -e ".[edge,train,dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+## run: the main job on the embedded defaults
+run: $(BIN)/.installed
+	$(BIN)/python -m facelivenet.benchmarks.main_job
+
+## test: the test suite (fast tests; `make test-all` adds the slow real-data ones)
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: PYTEST_ARGS =
+test-all: test
+
+clean:
+	rm -rf $(VENV) .pytest_cache

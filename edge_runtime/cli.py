@@ -1,0 +1,372 @@
+"""``facelive``: the torch-free command line of the edge runtime.
+
+Every subcommand follows the same rules (DESIGN.md section 6):
+
+- ``--json`` prints exactly ONE JSON object on stdout; logs go to stderr;
+- exit code 0 on success; on failure a non-zero code and one line
+  ``facelive: error: <reason>`` on stderr (with ``--json`` the one JSON object
+  on stdout is then ``{"error": ..., "error_type": ...}``, or the command's
+  partial result carrying an ``"error"`` key).
+
+Subcommands are registered in :data:`_SUBCOMMANDS`; each has an ``_add_<name>``
+function that builds its parser and sets ``handler``. A handler returns
+``(exit_code, payload, text)``: :func:`main` prints ``payload`` as JSON with
+``--json``, ``text`` otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .errors import FaceLiveError
+
+log = logging.getLogger("facelivenet.edge_runtime.cli")
+
+PROG = "facelive"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+# Exit codes: 0 success, 1 a FaceLiveError (bad input, bad bundle, ...),
+# 2 command-line usage (argparse), 3 an unexpected internal error, 130 Ctrl-C.
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+HandlerResult = tuple[int, dict[str, Any], str]
+
+
+class CliError(FaceLiveError):
+    """A command-line input the runtime cannot act on (bad option value, no images...)."""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("facelivenet")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "unknown"
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the hand-written line breaks of descriptions and examples."""
+
+
+def _epilog(*examples: str) -> str:
+    return "examples:\n" + "\n".join(f"  {e}" for e in examples)
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="show and check a model bundle's manifest",
+        description=textwrap.dedent(
+            """\
+            Read BUNDLE/manifest.json, validate it against the schema and check
+            every model file's sha256 (unless --no-verify). Prints a summary, or
+            the whole manifest as one JSON object with --json. A bundle whose
+            files were modified or corrupted is refused with a non-zero exit."""
+        ),
+        epilog=_epilog(
+            "facelive inspect bundle/",
+            "facelive inspect bundle/ --json > manifest.json",
+            "facelive inspect bundle/ --no-verify   # schema only, skip hashing",
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder (holds manifest.json)")
+    p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the model files")
+    _add_json(p)
+    p.set_defaults(handler=_cmd_inspect)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> HandlerResult:
+    from .manifest import load_manifest
+
+    manifest = load_manifest(args.bundle, verify_files=not args.no_verify)
+    log.info("%s: manifest valid, %d file(s)%s", args.bundle, len(manifest.files),
+             "" if args.no_verify else ", sha256 verified")
+    d = manifest.to_dict()
+    return EXIT_OK, d, _manifest_summary(d, args.bundle, verified=not args.no_verify)
+
+
+def _manifest_summary(d: dict[str, Any], bundle: Path, verified: bool) -> str:
+    pre, out, thr = d["preprocess"], d["outputs"], d["thresholds"]
+    lines = [
+        f"bundle     {bundle}",
+        f"model      {d['model_name']} {d['model_version']} (schema {d['schema_version']}, "
+        f"checkpoint sha256 {d['checkpoint_sha256'][:12]})",
+        f"input      {pre['input_size']}x{pre['input_size']} {pre['colour']} {pre['layout']}, "
+        f"mean {pre['mean']} std {pre['std']}",
+        f"outputs    {out['embedding']} [{out['embedding_dim']}"
+        f"{', L2-normalised' if out['embedding_normalized'] else ''}], "
+        f"{out['expression_logits']} [{len(out['expression_labels'])}]: {', '.join(out['expression_labels'])}",
+        f"thresholds cosine {thr['verification_cosine']} at FAR {thr['target_far']}, "
+        f"expression p {thr['expression_probability']} (calibrated on {thr['calibrated_on']})",
+        f"files      {len(d['files'])} ({'sha256 verified' if verified else 'NOT verified: --no-verify'})",
+    ]
+    for f in d["files"]:
+        lines.append(
+            f"  {f['format']:<7}{f['precision']:<6}{f['size_bytes']:>12,d} B  {f['sha256'][:12]}  {f['path']}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- detect
+
+
+def _add_detect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "detect",
+        help="detect faces (box, five landmarks, score) in images",
+        description=textwrap.dedent(
+            """\
+            Run the YuNet face detector on each image (a folder stands for the
+            images in it, in name order) and report the faces found: box
+            (x, y, w, h), five landmarks (eyes, nose tip, mouth corners, in image
+            order) and score, best first. With --save-crops, also write each
+            face aligned to the model's landmark template, as the model sees it.
+
+            The detector file comes from --detector, else $FACELIVE_DETECTOR,
+            else --bundle; it is never downloaded. Exits 1 if any image could
+            not be read (the others are still reported)."""
+        ),
+        epilog=_epilog(
+            "facelive detect photo.jpg",
+            "facelive detect --detector yunet_s_640_640.onnx faces/ --json",
+            "facelive detect a.jpg b.png --save-crops crops/ --size 112 --colour rgb",
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("images", metavar="IMG", nargs="+", type=Path, help="image files or folders of images")
+    p.add_argument("--detector", metavar="PATH", help="YuNet .onnx file or a folder holding one")
+    p.add_argument("--bundle", metavar="BUNDLE", type=Path, help="look for the detector in this bundle too")
+    p.add_argument("--score-threshold", type=float, default=0.6, metavar="P",
+                   help="minimum detector score, 0..1 (default 0.6)")
+    p.add_argument("--save-crops", metavar="DIR", type=Path, help="write aligned face crops (PNG) into DIR")
+    p.add_argument("--size", type=int, default=112, metavar="S", help="crop side in pixels (default 112)")
+    p.add_argument("--colour", choices=("gray", "rgb"), default="gray",
+                   help="crop colour mode, as the model's preprocessing (default gray)")
+    _add_json(p)
+    p.set_defaults(handler=_cmd_detect)
+
+
+def _expand_images(paths: Sequence[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise CliError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            out.extend(found)
+        else:
+            out.append(path)  # a missing file is reported per image by read_image
+    return out
+
+
+def _face_dict(face: Any) -> dict[str, Any]:
+    return {
+        "box": [round(float(v), 2) for v in face.box],
+        "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks],
+        "score": round(float(face.score), 4),
+    }
+
+
+def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
+    import cv2
+
+    from .detection import YuNetDetector, resolve_detector_path
+    from .imageio import read_image
+    from .preprocess import PreprocessConfig, face_crop
+
+    if not 0.0 <= args.score_threshold <= 1.0:
+        raise CliError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
+    cfg = None
+    if args.save_crops is not None:
+        try:
+            cfg = PreprocessConfig(input_size=args.size, colour=args.colour)
+        except ValueError as exc:
+            raise CliError(f"--size/--colour: {exc}") from exc
+        try:
+            args.save_crops.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot create --save-crops folder {args.save_crops}: {exc}") from exc
+    images = _expand_images(args.images)
+    detector_path = resolve_detector_path(args.detector, bundle_dir=args.bundle)
+    detector = YuNetDetector(detector_path, score_threshold=args.score_threshold)
+    log.info("detector %s, %d image(s)", detector_path, len(images))
+
+    results: list[dict[str, Any]] = []
+    failures: list[str] = []
+    used_names: set[str] = set()
+    for path in images:
+        entry: dict[str, Any] = {"path": str(path)}
+        try:
+            image = read_image(path)
+        except FaceLiveError as exc:
+            entry["error"] = str(exc)
+            failures.append(str(exc))
+            log.warning("%s", exc)
+            results.append(entry)
+            continue
+        faces = detector.detect(image)
+        entry.update(width=int(image.shape[1]), height=int(image.shape[0]), num_faces=len(faces),
+                     faces=[_face_dict(f) for f in faces])
+        if cfg is not None:
+            stem = path.stem
+            n = 1
+            while stem in used_names:  # the same file name in two folders
+                n += 1
+                stem = f"{path.stem}-{n}"
+            used_names.add(stem)
+            crops = []
+            for i, face in enumerate(faces):
+                crop = face_crop(image, cfg, face.landmarks)
+                if cfg.colour == "rgb":
+                    crop = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+                out = args.save_crops / f"{stem}_face{i}.png"
+                if not cv2.imwrite(str(out), crop):
+                    raise CliError(f"cannot write crop {out}")
+                crops.append(str(out))
+            entry["crops"] = crops
+        results.append(entry)
+
+    payload: dict[str, Any] = {
+        "detector": str(detector_path),
+        "images": results,
+        "num_images": len(results),
+        "num_faces": sum(r.get("num_faces", 0) for r in results),
+    }
+    if cfg is not None:
+        payload["crop_config"] = cfg.to_dict()
+    text = "\n".join(_detect_line(r) for r in results)
+    if failures:
+        payload["error"] = f"{len(failures)} of {len(results)} image(s) could not be read; first: {failures[0]}"
+        return EXIT_FAILURE, payload, text
+    return EXIT_OK, payload, text
+
+
+def _detect_line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"{r['path']}: ERROR {r['error']}"
+    lines = [f"{r['path']}: {r['num_faces']} face(s) in {r['width']}x{r['height']}"]
+    for i, f in enumerate(r["faces"]):
+        x, y, w, h = f["box"]
+        lines.append(f"  face {i}: box x={x:.0f} y={y:.0f} w={w:.0f} h={h:.0f}  score {f['score']:.3f}")
+    for c in r.get("crops", []):
+        lines.append(f"  crop {c}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- registry
+
+# Subcommands, in the order ``facelive --help`` lists them. Later issues add
+# here: verify, enroll, auth, calibrate (model-running commands share
+# --bundle, --format onnx|tflite|coreml, --precision fp32|fp16|int8 and
+# --threads N; see DESIGN.md section 6 for their JSON contracts).
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_inspect,
+    _add_detect,
+]
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=textwrap.dedent(
+            """\
+            Edge face authentication with FaceLiveNet: one small CNN gives an
+            identity embedding and expression probabilities for the same face.
+            Runs on numpy + OpenCV + onnxruntime, without torch."""
+        ),
+        epilog=_epilog(
+            "facelive inspect bundle/ --json",
+            "facelive detect photo.jpg --detector yunet_s_640_640.onnx",
+            "facelive COMMAND --help       # options of one command",
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    sub.required = True
+    for add in _SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (which tests and embedding apps may swap)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D401
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    root = logging.getLogger("facelivenet")
+    root.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("facelive: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+
+
+def _fail(args: argparse.Namespace, message: str, kind: str, code: int) -> int:
+    """One line on stderr; with --json also the reason as the one JSON object on stdout."""
+    message = _one_line(message)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "error_type": kind}))
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``facelive`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        code, payload, text = args.handler(args)
+    except FaceLiveError as exc:
+        return _fail(args, str(exc), type(exc).__name__, EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", "KeyboardInterrupt", EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv
+        log.debug("internal error", exc_info=True)
+        return _fail(args, f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
+                     "InternalError", EXIT_INTERNAL)
+    if args.json:
+        print(json.dumps(payload, sort_keys=False))
+    elif text:
+        print(text)
+    if code != EXIT_OK:
+        print(f"{PROG}: error: {_one_line(payload.get('error', 'failed'))}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""What the model sees in training is byte-for-byte what the runtime feeds it."""
+
+import numpy as np
+import torch
+
+from facelivenet.edge_runtime.detection import YuNetDetector
+from facelivenet.edge_runtime.imageio import read_image
+from facelivenet.edge_runtime.preprocess import PreprocessConfig, face_crop, normalize
+from facelivenet.training.data.datasets import FaceCropDataset
+from facelivenet.training.data.face_cache import load_or_build, pick_face
+
+
+def test_training_eval_tensors_equal_runtime_tensors(data_root, detector_path, tmp_path):
+    paths = sorted((data_root / "lfw" / "images" / "Abel_Pacheco").glob("*.jpg"))[:3]
+    paths += sorted((data_root / "jaffe").glob("KA.HA*.tiff"))[:2]
+    assert paths
+    cfg = PreprocessConfig()
+    faces = load_or_build("parity", [str(p) for p in paths], cfg, "detect", detector_path, tmp_path)
+    assert faces.ok.all(), faces.counts()
+    # the second call reads the cache; it must give the same crops
+    again = load_or_build("parity", [str(p) for p in paths], cfg, "detect", detector_path, tmp_path)
+    assert np.array_equal(faces.crops, again.crops)
+    dataset = FaceCropDataset(again.crops, np.zeros(len(paths)), cfg, augment=False)
+    detector = YuNetDetector(detector_path)
+    for i, path in enumerate(paths):
+        image = read_image(path)
+        face = pick_face(detector.detect(image), image.shape)
+        runtime = normalize(face_crop(image, cfg, face.landmarks), cfg)[0]
+        train_tensor, _ = dataset[i]
+        assert torch.equal(train_tensor, torch.from_numpy(runtime)), path
+
+
+def test_center_crop_mode_parity_on_fer2013(data_root, tmp_path):
+    paths = sorted((data_root / "fer2013" / "test" / "happy").glob("*.jpg"))[:4]
+    cfg = PreprocessConfig()
+    faces = load_or_build("parity-fer", [str(p) for p in paths], cfg, "center_crop", cache_dir=tmp_path)
+    dataset = FaceCropDataset(faces.crops, np.zeros(len(paths)), cfg)
+    for i, path in enumerate(paths):
+        runtime = normalize(face_crop(read_image(path), cfg), cfg)[0]
+        assert torch.equal(dataset[i][0], torch.from_numpy(runtime))

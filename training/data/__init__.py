@@ -1,0 +1,1 @@
+"""Data readers, the aligned-face cache and torch datasets."""

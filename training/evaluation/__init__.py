@@ -1,0 +1,7 @@
+"""Evaluation protocols and metrics (LFW View 2, FER2013, CK+, JAFFE authentication).
+
+Pure numpy, no torch: ``lfw_protocol`` (pairs.txt / people.txt), ``auth_protocol``
+(the JAFFE face-authentication pairs), ``metrics`` (k-fold verification accuracy,
+TAR@FAR, ROC, confusion matrix, the paper's Acc_verif / Acc_expre / Acc_live / Acc_g),
+``plots`` (ROC and confusion-matrix PNGs; matplotlib imported lazily).
+"""

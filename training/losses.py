@@ -1,0 +1,74 @@
+"""Stage 1 loss of FaceLiveNet (paper eq. 1-7): softmax + alpha * class-wise triplet loss.
+
+Our reading of the class-wise triplet loss, per sample i of class y_i in a batch
+whose other present classes are J_i (k_i = |J_i|):
+
+    D_intra(i) = || f_i - c_{y_i} ||^2                      (to its own class centre)
+    D_psi(i)   = sum_{j in J_i} || f_i - c_j ||^2            (to the other classes' centres)
+    Lc(i)      = max(k_i * D_intra(i) + beta - theta * D_psi(i), 0)
+    Lc         = mean_i Lc(i)
+
+i.e. k_i triplets (sample, own centre, another centre) summed, with margin beta
+and the inter-class term weighted by theta. Centres are not learnt by gradient:
+after each step they move toward their samples with rate gamma (eq. 6-7):
+
+    delta_c_j = sum_{i: y_i = j} (c_j - f_i) / (1 + n_j)
+    c_j      <- c_j - gamma * delta_c_j
+
+The total Stage 1 loss is L1 = CE(identity logits) + alpha * Lc.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ClassWiseTripletLoss(nn.Module):
+    """Class-wise triplet loss with centres kept as a buffer (saved in checkpoints)."""
+
+    def __init__(self, num_classes: int, feat_dim: int, beta: float = 10.0, theta: float = 0.5, centre_rate: float = 0.5):
+        super().__init__()
+        self.beta, self.theta, self.centre_rate = beta, theta, centre_rate
+        self.register_buffer("centres", torch.zeros(num_classes, feat_dim))
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        centres = self.centres.to(features.dtype)
+        present = torch.unique(labels)
+        # squared distance of every sample to every centre present in the batch: (N, P)
+        dist = (features.unsqueeze(1) - centres[present].unsqueeze(0)).pow(2).sum(-1)
+        own = labels.unsqueeze(1) == present.unsqueeze(0)
+        d_intra = (dist * own).sum(1)
+        d_psi = (dist * ~own).sum(1)
+        k = float(len(present) - 1)
+        return F.relu(k * d_intra + self.beta - self.theta * d_psi).mean()
+
+    @torch.no_grad()
+    def update_centres(self, features: torch.Tensor, labels: torch.Tensor, reduce=None) -> None:
+        """Eq. 6-7. ``reduce`` sums tensors across processes (DDP) so every rank moves identically."""
+        feats = features.detach().float()
+        sums = torch.zeros_like(self.centres).index_add_(0, labels, feats)
+        counts = torch.zeros(len(self.centres), device=feats.device).index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
+        if reduce is not None:
+            sums, counts = reduce(sums), reduce(counts)
+        seen = counts > 0
+        delta = (counts[seen, None] * self.centres[seen] - sums[seen]) / (1.0 + counts[seen, None])
+        self.centres[seen] -= self.centre_rate * delta
+
+
+class Stage1Loss(nn.Module):
+    """L1 = softmax cross-entropy over identities + alpha * class-wise triplet loss."""
+
+    def __init__(self, num_classes: int, feat_dim: int, alpha: float = 1e-4, beta: float = 10.0,
+                 theta: float = 0.5, centre_rate: float = 0.5, label_smoothing: float = 0.0):
+        super().__init__()
+        self.alpha = alpha
+        self.label_smoothing = label_smoothing
+        self.triplet = ClassWiseTripletLoss(num_classes, feat_dim, beta, theta, centre_rate)
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        lc = self.triplet(features.float(), labels)
+        total = ce + self.alpha * lc
+        return total, {"loss": float(total.detach()), "softmax": float(ce.detach()), "triplet": float(lc.detach())}

@@ -1,0 +1,350 @@
+"""The paper's Algorithm 1: Stage 1 (stem + Branch 1, identities) then Stage 2 (Branch 2, expressions).
+
+Runs on CPU, one GPU (AMP) or many GPUs/processes with DistributedDataParallel
+under ``torchrun``. A run folder holds ``last.pt`` (resumable), ``model.pt``
+(the inference checkpoint), ``config.yaml``, ``metrics.jsonl`` and
+``provenance.json``. A killed run resumed with ``--resume`` continues at the
+same step and reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from . import checkpoint as ckpt_io
+from . import distributed as D
+from .config import StageConfig, TrainConfig, diff_configs, save_config, to_dict
+from .data.datasets import EpochBatchSampler
+from .data.sources import StageData, data_root, expression_data, identity_data
+from .losses import Stage1Loss
+from .model import FaceLiveNet
+
+log = logging.getLogger(__name__)
+
+
+class IdentityNet(nn.Module):
+    """Stage 1 graph: trunk + Branch 1 + the identity softmax classifier (training only)."""
+
+    def __init__(self, model: FaceLiveNet, num_classes: int):
+        super().__init__()
+        self.model = model
+        self.classifier = nn.Linear(model.cfg.embedding_dim, num_classes, bias=False)
+        nn.init.xavier_uniform_(self.classifier.weight)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prelogits = self.model.features(x, identity=True, expression=False).prelogits
+        return self.classifier(prelogits), prelogits
+
+
+class ExpressionNet(nn.Module):
+    """Stage 2 graph: the frozen trunk (no gradient) feeding Branch 2."""
+
+    def __init__(self, model: FaceLiveNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            trunk = self.model.trunk(x)
+        return self.model.features_from_trunk_expression(trunk)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_at(stage: StageConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """Learning rate for an optimiser step: linear warm-up, then step (x0.1 at epochs) or cosine."""
+    if stage.warmup_steps and step < stage.warmup_steps:
+        return stage.lr * (step + 1) / stage.warmup_steps
+    if stage.schedule == "cosine":
+        return 0.5 * stage.lr * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
+    epoch = step // max(1, steps_per_epoch)
+    return stage.lr * 0.1 ** sum(epoch >= e for e in stage.step_epochs)
+
+
+def make_optimizer(params, stage: StageConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if stage.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
+    return torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
+
+
+def set_trainable(modules, flag: bool) -> None:
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+class Trainer:
+    """Runs the stages listed in ``cfg.stages`` into ``out_dir``."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, data_dir: str | Path | None = None, progress: bool = True):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.root = data_root(data_dir)
+        self.progress = progress
+        self.env = D.setup()
+        self.model = FaceLiveNet(cfg.model).to(self.env.device)
+        self.state: dict[str, Any] = {"completed_stages": [], "stage": None, "step": 0}
+        self.trained_on: dict[str, Any] = {}
+        self._resume_blob: dict[str, Any] | None = None
+
+    # ---- resume -------------------------------------------------------------------------
+    def _load_resume(self) -> None:
+        last = self.out / "last.pt"
+        if not last.is_file():
+            raise ckpt_io.CheckpointError(f"--resume: no {last} to resume from (start without --resume)")
+        blob = ckpt_io.load(last)
+        differing = diff_configs(blob["config"], to_dict(self.cfg))
+        if differing:
+            raise ckpt_io.CheckpointError(
+                f"--resume: the run in {self.out} used a different config; differing keys: {', '.join(differing)}"
+            )
+        self.model.load_state_dict(blob["model"])
+        self.state = blob["state"]
+        self.trained_on = blob.get("trained_on", {})
+        torch.set_rng_state(blob["torch_rng"])
+        self._resume_blob = blob
+        log.info("resuming %s at stage %s step %d", self.out, self.state["stage"], self.state["step"])
+
+    def _init_from(self, path: str) -> None:
+        """Start from another run's weights; its completed stages and training data carry over."""
+        blob = ckpt_io.load(path)
+        self.model.load_state_dict(ckpt_io.model_from_checkpoint(blob, expect=self.cfg.model).state_dict())
+        self.trained_on = dict(blob.get("trained_on", {}))
+        self.state["init_completed_stages"] = list(blob.get("completed_stages", []))
+        log.info("initialised from %s (stages %s done there)", path, self.state["init_completed_stages"])
+
+    def _save_last(self, extra: dict[str, Any]) -> None:
+        if not self.env.is_main:
+            return
+        blob = {"format": ckpt_io.CHECKPOINT_FORMAT, "model": self.model.state_dict(), "config": to_dict(self.cfg),
+                "state": dict(self.state), "trained_on": self.trained_on, "torch_rng": torch.get_rng_state(), **extra}
+        ckpt_io.save_atomic(blob, self.out / "last.pt")
+
+    # ---- main entry -----------------------------------------------------------------------
+    def fit(self, resume: bool = False, stop_after_steps: int | None = None) -> Path | None:
+        """Train every configured stage; returns the inference checkpoint path (None if stopped early)."""
+        if self.env.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        D.barrier(self.env)
+        if resume:
+            self._load_resume()
+        else:
+            if (self.out / "last.pt").exists():
+                raise ckpt_io.CheckpointError(f"{self.out} already holds a run; pass --resume or choose another --out")
+            seed_everything(self.cfg.seed)
+            self.model = FaceLiveNet(self.cfg.model).to(self.env.device)
+            if self.cfg.init_checkpoint:
+                self._init_from(self.cfg.init_checkpoint)
+        if self.env.is_main:
+            save_config(self.cfg, self.out / "config.yaml")
+        self._steps_this_call = 0
+        for stage in self.cfg.stages:
+            if stage in self.state["completed_stages"]:
+                continue
+            finished = self._run_stage(stage, stop_after_steps)
+            if not finished:
+                return None
+        return self._finish()
+
+    def _stage_data(self, stage: int) -> StageData:
+        build = identity_data if stage == 1 else expression_data
+        kwargs = dict(seed=self.cfg.seed + stage, progress=self.progress and self.env.is_main)
+        if self.env.is_main:  # rank 0 fills the face cache; the others then read it
+            data = build(self.cfg.data, self.cfg.preprocess, self.root, **kwargs)
+        D.barrier(self.env)
+        if not self.env.is_main:
+            data = build(self.cfg.data, self.cfg.preprocess, self.root, **kwargs)
+        return data
+
+    def _run_stage(self, stage: int, stop_after_steps: int | None) -> bool:
+        cfg, env = self.cfg, self.env
+        scfg = cfg.stage1 if stage == 1 else cfg.stage2
+        data = self._stage_data(stage)
+        resuming = self.state["stage"] == stage
+        self.trained_on[f"stage{stage}"] = {
+            "classes": data.class_names if stage == 1 else None,
+            "num_images": len(data.images),
+            "images_sha256": hashlib.sha256("\n".join(data.images).encode()).hexdigest(),
+            "provenance": data.provenance,
+        }
+        if env.is_main:
+            (self.out / f"stage{stage}_images.txt").write_text("\n".join(data.images) + "\n", encoding="utf-8")
+
+        model = self.model
+        if stage == 1:
+            set_trainable(model.expression_modules(), False)
+            set_trainable(model.identity_modules(), True)
+            net: nn.Module = IdentityNet(model, len(data.class_names)).to(env.device)
+            loss_fn = Stage1Loss(len(data.class_names), cfg.model.embedding_dim, cfg.loss.alpha, cfg.loss.beta,
+                                 cfg.loss.theta, cfg.loss.centre_rate, cfg.loss.label_smoothing).to(env.device)
+        else:
+            if not resuming:
+                copied = model.init_expression_branch_from_identity()
+                log.info("stage 2: Branch 2 initialised from Branch 1 (%d tensors copied)", copied)
+            set_trainable(model.identity_modules(), False)
+            set_trainable(model.expression_modules(), True)
+            net = ExpressionNet(model).to(env.device)
+            loss_fn = None
+
+        opt = make_optimizer(net.parameters(), scfg)
+        cuda = env.device.type == "cuda"
+        use_amp = cfg.amp and cuda
+        amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+        step = 0
+        if resuming and self._resume_blob is not None:
+            blob = self._resume_blob
+            if stage == 1:
+                net.classifier.load_state_dict(blob["classifier"])
+                loss_fn.load_state_dict(blob["loss"])
+            opt.load_state_dict(blob["optimizer"])
+            if "scaler" in blob:
+                scaler.load_state_dict(blob["scaler"])
+            step = self.state["step"]
+        self.state.update(stage=stage, step=step)
+
+        ddp = DistributedDataParallel(net, device_ids=[env.device.index] if cuda else None) if env.distributed else net
+        reduce = D.all_reduce_sum if env.distributed else None
+
+        n = len(data.dataset)
+        probe = EpochBatchSampler(n, scfg.batch_size, cfg.seed + stage, 0, env.rank, env.world)
+        spe = probe.batches_per_epoch()
+        if spe == 0:
+            raise ValueError(f"stage {stage}: {n} images are fewer than one batch of {scfg.batch_size} x {env.world} ranks")
+        total = scfg.epochs * spe
+        if scfg.max_steps:
+            total = min(total, scfg.max_steps)
+
+        bar = self._bar(stage, total, step)
+        window: dict[str, float] = {}
+        window_n, t0, seen = 0, time.perf_counter(), 0
+        while step < total:
+            epoch, start = divmod(step, spe)
+            net.train()
+            if stage == 2:
+                for m in model.identity_modules():
+                    m.eval()  # frozen: BatchNorm statistics must not move
+            data.dataset.set_epoch(epoch)
+            sampler = EpochBatchSampler(n, scfg.batch_size, cfg.seed + stage, epoch, env.rank, env.world, start)
+            loader = DataLoader(data.dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                                pin_memory=cuda, generator=torch.Generator().manual_seed(cfg.seed + epoch),
+                                persistent_workers=False)
+            for x, y in loader:
+                if step >= total:
+                    break
+                x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
+                lr = lr_at(scfg, step, spe, total)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                with torch.autocast(device_type=env.device.type, dtype=amp_dtype, enabled=use_amp):
+                    if stage == 1:
+                        logits, feats = ddp(x)
+                    else:
+                        logits = ddp(x)
+                if stage == 1:
+                    loss, parts = loss_fn(logits, feats, y)
+                else:
+                    loss = F.cross_entropy(logits.float(), y)
+                    parts = {"loss": float(loss.detach())}
+                parts["accuracy"] = float((logits.argmax(1) == y).float().mean())
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                if stage == 1:
+                    loss_fn.triplet.update_centres(feats, y, reduce=reduce)
+                if not math.isfinite(parts["loss"]):
+                    raise FloatingPointError(f"stage {stage} step {step}: loss is {parts['loss']}; lower the learning rate")
+                step += 1
+                self.state["step"] = step
+                self._steps_this_call += 1
+                seen += len(x) * env.world
+                for k, v in parts.items():
+                    window[k] = window.get(k, 0.0) + v
+                window_n += 1
+                ips = seen / max(1e-9, time.perf_counter() - t0)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{parts['loss']:.3f}", img_s=f"{ips:.0f}", lr=f"{lr:.2g}")
+                if step % cfg.log_every == 0 or step == total:
+                    self._log({"stage": stage, "epoch": epoch, "step": step, "lr": lr,
+                               **{k: v / window_n for k, v in window.items()}, "images_per_s": round(ips, 1)})
+                    window, window_n = {}, 0
+                stop_now = stop_after_steps is not None and self._steps_this_call >= stop_after_steps
+                if step % cfg.checkpoint_every == 0 or stop_now:
+                    self._checkpoint(stage, net, loss_fn, opt, scaler)
+                if stop_now:
+                    if bar is not None:
+                        bar.close()
+                    log.info("stopping after %d steps as asked (resume with --resume)", self._steps_this_call)
+                    return False
+        if bar is not None:
+            bar.close()
+        D.broadcast_buffers(model, env)
+        self.state["completed_stages"] = sorted(set(self.state["completed_stages"]) | {stage})
+        self.state.update(stage=None, step=0)
+        self._checkpoint(stage, net, loss_fn, opt, scaler, finished=True)
+        return True
+
+    def _checkpoint(self, stage, net, loss_fn, opt, scaler, finished: bool = False) -> None:
+        extra: dict[str, Any] = {}
+        if not finished:
+            extra = {"optimizer": opt.state_dict(), "scaler": scaler.state_dict()}
+            if stage == 1:
+                extra["classifier"] = net.classifier.state_dict()
+                extra["loss"] = loss_fn.state_dict()
+        self._save_last(extra)
+        D.barrier(self.env)
+
+    def _finish(self) -> Path:
+        env = self.env
+        digests = D.gather_digests(self.model, env)
+        path = self.out / "model.pt"
+        if env.is_main:
+            meta = {"trained_on": self.trained_on, "completed_stages": self.state["completed_stages"],
+                    "world_size": env.world, "rank_digests": digests}
+            ckpt_io.save_atomic(ckpt_io.inference_checkpoint(self.model.cpu(), self.cfg, meta), path)
+            self.model.to(env.device)
+            prov = {k: v["provenance"] for k, v in self.trained_on.items()}
+            (self.out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n", encoding="utf-8")
+            (self.out / "rank_digests.json").write_text(json.dumps(digests) + "\n", encoding="utf-8")
+            log.info("wrote %s", path)
+        D.barrier(env)
+        return path
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.env.is_main:
+            return
+        record = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in record.items()}
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        log.info("stage %(stage)s step %(step)s loss %(loss).4f", record)
+
+    def _bar(self, stage: int, total: int, initial: int):
+        if not (self.progress and self.env.is_main):
+            return None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return None
+        return tqdm(total=total, initial=initial, desc=f"stage {stage}", unit="step", mininterval=1.0)
