@@ -18,6 +18,39 @@ EPILOG = """examples:
   facelive-train fit --config default --out runs/default --set stage1.epochs=40
   torchrun --nproc_per_node=4 -m facelivenet.training.cli fit --config default --out runs/ddp
   facelive-train fit --config default --out runs/default --resume
+  facelive-train evaluate --checkpoint runs/default/model.pt --data ../shared/data --tasks lfw,auth --json
+"""
+
+EVALUATE_HELP = """Evaluate a checkpoint with the protocols of DESIGN.md section 7; one JSON object with --json.
+
+  lfw       LFW View 2 (pairs.txt). Only folds whose people the checkpoint never trained on
+            are reported; each with the cosine threshold of best accuracy on the other nine
+            folds. accuracy (mean), accuracy_std (population), TAR at FAR=1e-3 over the
+            reported folds' pairs (with its impostor count), ROC PNG. YuNet alignment; an
+            image without a detected face gets a centre crop (counted in the JSON).
+  fer2013   accuracy on the test split (PublicTest + PrivateTest) and on PrivateTest alone,
+            argmax of the 7 expressions; confusion-matrix PNG (% per true class).
+  ckplus48  6 expressions, 10 subject-disjoint folds (sorted subjects dealt round-robin).
+            Per fold Stage 2 is retrained on the frozen stem: Branch 2 re-initialised from
+            Branch 1, head re-initialised, AdamW (lr 1e-3, wd 1e-4, cosine), 10 epochs,
+            batch 64, on the trunk features of the 9 other folds plus their mirrored
+            copies; six-way prediction. Mean +- std of per-fold accuracy.
+  auth      the paper's face authentication (eq. 8) on JAFFE: reference = a subject's
+            neutral image, probe = another image; 4 balanced cells ID x Ex True/False
+            (auth_pairs.csv lists them). Verification threshold chosen leave-one-subject-out;
+            expression = argmax (or --auth-expression-threshold). Acc_verif, Acc_expre,
+            Acc_live, Acc_g.
+
+A task whose data set is missing under --data is skipped with the reason ({"skipped": ...});
+the command fails only when no requested task can run. A checkpoint whose model differs from
+--config/--set model.* is refused, naming the keys. Writes evaluation.json, the PNGs and the
+resolved arguments to --out."""
+
+EVALUATE_EPILOG = """examples:
+  facelive-train evaluate --checkpoint runs/default/model.pt --data ../shared/data --json
+  facelive-train evaluate --checkpoint runs/default/model.pt --tasks lfw --lfw-folds 1
+  facelive-train evaluate --checkpoint C.pt --quick --tasks fer2013,auth --out /tmp/eval
+  facelive-train evaluate --checkpoint C.pt --config default    # refuse another model configuration
 """
 
 
@@ -82,6 +115,26 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import (EvalOptions, expected_model_config, parse_folds, parse_tasks,
+                                      run_evaluation, summary_lines)
+
+    opts = EvalOptions(
+        checkpoint=args.checkpoint, data=args.data, tasks=parse_tasks(args.tasks), out=args.out, quick=args.quick,
+        lfw_folds=parse_folds(args.lfw_folds),
+        expect_model=expected_model_config(_config_path(args.config), args.set),
+        detector=args.detector, cache_dir=args.cache_dir, device=args.device, batch_size=args.batch_size,
+        threads=args.threads, seed=args.seed, auth_expression_threshold=args.auth_expression_threshold,
+        progress=not args.quiet,
+    )
+    result = run_evaluation(opts)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("\n".join(summary_lines(result)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facelive-train",
@@ -118,6 +171,40 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.add_argument("--json", action="store_true", help="print one JSON object with the checkpoint path")
     fit.set_defaults(func=_cmd_fit)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="the paper's metrics of a checkpoint: LFW, FER2013, CK+48, JAFFE authentication",
+        description=EVALUATE_HELP,
+        epilog=EVALUATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model, training/default_model/model.pt)")
+    ev.add_argument("--data", help="folder holding lfw/, fer2013/, ckplus48/, jaffe/ (default: $FACELIVE_DATA)")
+    ev.add_argument("--tasks", default="lfw,fer2013,ckplus48,auth",
+                    help="comma list of lfw, fer2013, ckplus48, auth (default: all four)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs go to stderr)")
+    ev.add_argument("--out", help="report folder (default: reports/eval/<checkpoint name>/)")
+    ev.add_argument("--quick", action="store_true",
+                    help="small deterministic subsets (LFW: 15+15 pairs per fold, one unseen fold reported; "
+                    "FER2013: 300 test images; CK+48: 3 folds, 3 epochs; JAFFE: the full pair list)")
+    ev.add_argument("--lfw-folds", help="LFW folds to report, e.g. 1 or 1,4 (default: every fold the checkpoint "
+                    "never trained on; an overlapping fold is refused)")
+    ev.add_argument("--config", help="state the expected model configuration (YAML or shipped name); "
+                    "a checkpoint that differs is refused")
+    ev.add_argument("--set", action="append", metavar="model.KEY=VALUE",
+                    help="state an expected model key, e.g. model.embedding_dim=128")
+    ev.add_argument("--detector", help="YuNet ONNX file (default: $FACELIVE_DETECTOR)")
+    ev.add_argument("--cache-dir", help="aligned-face cache (default: $FACELIVE_CACHE or ~/.cache/facelivenet)")
+    ev.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    ev.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    ev.add_argument("--threads", type=int, help="CPU threads for torch and OpenCV (default: torch's choice)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the CK+48 per-fold training (default: 0)")
+    ev.add_argument("--auth-expression-threshold", type=float, metavar="P",
+                    help="JAFFE: the probe shows the asked expression when P(asked) >= P "
+                    "(default: when the asked expression is the argmax)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=_cmd_evaluate)
     return parser
 
 

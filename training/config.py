@@ -47,6 +47,7 @@ class LossConfig:
     theta: float = 0.5
     centre_rate: float = 0.5  # gamma in eq. 7
     label_smoothing: float = 0.0
+    teacher_weight: float = 2.0  # distillation term, used when data.teacher is set
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class StageConfig:
     schedule: Literal["step", "cosine"] = "step"
     step_epochs: tuple[int, ...] = (6, 9)  # step schedule: lr x 0.1 at these epochs
     warmup_steps: int = 0
+    # Stage 2 only: compute the frozen stem once per image (plain + mirrored) and train
+    # Branch 2 on those features; much faster on a CPU, at the cost of random-crop augmentation.
+    frozen_trunk_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class DataConfig:
     num_workers: int = 0
     augment_flip: bool = True
     augment_crop_pad: int = 8
+    teacher: Literal["", "dlib"] = ""  # Stage 1 distillation teacher (training/teacher.py)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ after each step they move toward their samples with rate gamma (eq. 6-7):
     delta_c_j = sum_{i: y_i = j} (c_j - f_i) / (1 + n_j)
     c_j      <- c_j - gamma * delta_c_j
 
-The total Stage 1 loss is L1 = CE(identity logits) + alpha * Lc.
+The total Stage 1 loss is L1 = CE(identity logits) + alpha * Lc, plus, when a
+teacher is configured, teacher_weight * mean(1 - cos(embedding, teacher descriptor))
+over the images the teacher could describe (an addition; the paper's terms stay as they are).
 """
 
 from __future__ import annotations
@@ -57,18 +59,35 @@ class ClassWiseTripletLoss(nn.Module):
         self.centres[seen] -= self.centre_rate * delta
 
 
+def distillation_loss(embedding: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """mean(1 - cos) between student embeddings and teacher descriptors; all-zero teacher rows are ignored."""
+    valid = teacher.abs().sum(1) > 0
+    if not valid.any():
+        return embedding.sum() * 0.0
+    cos = F.cosine_similarity(embedding[valid].float(), teacher[valid].float(), dim=1)
+    return (1.0 - cos).mean()
+
+
 class Stage1Loss(nn.Module):
-    """L1 = softmax cross-entropy over identities + alpha * class-wise triplet loss."""
+    """L1 = softmax cross-entropy over identities + alpha * class-wise triplet loss (+ optional teacher term)."""
 
     def __init__(self, num_classes: int, feat_dim: int, alpha: float = 1e-4, beta: float = 10.0,
-                 theta: float = 0.5, centre_rate: float = 0.5, label_smoothing: float = 0.0):
+                 theta: float = 0.5, centre_rate: float = 0.5, label_smoothing: float = 0.0,
+                 teacher_weight: float = 0.0):
         super().__init__()
         self.alpha = alpha
         self.label_smoothing = label_smoothing
+        self.teacher_weight = teacher_weight
         self.triplet = ClassWiseTripletLoss(num_classes, feat_dim, beta, theta, centre_rate)
 
-    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor,
+                teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         ce = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
         lc = self.triplet(features.float(), labels)
         total = ce + self.alpha * lc
-        return total, {"loss": float(total.detach()), "softmax": float(ce.detach()), "triplet": float(lc.detach())}
+        parts = {"softmax": float(ce.detach()), "triplet": float(lc.detach())}
+        if teacher is not None and self.teacher_weight:
+            distill = distillation_loss(F.normalize(features.float(), dim=1), teacher)
+            total = total + self.teacher_weight * distill
+            parts["teacher"] = float(distill.detach())
+        return total, {"loss": float(total.detach()), **parts}

@@ -27,9 +27,10 @@ from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt_io
 from . import distributed as D
-from .config import StageConfig, TrainConfig, diff_configs, save_config, to_dict
+from .config import StageConfig, TrainConfig, diff_configs, from_dict, save_config, to_dict
 from .data.datasets import EpochBatchSampler
 from .data.sources import StageData, data_root, expression_data, identity_data
+from .features import TrunkFeatureDataset, trunk_features
 from .losses import Stage1Loss
 from .model import FaceLiveNet
 
@@ -51,16 +52,21 @@ class IdentityNet(nn.Module):
 
 
 class ExpressionNet(nn.Module):
-    """Stage 2 graph: the frozen trunk (no gradient) feeding Branch 2."""
+    """Stage 2 graph: the frozen trunk (no gradient) feeding Branch 2.
 
-    def __init__(self, model: FaceLiveNet):
+    With ``from_trunk`` the inputs already are trunk features (``frozen_trunk_cache``).
+    """
+
+    def __init__(self, model: FaceLiveNet, from_trunk: bool = False):
         super().__init__()
         self.model = model
+        self.from_trunk = from_trunk
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            trunk = self.model.trunk(x)
-        return self.model.features_from_trunk_expression(trunk)
+        if not self.from_trunk:
+            with torch.no_grad():
+                x = self.model.trunk(x)
+        return self.model.features_from_trunk_expression(x)
 
 
 def seed_everything(seed: int) -> None:
@@ -112,7 +118,8 @@ class Trainer:
         if not last.is_file():
             raise ckpt_io.CheckpointError(f"--resume: no {last} to resume from (start without --resume)")
         blob = ckpt_io.load(last)
-        differing = diff_configs(blob["config"], to_dict(self.cfg))
+        # through the dataclasses first, so keys added since the run started count as their defaults
+        differing = diff_configs(to_dict(from_dict(TrainConfig, blob["config"])), to_dict(self.cfg))
         if differing:
             raise ckpt_io.CheckpointError(
                 f"--resume: the run in {self.out} used a different config; differing keys: {', '.join(differing)}"
@@ -122,14 +129,26 @@ class Trainer:
         self.trained_on = blob.get("trained_on", {})
         torch.set_rng_state(blob["torch_rng"])
         self._resume_blob = blob
+        self._truncate_metrics()
         log.info("resuming %s at stage %s step %d", self.out, self.state["stage"], self.state["step"])
+
+    def _truncate_metrics(self) -> None:
+        """Drop log lines written after the checkpoint we resume from (they will be written again)."""
+        path = self.out / "metrics.jsonl"
+        if not (self.env.is_main and path.is_file()):
+            return
+        done, stage, step = set(self.state["completed_stages"]), self.state["stage"], self.state["step"]
+        keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if (r := json.loads(line))["stage"] in done or (r["stage"] == stage and r["step"] <= step)]
+        path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
     def _init_from(self, path: str) -> None:
         """Start from another run's weights; its completed stages and training data carry over."""
         blob = ckpt_io.load(path)
         self.model.load_state_dict(ckpt_io.model_from_checkpoint(blob, expect=self.cfg.model).state_dict())
         self.trained_on = dict(blob.get("trained_on", {}))
-        self.state["init_completed_stages"] = list(blob.get("completed_stages", []))
+        done = blob.get("completed_stages", blob.get("state", {}).get("completed_stages", []))
+        self.state["init_completed_stages"] = list(done)
         log.info("initialised from %s (stages %s done there)", path, self.state["init_completed_stages"])
 
     def _save_last(self, extra: dict[str, Any]) -> None:
@@ -195,15 +214,18 @@ class Trainer:
             set_trainable(model.identity_modules(), True)
             net: nn.Module = IdentityNet(model, len(data.class_names)).to(env.device)
             loss_fn = Stage1Loss(len(data.class_names), cfg.model.embedding_dim, cfg.loss.alpha, cfg.loss.beta,
-                                 cfg.loss.theta, cfg.loss.centre_rate, cfg.loss.label_smoothing).to(env.device)
+                                 cfg.loss.theta, cfg.loss.centre_rate, cfg.loss.label_smoothing,
+                                 cfg.loss.teacher_weight if cfg.data.teacher else 0.0).to(env.device)
         else:
             if not resuming:
                 copied = model.init_expression_branch_from_identity()
                 log.info("stage 2: Branch 2 initialised from Branch 1 (%d tensors copied)", copied)
             set_trainable(model.identity_modules(), False)
             set_trainable(model.expression_modules(), True)
-            net = ExpressionNet(model).to(env.device)
+            net = ExpressionNet(model, from_trunk=scfg.frozen_trunk_cache).to(env.device)
             loss_fn = None
+            if scfg.frozen_trunk_cache:
+                data.dataset = self._trunk_dataset(data, stage)
 
         opt = make_optimizer(net.parameters(), scfg)
         cuda = env.device.type == "cuda"
@@ -249,10 +271,11 @@ class Trainer:
             loader = DataLoader(data.dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                                 pin_memory=cuda, generator=torch.Generator().manual_seed(cfg.seed + epoch),
                                 persistent_workers=False)
-            for x, y in loader:
+            for batch in loader:
                 if step >= total:
                     break
-                x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
+                x, y = batch[0].to(env.device, non_blocking=True), batch[1].to(env.device, non_blocking=True)
+                teacher = batch[2].to(env.device, non_blocking=True) if len(batch) > 2 else None
                 lr = lr_at(scfg, step, spe, total)
                 for g in opt.param_groups:
                     g["lr"] = lr
@@ -262,7 +285,7 @@ class Trainer:
                     else:
                         logits = ddp(x)
                 if stage == 1:
-                    loss, parts = loss_fn(logits, feats, y)
+                    loss, parts = loss_fn(logits, feats, y, teacher)
                 else:
                     loss = F.cross_entropy(logits.float(), y)
                     parts = {"loss": float(loss.detach())}
@@ -305,6 +328,16 @@ class Trainer:
         self.state.update(stage=None, step=0)
         self._checkpoint(stage, net, loss_fn, opt, scaler, finished=True)
         return True
+
+    def _trunk_dataset(self, data: StageData, stage: int) -> TrunkFeatureDataset:
+        """Frozen-stem features of the stage's crops, plain and mirrored (computed once per run)."""
+        ds = data.dataset
+        show = "trunk features" if self.progress and self.env.is_main else None
+        plain = trunk_features(self.model, ds.crops, self.cfg.preprocess, self.env.device, progress=show, dtype=torch.float16)
+        mirrored = trunk_features(self.model, ds.crops, self.cfg.preprocess, self.env.device, flip=True,
+                                  progress=show, dtype=torch.float16)
+        log.info("stage %d: cached frozen-stem features %s for %d images (+ mirrored)", stage, tuple(plain.shape[1:]), len(ds))
+        return TrunkFeatureDataset(plain, mirrored, ds.labels, seed=self.cfg.seed + stage)
 
     def _checkpoint(self, stage, net, loss_fn, opt, scaler, finished: bool = False) -> None:
         extra: dict[str, Any] = {}

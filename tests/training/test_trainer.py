@@ -128,3 +128,42 @@ def test_fit_on_cuda_with_amp(tiny_train_config, tmp_path):
     ckpt = ckpt_io.load(path)
     assert all(t.device.type == "cpu" for t in ckpt["model"].values())
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
+
+
+def test_stage2_on_cached_frozen_trunk_features(tiny_train_config, tmp_path):
+    stage1 = Trainer(dataclasses.replace(tiny_train_config, stages=(1,)), tmp_path / "s1", progress=False).fit()
+    stage2_cfg = dataclasses.replace(tiny_train_config.stage2, frozen_trunk_cache=True)
+    cfg2 = dataclasses.replace(tiny_train_config, stages=(2,), init_checkpoint=str(stage1), stage2=stage2_cfg)
+    Trainer(cfg2, tmp_path / "s2", progress=False).fit()
+    before, after = _final_state(tmp_path / "s1"), _final_state(tmp_path / "s2")
+    for k in before:
+        if k.startswith(("stem", "blocks_", "reduction_", "identity_branch", "bottleneck")):
+            assert torch.equal(before[k], after[k]), k
+    assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith("expression_"))
+
+
+def test_trunk_feature_dataset_serves_the_trunk_of_the_plain_or_mirrored_crop():
+    import numpy as np
+
+    from facelivenet.training.features import TrunkFeatureDataset, trunk_features
+    from facelivenet.edge_runtime.preprocess import normalize
+
+    from .conftest import TINY_PRE
+
+    model = build_model(TINY_MODEL).eval()
+    crops = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    plain = trunk_features(model, crops, TINY_PRE, batch_size=2)
+    mirrored = trunk_features(model, crops, TINY_PRE, flip=True, batch_size=3)
+    with torch.no_grad():
+        direct = model.trunk(torch.from_numpy(normalize(crops, TINY_PRE)))
+        direct_flip = model.trunk(torch.from_numpy(normalize(np.ascontiguousarray(crops[:, :, ::-1]), TINY_PRE)))
+    torch.testing.assert_close(plain, direct)
+    torch.testing.assert_close(mirrored, direct_flip)
+    ds = TrunkFeatureDataset(plain, mirrored, np.arange(5), seed=1)
+    picks = set()
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        x, y = ds[2]
+        picks.add(torch.equal(x, mirrored[2]))
+        assert torch.equal(x, mirrored[2]) or torch.equal(x, plain[2])
+    assert picks == {True, False}

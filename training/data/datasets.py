@@ -31,10 +31,12 @@ class FaceCropDataset(Dataset):
     so it is identical across workers, ranks and resumed runs."""
 
     def __init__(self, crops: np.ndarray, labels: np.ndarray, cfg: PreprocessConfig,
-                 augment: bool = False, pad: int = 8, flip: bool = True, seed: int = 0):
-        if len(crops) != len(labels):
-            raise ValueError(f"{len(crops)} crops but {len(labels)} labels")
+                 augment: bool = False, pad: int = 8, flip: bool = True, seed: int = 0,
+                 targets: np.ndarray | None = None):
+        if len(crops) != len(labels) or (targets is not None and len(targets) != len(labels)):
+            raise ValueError(f"{len(crops)} crops, {len(labels)} labels, {None if targets is None else len(targets)} targets")
         self.crops, self.labels, self.cfg = crops, np.asarray(labels, dtype=np.int64), cfg
+        self.targets = targets  # optional per-image vectors (teacher descriptors), returned third
         self.augment, self.pad, self.flip, self.seed = augment, pad, flip, seed
         self.epoch = 0
 
@@ -44,12 +46,15 @@ class FaceCropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.crops)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int):
         crop = self.crops[i]
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, int(i)])
             crop = augment_crop(crop, rng, self.pad, self.flip)
-        return torch.from_numpy(normalize(crop, self.cfg)[0]), int(self.labels[i])
+        x = torch.from_numpy(normalize(crop, self.cfg)[0])
+        if self.targets is None:
+            return x, int(self.labels[i])
+        return x, int(self.labels[i]), torch.from_numpy(np.asarray(self.targets[i], dtype=np.float32))
 
 
 class EpochBatchSampler(Sampler[list[int]]):

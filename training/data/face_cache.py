@@ -28,6 +28,8 @@ from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.manifest import sha256_file
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, face_crop
 
+from ..progress import progress as show_progress
+
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "FACELIVE_CACHE"
@@ -95,7 +97,7 @@ def align_images(
     s = cfg.input_size
     crops = np.zeros((len(paths), s, s, 3), dtype=np.uint8)
     status: list[str] = []
-    iterator = _progress(paths, progress, "aligning faces")
+    iterator = show_progress(paths, progress, "aligning faces", unit="img")
     for i, path in enumerate(iterator):
         try:
             image = read_image(path)
@@ -117,16 +119,6 @@ def align_images(
         else:
             status.append(STATUS_NO_FACE)
     return AlignedFaces(crops, list(paths), status)
-
-
-def _progress(items, enabled: bool, desc: str):
-    if not enabled:
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc=desc, unit="img", leave=False, mininterval=1.0)
 
 
 def cache_key(paths: Sequence[str], cfg: PreprocessConfig, source: AlignSource, detector_sha: str, fallback: float | None) -> str:

@@ -72,7 +72,8 @@ def _relative(path: str, root: Path | None) -> str:
 
 
 def _build(name: str, records: list[ImageRecord], pre: PreprocessConfig, source: str, data: DataConfig,
-           root: Path | None, augment: bool, seed: int, progress: bool) -> tuple[FaceCropDataset, list[str], dict]:
+           root: Path | None, augment: bool, seed: int, progress: bool,
+           targets: np.ndarray | None = None) -> tuple[FaceCropDataset, list[str], dict]:
     faces = load_or_build(name, [r.path for r in records], pre, source, data.detector or None,
                           data.cache_dir or None, progress=progress)
     ok = faces.ok
@@ -84,7 +85,8 @@ def _build(name: str, records: list[ImageRecord], pre: PreprocessConfig, source:
         raise DatasetLayoutError(f"{name}: none of the {len(records)} images gave a usable face ({counts})")
     labels = np.array([r.label for r in records])[ok]
     crops = faces.crops[ok]
-    ds = FaceCropDataset(crops, labels, pre, augment=augment, pad=data.augment_crop_pad, flip=data.augment_flip, seed=seed)
+    ds = FaceCropDataset(crops, labels, pre, augment=augment, pad=data.augment_crop_pad, flip=data.augment_flip,
+                         seed=seed, targets=None if targets is None else targets[ok])
     kept = [_relative(r.path, root) for r, good in zip(records, ok) if good]
     return ds, kept, {"images_listed": len(records), "images_used": int(ok.sum()), "status_counts": counts}
 
@@ -104,7 +106,13 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         raise DatasetLayoutError("stage 1 needs data.lfw_root (LFW with people.txt) or data.identity_root (ROOT/<identity>/*.jpg)")
     records, names = read_identity_folders(images_root, include, data.min_images_per_identity, data.max_identities)
     source = data.identity_align
-    ds, kept, stats = _build(key, records, pre, source, data, root, augment, seed, progress)
+    targets = None
+    if data.teacher == "dlib":
+        from ..teacher import DlibTeacher, teacher_embeddings
+
+        targets = teacher_embeddings([r.path for r in records], data.detector or None, data.cache_dir or None, progress)
+        extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(targets).sum(1) > 0).sum())}
+    ds, kept, stats = _build(key, records, pre, source, data, root, augment, seed, progress, targets)
     used = sorted({names[int(l)] for l in ds.labels})
     title, terms = DATASET_TERMS[key]
     prov = {"dataset": title, "terms": terms, "root": str(images_root), "identities": len(used), "align": source, **extra, **stats}

@@ -1,0 +1,59 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facelivenet.training.losses import Stage1Loss, distillation_loss
+from facelivenet.training.trainer import Trainer
+
+
+def test_distillation_loss_ignores_rows_without_a_teacher():
+    student = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    teacher = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    # row 0: cos 1 -> 0; row 1: cos 0 -> 1; row 2 has no teacher
+    assert torch.isclose(distillation_loss(student, teacher), torch.tensor(0.5))
+    assert distillation_loss(student, torch.zeros(3, 2)) == 0
+
+
+def test_stage1_loss_adds_the_weighted_teacher_term():
+    crit = Stage1Loss(2, 2, alpha=0.0, teacher_weight=3.0)
+    logits = torch.tensor([[1.0, 0.0]])
+    feats = torch.tensor([[0.0, 5.0]])
+    total, parts = crit(logits, feats, torch.tensor([0]), torch.tensor([[1.0, 0.0]]))
+    ce = torch.nn.functional.cross_entropy(logits, torch.tensor([0]))
+    assert torch.isclose(total, ce + 3.0 * 1.0)
+    assert parts["teacher"] == pytest.approx(1.0)
+
+
+def test_fit_with_a_teacher_logs_the_distillation_term(tiny_train_config, tmp_path, monkeypatch):
+    import facelivenet.training.teacher as teacher_mod
+
+    monkeypatch.setattr(teacher_mod, "teacher_embeddings",
+                        lambda paths, *a, **k: np.random.default_rng(0).normal(size=(len(paths), 128)).astype(np.float32))
+    monkeypatch.setattr(teacher_mod.DlibTeacher, "name", "fake")
+    cfg = dataclasses.replace(
+        tiny_train_config,
+        stages=(1,),
+        model=dataclasses.replace(tiny_train_config.model, embedding_dim=128),
+        data=dataclasses.replace(tiny_train_config.data, teacher="dlib"),
+    )
+    Trainer(cfg, tmp_path / "run", progress=False).fit()
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["teacher"]) for r in records)
+    prov = json.loads((tmp_path / "run" / "provenance.json").read_text())["stage1"]
+    assert prov["teacher"] == {"name": "fake", "described": 32}
+
+
+def test_dlib_teacher_separates_people_on_real_faces(data_root, detector_path, tmp_path):
+    pytest.importorskip("dlib", reason="the dlib teacher is not installed (facelivenet[teacher])")
+    from facelivenet.training.teacher import teacher_embeddings
+
+    lfw = data_root / "lfw" / "images"
+    paths = [str(p) for p in sorted((lfw / "Abel_Pacheco").glob("*.jpg"))[:2] + sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[:1]]
+    emb = teacher_embeddings(paths, detector_path, tmp_path, progress=False)
+    assert emb.shape == (3, 128) and (np.abs(emb).sum(1) > 0).all()
+    same, diff = np.linalg.norm(emb[0] - emb[1]), np.linalg.norm(emb[0] - emb[2])
+    assert same < 0.6 < diff  # dlib's documented decision distance
+    assert np.array_equal(teacher_embeddings(paths, detector_path, tmp_path, progress=False), emb)  # cached
