@@ -36,7 +36,7 @@ from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
 from . import metrics
 from .auth_protocol import DEFAULT_ASKED, cell_counts, jaffe_auth_pairs, parse_jaffe_name
-from .runner import EvalContext, cosine_scores
+from .runner import EvalContext, run_pairs
 
 FALLBACK_FRACTION = 0.7
 
@@ -62,13 +62,8 @@ def evaluate_auth(ctx: EvalContext, jaffe_root: Path, expression_threshold: floa
     pairs = jaffe_auth_pairs(jaffe_root)
     if not pairs:
         raise ValueError(f"{jaffe_root}: no authentication pairs could be built (no subject with a neutral image?)")
-    images = sorted({p.reference for p in pairs} | {p.probe for p in pairs})
-    faces = ctx.align("jaffe", [str(jaffe_root / p) for p in images], "detect", FALLBACK_FRACTION)
-    emb, probs = ctx.embed_and_classify(faces.crops, "jaffe")
-    row = {p: i for i, p in enumerate(images)}
-    ri = np.array([row[p.reference] for p in pairs])
-    pi = np.array([row[p.probe] for p in pairs])
-    scores = cosine_scores(emb[ri], emb[pi])
+    out = run_pairs(ctx, "jaffe", jaffe_root, [p.reference for p in pairs], [p.probe for p in pairs], FALLBACK_FRACTION)
+    scores, faces = out.scores, out.faces
     id_true = np.array([p.id_true for p in pairs])
     ex_true = np.array([p.ex_true for p in pairs])
     ref_subject = np.array([parse_jaffe_name(p.reference)[0] for p in pairs])
@@ -77,7 +72,7 @@ def evaluate_auth(ctx: EvalContext, jaffe_root: Path, expression_threshold: floa
     pair_threshold = np.array([thresholds[s] for s in ref_subject])
     verified = scores >= pair_threshold
     asked = np.array([EXPRESSION_LABELS.index(p.asked_expression) for p in pairs])
-    probe_probs = probs[pi]
+    probe_probs = out.right_probabilities
     expression_ok = metrics.expression_decisions(probe_probs, asked, expression_threshold)
     m = metrics.authentication_metrics_from_decisions(id_true, ex_true, verified, expression_ok)
 

@@ -46,7 +46,7 @@ from facelivenet.edge_runtime.errors import FaceLiveError
 
 from . import metrics, plots
 from .lfw_protocol import Pair, fold_people, lfw_pairs, pairs_people
-from .runner import EvalContext, cosine_scores
+from .runner import EvalContext, run_pairs
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,8 @@ def evaluate_lfw(ctx: EvalContext, plan: LfwPlan) -> dict[str, Any]:
     all_folds = lfw_pairs(lfw_root)
     folds = _subset(all_folds, QUICK_PAIRS_PER_FOLD) if ctx.quick else all_folds
     pairs = [p for fold in folds for p in fold]
-    images = sorted({p.path1 for p in pairs} | {p.path2 for p in pairs})
-    faces = ctx.align("lfw-eval", [str(lfw_root / p) for p in images], "detect", FALLBACK_FRACTION)
-    emb, _ = ctx.embed_and_classify(faces.crops, "lfw embeddings")
-    row = {p: i for i, p in enumerate(images)}
-    i1 = np.array([row[p.path1] for p in pairs])
-    i2 = np.array([row[p.path2] for p in pairs])
-    scores = cosine_scores(emb[i1], emb[i2])
+    out = run_pairs(ctx, "lfw-eval", lfw_root, [p.path1 for p in pairs], [p.path2 for p in pairs], FALLBACK_FRACTION)
+    scores, faces = out.scores, out.faces
     labels = np.array([p.same for p in pairs])
     fold_ids = np.array([p.fold for p in pairs])
 

@@ -177,6 +177,27 @@ class EvalContext:
         return trunk_features(self.ckpt.model, crops, self.preprocess, self.device, flip, self.batch_size, shown)
 
 
+@dataclass
+class PairOutputs:
+    """Model outputs for a list of image pairs (each distinct image aligned and run once)."""
+
+    scores: np.ndarray  # cosine similarity of left[i] and right[i]
+    right_probabilities: np.ndarray  # expression probabilities of right[i]
+    faces: "FaceSet"
+
+
+def run_pairs(ctx: "EvalContext", name: str, root: Path, left: Sequence[str], right: Sequence[str],
+              fallback_fraction: float) -> PairOutputs:
+    """Detect, align and run every image of the pairs once; score each pair by cosine similarity."""
+    images = sorted(set(left) | set(right))
+    faces = ctx.align(name, [str(root / p) for p in images], "detect", fallback_fraction)
+    emb, probs = ctx.embed_and_classify(faces.crops, name)
+    row = {p: i for i, p in enumerate(images)}
+    li = np.array([row[p] for p in left])
+    ri = np.array([row[p] for p in right])
+    return PairOutputs(cosine_scores(emb[li], emb[ri]), probs[ri], faces)
+
+
 def cosine_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity (the embeddings are already L2-normalised; renormalised anyway)."""
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
