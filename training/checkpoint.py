@@ -16,6 +16,8 @@ from .config import ModelConfig, TrainConfig, diff_configs, from_dict, to_dict
 from .model import FaceLiveNet
 
 CHECKPOINT_FORMAT = 1
+# The shipped default model: used by every command given no --checkpoint.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default_model" / "model.pt"
 
 
 class CheckpointError(FaceLiveError):

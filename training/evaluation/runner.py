@@ -40,7 +40,7 @@ from .errors import ProtocolFileError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "default_model" / "model.pt"
+DEFAULT_CHECKPOINT = ckpt_io.DEFAULT_CHECKPOINT
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:

@@ -1,0 +1,215 @@
+"""``facelive-export``: a checkpoint in, a verified model bundle out.
+
+Rules (DESIGN.md section 6): ``--json`` prints ONE JSON object on stdout (the
+summary); progress and logs go to stderr; exit 0 on success, otherwise a
+non-zero code and one line ``facelive-export: error: <reason>``. Converters
+print to stdout from C++ too, so file descriptor 1 is pointed at stderr while
+the export runs and restored for the final output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from facelivenet.edge_runtime.errors import FaceLiveError
+from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS
+
+from .calibration import DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES
+from .errors import ParityGateError
+
+PROG = "facelive-export"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+log = logging.getLogger("facelivenet.export.cli")
+
+EPILOG = """examples:
+  facelive-export --out bundle/ --calib ../shared/data/lfw/images
+  facelive-export --checkpoint runs/default/model.pt --out bundle/ --formats onnx --precisions int8 \\
+      --calib ../shared/data/lfw/images --detector ../shared/models/yunet/yunet_s_640_640.onnx
+  facelive-export --out bundle/ --formats onnx,tflite,coreml --precisions fp32,fp16,int8 \\
+      --calib faces/ --parity-data ../shared/data/jaffe --tflite-layout NHWC --json
+  facelive inspect bundle/ --json          # the manifest the runtime reads
+
+gates (per file, on held-out real aligned faces, vs the torch model):
+  fp32  embedding cosine mean >= 0.9999
+  fp16  embedding cosine mean >= 0.999
+  int8  cosine mean >= 0.995, min >= 0.98, expression top-1 agreement >= 99 %;
+        int8 ONNX and int8 TFLite files <= 1.6 MB
+  A miss fails the export (nothing is written) unless --allow-parity-failure.
+  An int8 file that misses is rebuilt once with the first conv, the embedding
+  and expression heads kept in float (the L2 normalisation always is).
+  CoreML files are run only on macOS; elsewhere their spec is checked."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=textwrap.dedent(
+            """\
+            Export a FaceLiveNet checkpoint to a model bundle: ONNX, TFLite (LiteRT)
+            and CoreML files in fp32, fp16 and int8, each checked against the torch
+            model on real aligned faces, with manifest.json (hashes, preprocessing,
+            labels, thresholds, parity, provenance). Calibration and parity faces
+            come from --calib (any folder of face images, searched recursively),
+            detected and aligned with YuNet ($FACELIVE_DETECTOR or --detector)."""
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", type=Path, metavar="C",
+                   help="checkpoint .pt (default: the shipped model, training/default_model/model.pt)")
+    p.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle folder to write (must not exist)")
+    p.add_argument("--formats", default=",".join(FORMATS), metavar="LIST",
+                   help=f"comma-separated, of {', '.join(FORMATS)} (default: all)")
+    p.add_argument("--precisions", default=",".join(PRECISIONS), metavar="LIST",
+                   help=f"comma-separated, of {', '.join(PRECISIONS)} (default: all)")
+    p.add_argument("--calib", type=Path, metavar="DIR",
+                   help="folder of face images for int8 calibration and parity (default: $FACELIVE_DATA/lfw/images)")
+    p.add_argument("--calib-count", type=int, default=MIN_CALIB_FACES, metavar="N",
+                   help=f"calibration faces to use (at least {MIN_CALIB_FACES}; default {MIN_CALIB_FACES})")
+    p.add_argument("--parity-count", type=int, default=DEFAULT_PARITY_FACES, metavar="N",
+                   help=f"held-out faces for the parity gates (default {DEFAULT_PARITY_FACES}, at least {MIN_PARITY_FACES})")
+    p.add_argument("--parity-data", type=Path, metavar="DIR",
+                   help="take the parity faces from this folder instead of the rest of --calib")
+    p.add_argument("--detector", type=Path, metavar="PATH",
+                   help="YuNet .onnx: used for alignment AND copied into the bundle with its hash and licence "
+                        "(without it $FACELIVE_DETECTOR aligns and nothing is copied)")
+    p.add_argument("--tflite-layout", choices=("NCHW", "NHWC"), type=str.upper,
+                   help="TFLite input layout (default: the checkpoint's, NCHW); NHWC suits phone camera buffers")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    p.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip ONNX graph simplification")
+    p.add_argument("--onnx-calibration", choices=("minmax", "percentile", "entropy"), default="minmax",
+                   help="ONNX int8 activation range method (default minmax)")
+    p.add_argument("--thresholds", type=Path, metavar="FILE",
+                   help="JSON with verification_cosine, target_far, expression_probability, calibrated_on")
+    p.add_argument("--evaluation", type=Path, metavar="FILE",
+                   help="facelive-train evaluate result for this checkpoint (default: evaluation.json beside it)")
+    p.add_argument("--allow-parity-failure", action="store_true",
+                   help="write the bundle even when a gate fails (the manifest records the failure)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="aligned-face cache (default $FACELIVE_CACHE or ~/.cache)")
+    p.add_argument("--seed", type=int, default=0, help="which images of --calib are used (default 0)")
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (default: all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the summary) on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines; errors only")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug, converter output)")
+    return p
+
+
+class _StderrHandler(logging.StreamHandler):
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    root = logging.getLogger("facelivenet")
+    root.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+    if verbose < 2:  # converters are chatty
+        warnings.filterwarnings("ignore")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        for name in ("coremltools", "torch", "torch.onnx", "onnxscript", "absl"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point fd 1 (and sys.stdout) at stderr; restore afterwards."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real fd (embedded use): Python-level redirect only
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def _fail(args: argparse.Namespace, message: str, kind: str, code: int, extra: dict | None = None) -> int:
+    message = _one_line(message)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "error_type": kind, **(extra or {})}))
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def options_from_args(args: argparse.Namespace):
+    from .pipeline import ExportOptions
+
+    return ExportOptions(
+        out=args.out, checkpoint=args.checkpoint, formats=args.formats, precisions=args.precisions,
+        calib=args.calib, parity_data=args.parity_data, detector=args.detector, calib_count=args.calib_count,
+        parity_count=args.parity_count, tflite_layout=args.tflite_layout, opset=args.opset, simplify=args.simplify,
+        onnx_calibration=args.onnx_calibration, allow_parity_failure=args.allow_parity_failure, force=args.force,
+        thresholds=args.thresholds, evaluation=args.evaluation, cache_dir=args.cache_dir, seed=args.seed,
+        threads=args.threads, progress=not args.quiet, verbose=args.verbose >= 2,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _setup_logging(args.verbose, args.quiet)
+    summary: dict[str, Any]
+    try:
+        with _stdout_to_stderr():
+            from .pipeline import export_bundle
+
+            summary = export_bundle(options_from_args(args))
+    except ParityGateError as exc:
+        if exc.table:
+            print(exc.table, file=sys.stderr)
+        return _fail(args, str(exc), "ParityGateError", EXIT_FAILURE)
+    except FaceLiveError as exc:
+        return _fail(args, str(exc), type(exc).__name__, EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted (no bundle written)", "KeyboardInterrupt", EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv
+        log.debug("internal error", exc_info=True)
+        return _fail(args, f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
+                     "InternalError", EXIT_INTERNAL)
+    table = summary.pop("table")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(table)
+        print(f"bundle {summary['bundle']} ({len(summary['files'])} files, {summary['seconds']} s)"
+              + ("" if summary["gates_passed"] else "  WARNING: some gates failed (--allow-parity-failure)"))
+    if not summary["gates_passed"]:
+        print(f"{PROG}: warning: written with failed gates (--allow-parity-failure)", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Parity gates: an exported file against the torch model, on the same real aligned faces.
+
+Per file: embedding cosine (mean, min) and expression top-1 agreement over the
+held-out faces. The gates (the issue's numbers):
+
+=========  ====================  ===================  =======================
+precision  cosine mean >=        cosine min >=        top-1 agreement >=
+=========  ====================  ===================  =======================
+fp32       0.9999                -                    -
+fp16       0.999                 -                    -
+int8       0.995                 0.98                 0.99
+=========  ====================  ===================  =======================
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Gate:
+    cosine_mean: float
+    cosine_min: float | None = None
+    top1_agreement: float | None = None
+
+
+GATES: dict[str, Gate] = {
+    "fp32": Gate(cosine_mean=0.9999),
+    "fp16": Gate(cosine_mean=0.999),
+    "int8": Gate(cosine_mean=0.995, cosine_min=0.98, top1_agreement=0.99),
+}
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    num = (a * b).sum(axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return num / np.maximum(den, 1e-12)
+
+
+def measure(ref_emb: np.ndarray, ref_logits: np.ndarray, emb: np.ndarray, logits: np.ndarray) -> dict[str, float | int]:
+    """The parity numbers of one file (all plain floats, JSON-ready)."""
+    if emb.shape != ref_emb.shape or logits.shape != ref_logits.shape:
+        raise ValueError(f"output shapes {emb.shape}, {logits.shape} differ from the torch model's "
+                         f"{ref_emb.shape}, {ref_logits.shape}")
+    cos = cosine_rows(ref_emb, emb)
+    agree = np.argmax(ref_logits, axis=1) == np.argmax(logits, axis=1)
+    return {
+        "faces": int(len(cos)),
+        "cosine_mean": float(cos.mean()),
+        "cosine_min": float(cos.min()),
+        "cosine_p01": float(np.quantile(cos, 0.01)),
+        "expression_top1_agreement": float(agree.mean()),
+        "expression_logits_max_abs_diff": float(np.abs(ref_logits - logits).max()),
+        "embedding_norm_max_dev": float(np.abs(np.linalg.norm(emb, axis=1) - 1.0).max()),
+    }
+
+
+def check(precision: str, metrics: dict) -> list[str]:
+    """The failed conditions (empty when the gate passes), each with the measured number."""
+    gate = GATES[precision]
+    fails = []
+    if metrics["cosine_mean"] < gate.cosine_mean:
+        fails.append(f"cosine mean {metrics['cosine_mean']:.6f} < {gate.cosine_mean}")
+    if gate.cosine_min is not None and metrics["cosine_min"] < gate.cosine_min:
+        fails.append(f"cosine min {metrics['cosine_min']:.6f} < {gate.cosine_min}")
+    if gate.top1_agreement is not None and metrics["expression_top1_agreement"] < gate.top1_agreement:
+        fails.append(f"expression top-1 agreement {metrics['expression_top1_agreement']:.4f} < {gate.top1_agreement}")
+    return fails
+
+
+def gate_dict(precision: str) -> dict:
+    return {k: v for k, v in asdict(GATES[precision]).items() if v is not None}

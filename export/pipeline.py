@@ -1,0 +1,424 @@
+"""The whole export: checkpoint -> faces -> one converter per format -> parity gates -> bundle.
+
+:func:`export_bundle` is what ``facelive-export`` runs. Order matters for the
+bad-input rules: everything cheap (formats, precisions, converters installed,
+output folder, checkpoint, calibration folder) is checked before anything slow,
+and all files go to a temporary folder that becomes the bundle only when every
+gate passed (or ``allow_parity_failure``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS, Manifest, Outputs
+
+from . import parity as parity_mod
+from .bundle import BundleWriter, file_name, size_bytes
+from .calibration import DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES, FaceSet, collect_faces
+from .errors import ExportError, ParityGateError, check_format_available, require
+from .metadata import key_fields
+from .progress import Progress, human_size, summary_table
+from .source import CheckpointSource, load_source, resolve_thresholds
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "facelivenet"
+MAX_INT8_BYTES = 1_600_000  # 1.6 MB (decimal), for the int8 ONNX and int8 TFLite files
+SIZE_GATED = (("onnx", "int8"), ("tflite", "int8"))
+DATA_ENV = "FACELIVE_DATA"
+
+
+def parse_choices(text: str | Sequence[str], valid: Sequence[str], what: str) -> tuple[str, ...]:
+    """``"onnx,tflite"`` -> ("onnx", "tflite") in canonical order; ExportError listing the valid ones."""
+    items = [t.strip().lower() for t in (text.split(",") if isinstance(text, str) else text)]
+    items = [t for t in items if t]
+    if not items:
+        raise ExportError(f"no {what} given; valid: {', '.join(valid)}")
+    unknown = [t for t in items if t not in valid]
+    if unknown:
+        raise ExportError(f"unknown {what} {', '.join(repr(u) for u in unknown)}; valid: {', '.join(valid)}")
+    return tuple(v for v in valid if v in items)
+
+
+@dataclass
+class ExportOptions:
+    out: Path
+    checkpoint: Path | None = None
+    formats: tuple[str, ...] = FORMATS
+    precisions: tuple[str, ...] = PRECISIONS
+    calib: Path | None = None
+    parity_data: Path | None = None
+    detector: Path | None = None  # copied into the bundle when given
+    calib_count: int = MIN_CALIB_FACES
+    min_calib: int = MIN_CALIB_FACES
+    parity_count: int = DEFAULT_PARITY_FACES
+    min_parity: int = MIN_PARITY_FACES
+    tflite_layout: str | None = None  # None: the checkpoint's preprocessing layout
+    opset: int = 18
+    simplify: bool = True
+    onnx_calibration: str = "minmax"
+    allow_parity_failure: bool = False
+    force: bool = False
+    thresholds: Path | None = None
+    evaluation: Path | None = None
+    cache_dir: Path | None = None
+    seed: int = 0
+    threads: int = 0
+    max_int8_bytes: int = MAX_INT8_BYTES
+    progress: bool = True
+    verbose: bool = False
+
+
+@dataclass
+class FileResult:
+    rel: str
+    fmt: str
+    precision: str
+    layout: str
+    parity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.fmt}/{self.precision}"
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("facelivenet", "torch", "onnx", "onnxscript", "onnxruntime", "litert-torch", "ai-edge-quantizer",
+                 "ai-edge-litert", "coremltools"):
+        try:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _default_calib() -> Path:
+    root = os.environ.get(DATA_ENV)
+    if root and (Path(root) / "lfw" / "images").is_dir():
+        return Path(root) / "lfw" / "images"
+    raise ExportError(f"no --calib DIR given (a folder of face images) and ${DATA_ENV}/lfw/images does not exist")
+
+
+class _Exporter:
+    """State shared by the per-format steps of one export."""
+
+    def __init__(self, opts: ExportOptions, source: CheckpointSource, calib: FaceSet, parity_faces: FaceSet,
+                 writer: BundleWriter, work: Path, progress: Progress, thresholds: Any):
+        self.opts = opts
+        self.source = source
+        self.pre = source.preprocess
+        self.calib = calib
+        self.parity_faces = parity_faces
+        self.writer = writer
+        self.work = work
+        self.progress = progress
+        self.thresholds = thresholds
+        self.outputs = Outputs(embedding_dim=source.embedding_dim)
+        self.threads = opts.threads or (os.cpu_count() or 1)
+        self._ref: tuple[np.ndarray, np.ndarray] | None = None
+        self.results: list[FileResult] = []
+
+    # ------------------------------------------------------------------ shared pieces
+
+    def reference(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._ref is None:
+            from .wrappers import torch_reference
+
+            self._ref = torch_reference(self.source.model, self.parity_faces.tensor(self.pre, "NCHW"))
+        return self._ref
+
+    def fields(self, fmt: str, precision: str, layout: str, float_layers: list[str] | None = None) -> dict[str, Any]:
+        return key_fields(model_name=MODEL_NAME, model_version=self.source.model_version,
+                          checkpoint_sha256=self.source.sha256, fmt=fmt, precision=precision, layout=layout,
+                          preprocess=self.pre, outputs=self.outputs, thresholds=self.thresholds,
+                          float_layers=float_layers)
+
+    def measure(self, fmt: str, precision: str, path: Path, layout: str) -> dict[str, Any]:
+        from .runners import runner_for
+
+        ref_emb, ref_logits = self.reference()
+        emb, logits = runner_for(fmt, path, self.threads)(self.parity_faces.tensor(self.pre, layout))
+        metrics = parity_mod.measure(ref_emb, ref_logits, emb, logits)
+        failures = parity_mod.check(precision, metrics)
+        return {**metrics, "gate": parity_mod.gate_dict(precision), "passed": not failures, "failures": failures}
+
+    def gated(self, fmt: str, precision: str, layout: str,
+              build: Callable[[list[str]], tuple[Path, dict[str, Any]]]) -> FileResult:
+        """Build (and for int8 rebuild with more layers in float) until the gate passes."""
+        from .wrappers import INT8_FLOAT_LEVELS
+
+        levels = [list(level) for level in INT8_FLOAT_LEVELS] if precision == "int8" else [[]]
+        attempts = []
+        for n, float_modules in enumerate(levels):
+            path, extra = build(float_modules)
+            result = self.measure(fmt, precision, path, layout)
+            result.update(extra)
+            if precision == "int8":
+                result["float_layers"] = float_modules
+                attempts.append({k: result[k] for k in ("float_layers", "cosine_mean", "cosine_min",
+                                                        "expression_top1_agreement", "failures")})
+            if result["passed"]:
+                break
+            if n + 1 < len(levels):
+                self.progress.note(f"{fmt} {precision} missed the gate ({'; '.join(result['failures'])}); "
+                                   f"retrying with {', '.join(levels[n + 1])} kept in float")
+        if precision == "int8":
+            result["attempts"] = attempts
+        return self.finish(fmt, precision, layout, result)
+
+    def finish(self, fmt: str, precision: str, layout: str, parity: dict[str, Any]) -> FileResult:
+        rel = file_name(fmt, precision)
+        size = size_bytes(self.writer.path(rel))
+        if (fmt, precision) in SIZE_GATED:
+            parity["size_limit_bytes"] = self.opts.max_int8_bytes
+            if size > self.opts.max_int8_bytes:
+                parity.setdefault("failures", []).append(
+                    f"size {human_size(size)} > {human_size(self.opts.max_int8_bytes)}")
+                parity["passed"] = False
+        res = FileResult(rel, fmt, precision, layout, parity)
+        self.results.append(res)
+        return res
+
+    # ------------------------------------------------------------------ ONNX
+
+    def onnx(self, precisions: Sequence[str]) -> None:
+        from . import onnx_export, quantize_onnx
+        from .wrappers import ExportModel
+
+        layout = self.pre.layout
+        with self.progress.step("onnx fp32: torch.onnx.export (dynamo)"):
+            fp32, scopes = onnx_export.export_fp32(ExportModel(self.source.model, layout), self.pre.input_size,
+                                                   self.opts.opset)
+            simplifier = None
+            if self.opts.simplify:
+                fp32, simplifier = onnx_export.simplify(fp32)
+        info = {"opset": self.opts.opset, "simplified_with": simplifier}
+
+        def write(proto: Any, precision: str, float_layers: list[str] | None = None) -> Path:
+            onnx_export.set_metadata(proto, self.fields("onnx", precision, layout, float_layers),
+                                     doc="FaceLiveNet: inputs 'input', outputs 'embedding', 'expression_logits'")
+            return onnx_export.save(proto, self.writer.path(file_name("onnx", precision)))
+
+        if "fp32" in precisions:
+            with self.progress.step("onnx fp32: parity"):
+                self.gated("onnx", "fp32", layout, lambda _: (write(fp32, "fp32"), dict(info)))
+        if "fp16" in precisions:
+            with self.progress.step("onnx fp16: convert + parity"):
+                self.gated("onnx", "fp16", layout,
+                           lambda _: (write(onnx_export.to_fp16(fp32), "fp16"), {**info, "io": "float32"}))
+        if "int8" in precisions:
+            calib = self.calib.tensor(self.pre, layout)
+
+            def build(float_modules: list[str]) -> tuple[Path, dict[str, Any]]:
+                proto, kept = quantize_onnx.quantize_int8(fp32, scopes, calib, float_modules,
+                                                          self.opts.onnx_calibration)
+                onnx_export.compact_names(proto)
+                return write(proto, "int8", float_modules), {
+                    **info, "quantisation": {"method": "onnxruntime quantize_static", "format": "QDQ",
+                                             "weights": "int8 per-channel symmetric", "activations": "int8 asymmetric",
+                                             "calibration": self.opts.onnx_calibration,
+                                             "calibration_faces": len(self.calib)},
+                    "float_op_types": sorted({n.op_type for n in fp32.graph.node if n.name in set(kept)})}
+
+            with self.progress.step(f"onnx int8: static QDQ on {len(self.calib)} faces + parity"):
+                self.gated("onnx", "int8", layout, build)
+
+    # ------------------------------------------------------------------ TFLite
+
+    def tflite(self, precisions: Sequence[str]) -> None:
+        from . import tflite_export
+        from .wrappers import ExportModel
+
+        layout = self.opts.tflite_layout or self.pre.layout
+        fp32_work = self.work / "fp32.tflite"
+        with self.progress.step(f"tflite fp32: litert-torch convert ({layout})"):
+            tflite_export.convert_fp32(ExportModel(self.source.model, layout, as_dict=True), self.pre.input_size,
+                                       fp32_work, verbose=self.opts.verbose)
+        info = {"layout": layout, "batch": 1, "signature": tflite_export.SIGNATURE}
+
+        def place(src: Path, precision: str, float_layers: list[str] | None = None) -> Path:
+            dst = self.writer.path(file_name("tflite", precision))
+            if src != dst:
+                dst.write_bytes(src.read_bytes())
+            return tflite_export.finalize(dst, self.fields("tflite", precision, layout, float_layers))
+
+        if "fp32" in precisions:
+            with self.progress.step("tflite fp32: parity"):
+                self.gated("tflite", "fp32", layout, lambda _: (place(fp32_work, "fp32"), dict(info)))
+        if "fp16" in precisions:
+            def build16(_: list[str]) -> tuple[Path, dict[str, Any]]:
+                dst = self.writer.path(file_name("tflite", "fp16"))
+                tflite_export.quantize_fp16(fp32_work, dst)
+                return place(dst, "fp16"), {**info, "quantisation": "fp16 weights (float casting), float compute"}
+
+            with self.progress.step("tflite fp16: weights + parity"):
+                self.gated("tflite", "fp16", layout, build16)
+        if "int8" in precisions:
+            calib = self.calib.tensor(self.pre, layout)
+
+            def build8(float_modules: list[str]) -> tuple[Path, dict[str, Any]]:
+                dst = self.writer.path(file_name("tflite", "int8"))
+                regexes = tflite_export.quantize_int8(fp32_work, dst, calib, float_modules)
+                return place(dst, "int8", float_modules), {
+                    **info, "quantisation": {"method": "ai-edge-quantizer static_wi8_ai8",
+                                             "weights": "int8 per-channel symmetric", "activations": "int8 asymmetric",
+                                             "ranges": "min/max over all calibration faces",
+                                             "io": "float32", "calibration_faces": len(self.calib)},
+                    "float_scopes": regexes}
+
+            with self.progress.step(f"tflite int8: static on {len(self.calib)} faces + parity"):
+                self.gated("tflite", "int8", layout, build8)
+
+    # ------------------------------------------------------------------ CoreML
+
+    def coreml(self, precisions: Sequence[str]) -> None:
+        from . import coreml_export
+        from .wrappers import ExportModel
+
+        layout = self.pre.layout
+        model = ExportModel(self.source.model, layout)
+        fp16 = None
+        for precision in precisions:
+            with self.progress.step(f"coreml {precision}: coremltools mlprogram"):
+                if precision == "int8" and fp16 is not None:
+                    ml = coreml_export.quantize_weights_int8(fp16)
+                else:
+                    ml = coreml_export.convert(model, self.pre.input_size, precision)
+                    if precision == "fp16":
+                        fp16 = ml
+                coreml_export.set_metadata(ml, self.fields("coreml", precision, layout))
+                path = coreml_export.save(ml, self.writer.path(file_name("coreml", precision)))
+                spec = coreml_export.check_spec(path, self.pre.input_size, self.source.embedding_dim, precision, layout)
+                extra = {"spec_check": "passed", "spec": spec,
+                         "quantisation": "int8 weights (linear symmetric, per channel), fp16 compute"
+                         if precision == "int8" else f"{precision} compute"}
+                if coreml_export.can_predict():
+                    result = self.measure("coreml", precision, path, layout)
+                    result.update(extra)
+                else:
+                    result = {"measured": False, "passed": None, "reason": "not measured: CoreML prediction needs macOS",
+                              "gate": parity_mod.gate_dict(precision), **extra}
+                self.finish("coreml", precision, layout, result)
+
+
+def export_bundle(opts: ExportOptions) -> dict[str, Any]:
+    """Run the export; returns the summary (the object ``--json`` prints). Raises ExportError."""
+    t_start = time.perf_counter()
+    formats = parse_choices(opts.formats, FORMATS, "format")
+    precisions = parse_choices(opts.precisions, PRECISIONS, "precision")
+    if opts.tflite_layout not in (None, "NCHW", "NHWC"):
+        raise ExportError(f"unknown TFLite layout {opts.tflite_layout!r}; valid: NCHW, NHWC")
+    for fmt in formats:
+        check_format_available(fmt)
+    calib_dir = Path(opts.calib) if opts.calib else _default_calib()
+    if not calib_dir.is_dir():
+        raise ExportError(f"calibration folder {calib_dir} does not exist" if not calib_dir.exists()
+                          else f"calibration folder {calib_dir} is not a folder")
+    if opts.detector is not None and not Path(opts.detector).is_file():
+        raise ExportError(f"detector {opts.detector} does not exist")
+
+    import cv2
+
+    torch = require("torch", "torch", "loading the checkpoint")
+    saved_threads = (torch.get_num_threads(), cv2.getNumThreads())
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+        cv2.setNumThreads(opts.threads)
+    try:
+        return _export(opts, formats, precisions, calib_dir, t_start)
+    finally:  # a library call must not leave the caller's process single-threaded
+        torch.set_num_threads(saved_threads[0])
+        cv2.setNumThreads(saved_threads[1])
+
+
+def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str, ...], calib_dir: Path,
+            t_start: float) -> dict[str, Any]:
+    steps = 3 + sum({"onnx": 1 + len(precisions), "tflite": 1 + len(precisions), "coreml": len(precisions)}[f]
+                    for f in formats)
+    progress = Progress(steps, enabled=opts.progress, capture=not opts.verbose)
+    with BundleWriter(opts.out, force=opts.force) as writer, tempfile.TemporaryDirectory(prefix="facelive-export-") as work:
+        with progress.step("checkpoint"):
+            source = load_source(opts.checkpoint)
+            thresholds, thresholds_info = resolve_thresholds(source, opts.thresholds, opts.evaluation)
+            progress.note(f"{source.path} (sha256 {source.sha256[:12]}..., stages {source.completed_stages}); "
+                          f"thresholds: {thresholds_info['source']}")
+        with progress.step(f"faces: detect + align from {calib_dir}"):
+            calib, parity_faces = collect_faces(
+                calib_dir, source.preprocess, detector=opts.detector, calib_count=opts.calib_count,
+                min_calib=opts.min_calib, parity_count=opts.parity_count, min_parity=opts.min_parity,
+                parity_dir=opts.parity_data, cache_dir=opts.cache_dir, seed=opts.seed, progress=False)
+            progress.note(f"{len(calib)} calibration faces, {len(parity_faces)} held-out parity faces")
+        ex = _Exporter(opts, source, calib, parity_faces, writer, Path(work), progress, thresholds)
+        with progress.step("torch reference on the parity faces"):
+            ex.reference()
+        for fmt in formats:
+            getattr(ex, fmt)(precisions)
+
+        detector_record = writer.copy_detector(opts.detector) if opts.detector else None
+        files = tuple(writer.entry(r.rel, r.fmt, r.precision, r.layout) for r in ex.results)
+        manifest = Manifest(
+            model_name=MODEL_NAME,
+            model_version=source.model_version,
+            checkpoint_sha256=source.sha256,
+            files=files,
+            preprocess=source.preprocess,
+            outputs=ex.outputs,
+            thresholds=thresholds,
+            provenance={
+                "datasets": source.training_provenance()["datasets"],
+                "training": source.training_provenance(),
+                "checkpoint": {"file": source.path.name, "sha256": source.sha256,
+                               "completed_stages": source.completed_stages},
+                "calibration_faces": calib.record(),
+                "parity_faces": parity_faces.record(),
+                "thresholds": thresholds_info,
+                "exporter": _versions(),
+                "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            },
+            parity={r.key: {"path": r.rel, **r.parity} for r in ex.results},
+            detector=detector_record,
+        )
+        rows = [{"path": f.path, "format": f.format, "precision": f.precision, "layout": f.layout,
+                 "size_bytes": f.size_bytes, "sha256": f.sha256, "parity": manifest.parity[f"{f.format}/{f.precision}"]}
+                for f in files]
+        failed = [r for r in rows if r["parity"].get("passed") is False]
+        table = summary_table(rows)
+        if failed and not opts.allow_parity_failure:
+            detail = " | ".join(f"{r['path']}: {'; '.join(r['parity']['failures'])}" for r in failed)
+            raise ParityGateError(f"parity gate failed, no bundle written ({detail}); "
+                                  "pass --allow-parity-failure to write it anyway", table)
+        writer.publish(manifest)
+    summary = {
+        "bundle": str(Path(opts.out)),
+        "manifest": str(Path(opts.out) / "manifest.json"),
+        "checkpoint": {"path": str(source.path), "sha256": source.sha256, "completed_stages": source.completed_stages},
+        "model_version": source.model_version,
+        "files": [{k: v for k, v in r.items() if k != "parity"} | {"parity": _short(r["parity"])} for r in rows],
+        "gates_passed": not failed,
+        "thresholds": manifest.to_dict()["thresholds"],
+        "calibration_faces": len(calib),
+        "parity_faces": len(parity_faces),
+        "detector": detector_record,
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "table": table,
+    }
+    return summary
+
+
+def _short(p: dict[str, Any]) -> dict[str, Any]:
+    keys = ("passed", "cosine_mean", "cosine_min", "expression_top1_agreement", "faces", "failures",
+            "float_layers", "measured", "reason", "spec_check")
+    return {k: p[k] for k in keys if k in p}

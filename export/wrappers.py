@@ -1,0 +1,91 @@
+"""The torch module every converter sees: one forward pass, two named outputs.
+
+:class:`ExportModel` wraps a FaceLiveNet so that
+
+- the outputs are ``embedding`` (L2-normalised) and ``expression_logits``
+  (softmax is left to the runtime: ``expression_softmax_inside = False``);
+- the L2 normalisation sits in its own submodule, ``l2norm``, so the int8
+  quantisers can find it by name and keep it in float (DESIGN.md section 8);
+- the input may be NHWC (``layout="NHWC"``), the natural layout of a phone's
+  camera buffer; the transpose is part of the graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INPUT_NAME = "input"
+OUTPUT_NAMES = ("embedding", "expression_logits")
+
+# Module paths (inside ExportModel) of the layers int8 export may keep in float.
+FLOAT_TAIL = ("l2norm",)
+FIRST_CONV = ("net.stem.0",)
+EMBEDDING_HEAD = ("net.bottleneck", "net.bottleneck_bn")
+EXPRESSION_HEAD = ("net.expression_head",)
+SENSITIVE_LAYERS = FIRST_CONV + EMBEDDING_HEAD + EXPRESSION_HEAD
+# What an int8 export tries, in order, until the gates pass: the L2 normalisation
+# tail always in float (DESIGN.md section 8); then also the first convolution (it
+# sees the raw pixels) and the expression head (408 x 7 weights: a few kB in
+# float); last also the embedding head (+0.16 MB in float: may break the size limit).
+INT8_FLOAT_LEVELS: tuple[tuple[str, ...], ...] = (
+    FLOAT_TAIL,
+    FLOAT_TAIL + FIRST_CONV + EXPRESSION_HEAD,
+    FLOAT_TAIL + SENSITIVE_LAYERS,
+)
+
+
+class L2Normalize(nn.Module):
+    """``F.normalize(x, dim=1)``, as the model's own forward computes it."""
+
+    def __init__(self, eps: float = 1e-12):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=1, eps=self.eps)
+
+
+class ExportModel(nn.Module):
+    """FaceLiveNet with named outputs, a separate normalisation tail and an optional NHWC input."""
+
+    def __init__(self, net: nn.Module, layout: str = "NCHW", as_dict: bool = False):
+        super().__init__()
+        if layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
+        self.net = net.eval()
+        self.l2norm = L2Normalize()
+        self.layout = layout
+        self.as_dict = as_dict
+        self.eval()
+
+    def forward(self, input: torch.Tensor):  # noqa: A002 - the name litert-torch gives the signature input
+        x = input
+        if self.layout == "NHWC":
+            x = x.permute(0, 3, 1, 2)
+        out = self.net.features(x)
+        embedding = self.l2norm(out.prelogits)
+        if self.as_dict:  # litert-torch names the signature outputs after the keys
+            return {OUTPUT_NAMES[0]: embedding, OUTPUT_NAMES[1]: out.expression_logits}
+        return embedding, out.expression_logits
+
+
+def sample_input(input_size: int, layout: str = "NCHW", batch: int = 1) -> torch.Tensor:
+    """A placeholder tensor for tracing (never used to measure anything)."""
+    shape = (batch, 3, input_size, input_size) if layout == "NCHW" else (batch, input_size, input_size, 3)
+    return torch.zeros(shape, dtype=torch.float32)
+
+
+@torch.no_grad()
+def torch_reference(net: nn.Module, batch_nchw, batch_size: int = 64):
+    """The torch model's (embedding, expression_logits) on a float32 NCHW numpy batch."""
+    import numpy as np
+
+    net = net.eval()
+    embs, logits = [], []
+    for i in range(0, len(batch_nchw), batch_size):
+        e, l = net(torch.from_numpy(np.ascontiguousarray(batch_nchw[i:i + batch_size])))
+        embs.append(e.numpy())
+        logits.append(l.numpy())
+    return np.concatenate(embs), np.concatenate(logits)

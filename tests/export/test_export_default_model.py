@@ -1,0 +1,68 @@
+"""The shipped default checkpoint, exported to ONNX int8 with the real gates on real faces.
+
+Runs in CI (not marked slow) once ``training/default_model/model.pt`` exists;
+skipped, with that reason, before. The slow variant exports every format.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from facelivenet.edge_runtime.manifest import load_manifest
+
+
+@pytest.fixture(scope="module")
+def default_checkpoint():
+    from facelivenet.export.source import default_checkpoint
+
+    path = default_checkpoint()
+    if not path.is_file():
+        pytest.skip(f"no default model shipped yet at {path} (training/default_model/model.pt)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lfw_images(data_root):
+    path = data_root / "lfw" / "images"
+    if not path.is_dir():
+        pytest.skip(f"LFW images absent from the data folder ({path})")
+    return path
+
+
+def test_default_checkpoint_exports_to_onnx_int8_within_the_gates(onnx_converters, default_checkpoint, lfw_images,
+                                                                   detector_path, tmp_path, capsys):
+    from facelivenet.export.cli import main
+
+    out = tmp_path / "bundle"
+    code = main(["--out", str(out), "--formats", "onnx", "--precisions", "int8", "--calib", str(lfw_images),
+                 "--detector", str(detector_path), "--json", "-q"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["gates_passed"] and summary["calibration_faces"] >= 200
+    manifest = load_manifest(out)
+    f = manifest.file_for("onnx", "int8")
+    p = manifest.parity["onnx/int8"]
+    assert p["passed"] and p["cosine_mean"] >= 0.995 and p["cosine_min"] >= 0.98
+    assert p["expression_top1_agreement"] >= 0.99 and p["faces"] >= 16
+    assert f.size_bytes <= 1_600_000
+    assert manifest.checkpoint_sha256 == summary["checkpoint"]["sha256"]
+
+
+@pytest.mark.slow
+def test_default_checkpoint_exports_every_format(converters, default_checkpoint, lfw_images, detector_path, tmp_path,
+                                                  capsys):
+    from facelivenet.export.cli import main
+
+    out = tmp_path / "bundle"
+    code = main(["--out", str(out), "--calib", str(lfw_images), "--detector", str(detector_path), "--json", "-q"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    manifest = load_manifest(out)
+    assert len(manifest.files) == 9
+    for key, p in manifest.parity.items():
+        assert p["passed"] in (True, None), (key, p)  # None: CoreML off macOS
+    for fmt in ("onnx", "tflite"):
+        assert manifest.file_for(fmt, "int8").size_bytes <= 1_600_000
