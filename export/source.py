@@ -98,7 +98,7 @@ class CheckpointSource:
             for key in ("num_images", "images_sha256"):
                 if key in info:
                     entry[key] = info[key]
-            if "classes" in info:
+            if info.get("classes"):  # Stage 1 only; Stage 2's classes are the expression labels
                 entry["num_classes"] = len(info["classes"])
             stages[stage] = entry
             name, terms = prov.get("dataset"), prov.get("terms")
