@@ -24,6 +24,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .cli_logging import setup_cli_logging
 from .errors import FaceLiveError
 
 log = logging.getLogger("facelivenet.edge_runtime.cli")
@@ -306,26 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to the current ``sys.stderr`` (which tests and embedding apps may swap)."""
-
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: D401
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
-
-
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    root = logging.getLogger("facelivenet")
-    root.setLevel(level)
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("facelive: %(levelname)s: %(message)s"))
-        root.addHandler(handler)
+    setup_cli_logging(PROG, verbose, quiet)
 
 
 def _fail(args: argparse.Namespace, message: str, kind: str, code: int) -> int:

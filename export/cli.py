@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from facelivenet.edge_runtime.cli_logging import setup_cli_logging
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS
 
@@ -104,24 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _StderrHandler(logging.StreamHandler):
-    @property  # type: ignore[override]
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
-
-
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    root = logging.getLogger("facelivenet")
-    root.setLevel(level)
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
-        root.addHandler(handler)
+    setup_cli_logging(PROG, verbose, quiet)
     if verbose < 2:  # converters are chatty
         warnings.filterwarnings("ignore")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
