@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from facelivenet.edge_runtime.detection import resolve_detector_path
+from facelivenet.edge_runtime.manifest import sha256_file
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, normalize
 
 from .errors import ExportError
@@ -69,16 +70,8 @@ class FaceSet:
         }
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def images_digest(paths: Sequence[str | Path]) -> str:
-    return hashlib.sha256("\n".join(sorted(file_sha256(p) for p in paths)).encode()).hexdigest()
+    return hashlib.sha256("\n".join(sorted(sha256_file(p) for p in paths)).encode()).hexdigest()
 
 
 def list_images(folder: str | Path, what: str = "calibration folder") -> list[Path]:

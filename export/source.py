@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facelivenet.edge_runtime.manifest import Thresholds
+from facelivenet.edge_runtime.manifest import Thresholds, sha256_file
 from facelivenet.edge_runtime.preprocess import PreprocessConfig
 
 from .errors import ExportError, require
@@ -120,7 +120,7 @@ def load_source(path: str | Path | None) -> CheckpointSource:
         model = ckpt_io.model_from_checkpoint(blob)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ExportError(f"checkpoint {resolved} does not hold a usable FaceLiveNet model: {exc}") from exc
-    return CheckpointSource(resolved, ckpt_io.sha256_of(resolved), blob, config, model.eval())
+    return CheckpointSource(resolved, sha256_file(resolved), blob, config, model.eval())
 
 
 # --------------------------------------------------------------------------- thresholds

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 
 from facelivenet.edge_runtime.errors import FaceLiveError
+from facelivenet.edge_runtime.manifest import sha256_file
 
 from .config import ModelConfig, TrainConfig, diff_configs, from_dict, to_dict
 from .model import FaceLiveNet
@@ -52,14 +52,6 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a facelivenet checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], expect: ModelConfig | None = None) -> FaceLiveNet:

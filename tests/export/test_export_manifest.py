@@ -15,7 +15,7 @@ from .conftest import TINY_CALIB, TINY_PRE
 
 
 def test_manifest_validates_and_matches_the_checkpoint(tiny_bundle, tiny_checkpoint):
-    from facelivenet.training.checkpoint import sha256_of
+    from facelivenet.edge_runtime.manifest import sha256_file as sha256_of
 
     bundle, summary = tiny_bundle
     data = json.loads((bundle / MANIFEST_NAME).read_text())

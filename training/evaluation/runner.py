@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facelivenet.edge_runtime.manifest import sha256_file
 from facelivenet.edge_runtime.preprocess import PreprocessConfig
 
 from .. import checkpoint as ckpt_io
@@ -95,7 +96,7 @@ def load_checkpoint(path: str | Path | None, expect: ModelConfig | None = None) 
     blob = ckpt_io.load(resolved)
     model = ckpt_io.model_from_checkpoint(blob, expect=expect)
     config = from_dict(TrainConfig, blob["config"])
-    return LoadedCheckpoint(resolved, ckpt_io.sha256_of(resolved), blob, config, model)
+    return LoadedCheckpoint(resolved, sha256_file(resolved), blob, config, model)
 
 
 @dataclass
