@@ -24,13 +24,13 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from . import cli_runtime
 from .cli_logging import setup_cli_logging
 from .errors import FaceLiveError
 
 log = logging.getLogger("facelivenet.edge_runtime.cli")
 
 PROG = "facelive"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 # Exit codes: 0 success, 1 a FaceLiveError (bad input, bad bundle, ...),
 # 2 command-line usage (argparse), 3 an unexpected internal error, 130 Ctrl-C.
@@ -158,19 +158,6 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_detect)
 
 
-def _expand_images(paths: Sequence[Path]) -> list[Path]:
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise CliError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            out.extend(found)
-        else:
-            out.append(path)  # a missing file is reported per image by read_image
-    return out
-
-
 def _face_dict(face: Any) -> dict[str, Any]:
     return {
         "box": [round(float(v), 2) for v in face.box],
@@ -185,6 +172,7 @@ def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
     from .detection import YuNetDetector, resolve_detector_path
     from .imageio import read_image
     from .preprocess import PreprocessConfig, face_crop
+    from .sources import expand_image_paths
 
     if not 0.0 <= args.score_threshold <= 1.0:
         raise CliError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
@@ -198,7 +186,7 @@ def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
             args.save_crops.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CliError(f"cannot create --save-crops folder {args.save_crops}: {exc}") from exc
-    images = _expand_images(args.images)
+    images = expand_image_paths(args.images)
     detector_path = resolve_detector_path(args.detector, bundle_dir=args.bundle)
     detector = YuNetDetector(detector_path, score_threshold=args.score_threshold)
     log.info("detector %s, %d image(s)", detector_path, len(images))
@@ -267,11 +255,15 @@ def _detect_line(r: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- registry
 
-# Subcommands, in the order ``facelive --help`` lists them. Later issues add
-# here: verify, enroll, auth, calibrate (model-running commands share
-# --bundle, --format onnx|tflite|coreml, --precision fp32|fp16|int8 and
-# --threads N; see DESIGN.md section 6 for their JSON contracts).
+# Subcommands, in the order ``facelive --help`` lists them. The model-running
+# ones live in cli_runtime and share --bundle, --format, --precision, --threads
+# (DESIGN.md section 6 has their JSON contracts).
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    cli_runtime.add_enroll,
+    cli_runtime.add_auth,
+    cli_runtime.add_verify,
+    cli_runtime.add_calibrate,
+    cli_runtime.add_users,
     _add_inspect,
     _add_detect,
 ]
@@ -291,8 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
             Runs on numpy + OpenCV + onnxruntime, without torch."""
         ),
         epilog=_epilog(
+            "facelive enroll --user alice alice_photos/",
+            "facelive auth --user alice --source 0            # camera 0",
+            "facelive verify a.jpg b.jpg --json",
             "facelive inspect bundle/ --json",
-            "facelive detect photo.jpg --detector yunet_s_640_640.onnx",
             "facelive COMMAND --help       # options of one command",
         ),
         formatter_class=_HelpFormatter,
@@ -346,7 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(payload, sort_keys=False))
     elif text:
         print(text)
-    if code != EXIT_OK:
+    if code == cli_runtime.EXIT_REJECTED:
+        print(f"{PROG}: {_one_line(payload.get('message', 'rejected'))}", file=sys.stderr)
+    elif code != EXIT_OK:
         print(f"{PROG}: error: {_one_line(payload.get('error', 'failed'))}", file=sys.stderr)
     return code
 

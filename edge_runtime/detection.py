@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -16,6 +17,11 @@ import numpy as np
 from .errors import DetectorNotFoundError
 
 DETECTOR_ENV = "FACELIVE_DETECTOR"
+
+try:  # OpenCV's DNN warns on every detector load that targets are unsupported: noise for users
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:  # pragma: no cover - builds without the logging utils
+    pass
 DEFAULT_DETECTOR_NAME = "yunet_s_640_640.onnx"
 
 
@@ -35,6 +41,24 @@ class Face:
     def size(self) -> float:
         """The shorter side of the box, in pixels."""
         return float(min(self.box[2], self.box[3]))
+
+
+def pick_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
+    """The face an image is about: the one nearest the image centre, ties to the larger.
+
+    Used where a picture may show bystanders (LFW pairs, ``facelive verify``);
+    enrollment and authentication instead require exactly one face.
+    """
+    if not faces:
+        return None
+    h, w = image_shape[:2]
+    centre = np.array([w / 2.0, h / 2.0])
+
+    def cost(f: Face) -> float:
+        c = f.box[:2] + f.box[2:] / 2.0
+        return float(np.linalg.norm(c - centre) / max(h, w) - 0.1 * f.size / max(h, w))
+
+    return min(faces, key=cost)
 
 
 def resolve_detector_path(explicit: str | Path | None = None, bundle_dir: str | Path | None = None) -> Path:

@@ -10,7 +10,7 @@ import torch
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, normalize
 
 from .model import FaceLiveNet
-from .progress import progress as show_progress
+from facelivenet.edge_runtime.progress import progress as show_progress
 
 
 def input_batches(crops: np.ndarray, cfg: PreprocessConfig, batch_size: int = 256, flip: bool = False,

@@ -23,13 +23,13 @@ from typing import Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.detection import YuNetDetector
+from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.manifest import sha256_file
 
-from .data.face_cache import cache_root, pick_face
-from .progress import progress as show_progress
+from .data.face_cache import cache_root
+from facelivenet.edge_runtime.progress import progress as show_progress
 
 log = logging.getLogger(__name__)
 

@@ -115,3 +115,18 @@ def manifest_dict(build_bundle) -> dict:
     """A valid manifest as the parsed JSON dict (bundle files exist on disk)."""
     bundle, _ = build_bundle()
     return json.loads((bundle / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def runtime_model():
+    """The shipped default bundle's int8 ONNX model (what `facelive` runs by default)."""
+    from facelivenet.edge_runtime.face_model import FaceModel
+
+    return FaceModel(None, "onnx", "int8", threads=1)
+
+
+@pytest.fixture(scope="module")
+def runtime_pipeline(runtime_model, detector_path: Path):
+    from facelivenet.edge_runtime.face_pipeline import FacePipeline
+
+    return FacePipeline(runtime_model, detector_path=str(detector_path))

@@ -50,6 +50,9 @@ if image_path and detector_path:
     crop = face_crop(image, cfg, faces[0].landmarks)
     code = cli.main(["-q", "detect", image_path, "--detector", detector_path, "--json"])
     assert code == 0, code
+    # the model-running path too: the shipped bundle's int8 ONNX through the face pipeline
+    code = cli.main(["-q", "verify", image_path, image_path, "--detector", detector_path, "--json"])
+    assert code == 0, code
 else:  # no real data here: a synthetic image through the same alignment and normalisation
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (200, 180, 3), dtype=np.uint8)
@@ -93,8 +96,9 @@ def test_edge_runtime_runs_with_torch_blocked(tmp_path, mode):
     assert report["torch_loaded"] == []
     if real:
         assert report["faces"] == 1
-        detect_json = json.loads(proc.stdout)  # the CLI's one JSON object
-        assert detect_json["images"][0]["num_faces"] == 1
+        detect_out, verify_out = proc.stdout.strip().splitlines()  # one JSON object per command
+        assert json.loads(detect_out)["images"][0]["num_faces"] == 1
+        assert json.loads(verify_out)["score"] > 0.99  # an image against itself
 
 
 def test_no_torch_import_in_the_source():

@@ -7,7 +7,8 @@ from facelivenet.edge_runtime.detection import YuNetDetector
 from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, face_crop, normalize
 from facelivenet.training.data.datasets import FaceCropDataset
-from facelivenet.training.data.face_cache import load_or_build, pick_face
+from facelivenet.edge_runtime.detection import pick_face
+from facelivenet.training.data.face_cache import load_or_build
 
 
 def test_training_eval_tensors_equal_runtime_tensors(data_root, detector_path, tmp_path):

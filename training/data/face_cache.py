@@ -22,13 +22,13 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.detection import Face, YuNetDetector
+from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.manifest import sha256_file
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, face_crop
 
-from ..progress import progress as show_progress
+from facelivenet.edge_runtime.progress import progress as show_progress
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +63,6 @@ class AlignedFaces:
         for s in self.status:
             out[s] = out.get(s, 0) + 1
         return out
-
-
-def pick_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
-    """The face a curated data set is about: the one nearest the image centre, ties to the larger."""
-    if not faces:
-        return None
-    h, w = image_shape[:2]
-    centre = np.array([w / 2.0, h / 2.0])
-
-    def cost(f: Face) -> float:
-        c = f.box[:2] + f.box[2:] / 2.0
-        return float(np.linalg.norm(c - centre) / max(h, w) - 0.1 * f.size / max(h, w))
-
-    return min(faces, key=cost)
 
 
 def align_images(

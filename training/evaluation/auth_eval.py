@@ -34,7 +34,7 @@ import numpy as np
 
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
-from . import metrics
+from facelivenet.edge_runtime import metrics
 from .auth_protocol import DEFAULT_ASKED, cell_counts, jaffe_auth_pairs, parse_jaffe_name
 from .runner import EvalContext, run_pairs
 

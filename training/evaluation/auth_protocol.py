@@ -43,7 +43,7 @@ import numpy as np
 from facelivenet.edge_runtime.labels import canonical_label
 
 from .errors import ProtocolFileError
-from .metrics import CELLS, cell_name
+from facelivenet.edge_runtime.metrics import CELLS, cell_name
 
 log = logging.getLogger(__name__)
 

@@ -42,8 +42,9 @@ from torch import nn
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
 from ..data.readers import read_ckplus48
-from . import metrics, plots
-from ..progress import progress
+from facelivenet.edge_runtime import metrics
+from . import plots
+from facelivenet.edge_runtime.progress import progress
 from .runner import EvalContext
 
 log = logging.getLogger(__name__)

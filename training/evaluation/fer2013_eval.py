@@ -21,7 +21,8 @@ import numpy as np
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
 from ..data.readers import read_fer2013
-from . import metrics, plots
+from facelivenet.edge_runtime import metrics
+from . import plots
 from .runner import EvalContext
 
 QUICK_IMAGES = 300

@@ -44,7 +44,8 @@ import numpy as np
 
 from facelivenet.edge_runtime.errors import FaceLiveError
 
-from . import metrics, plots
+from facelivenet.edge_runtime import metrics
+from . import plots
 from .lfw_protocol import Pair, fold_people, lfw_pairs, pairs_people
 from .runner import EvalContext, run_pairs
 

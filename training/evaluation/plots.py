@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics import normalize_rows
+from facelivenet.edge_runtime.metrics import normalize_rows
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from .. import checkpoint as ckpt_io
 from ..config import ModelConfig, TrainConfig, from_dict
 from ..data.face_cache import STATUS_FALLBACK, STATUS_OK, AlignedFaces, AlignSource, load_or_build
 from ..features import input_batches, trunk_features
-from ..progress import progress
+from facelivenet.edge_runtime.progress import progress
 from ..model import FaceLiveNet, count_parameters
 from .errors import ProtocolFileError
 

@@ -17,7 +17,7 @@ from facelivenet.training.evaluation.auth_protocol import (
     parse_jaffe_name,
 )
 from facelivenet.training.evaluation.errors import ProtocolFileError
-from facelivenet.training.evaluation.metrics import CELLS
+from facelivenet.edge_runtime.metrics import CELLS
 
 CODES = {
     "AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral", "SA": "sadness", "SU": "surprise",

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelivenet.training.evaluation.metrics import confusion_matrix, roc_curve
+from facelivenet.edge_runtime.metrics import confusion_matrix, roc_curve
 from facelivenet.training.evaluation.plots import plot_confusion, plot_roc
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,7 +36,7 @@ def test_plot_confusion_writes_png(tmp_path: Path):
 def test_modules_import_without_torch():
     script = (
         "import sys; sys.modules['torch'] = None\n"
-        "import facelivenet.training.evaluation.metrics, facelivenet.training.evaluation.lfw_protocol\n"
+        "import facelivenet.edge_runtime.metrics, facelivenet.training.evaluation.lfw_protocol\n"
         "import facelivenet.training.evaluation.auth_protocol, facelivenet.training.evaluation.plots\n"
         "assert 'matplotlib' not in sys.modules, 'plots must import matplotlib lazily'\n"
     )

@@ -1,0 +1,207 @@
+"""Model backends behind one interface: a float32 batch in, (embedding, expression_logits) out.
+
+- ``onnx``: onnxruntime, CPU execution provider.
+- ``tflite``: LiteRT's interpreter (``ai_edge_litert``). The old ``tflite_runtime``
+  package is only a fallback, and only after a parity self-check against
+  reference outputs saved at export (DESIGN.md section 8: its 2.14 build runs
+  some int8 models silently wrong).
+- ``coreml``: coremltools on macOS (prediction does not exist on Linux).
+
+The input is always NCHW or NHWC exactly as the file declares (manifest
+``files[].layout``); callers prepare it with :func:`preprocess.normalize`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .errors import FaceLiveError
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "input"
+OUTPUT_NAMES = ("embedding", "expression_logits")
+BACKEND_FORMATS = ("onnx", "tflite", "coreml")
+
+
+class BackendError(FaceLiveError):
+    """A model file cannot be loaded or run by the chosen backend."""
+
+
+class ModelBackend(Protocol):
+    """What every backend offers."""
+
+    name: str  # e.g. "onnxruntime 1.23.2"
+    threads: int
+    load_ms: float
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 batch (layout of the file) -> (embedding [N, D], expression_logits [N, 7]), float32."""
+        ...
+
+
+def _module_version(module) -> str:
+    return str(getattr(module, "__version__", "?"))
+
+
+class OnnxRuntimeBackend:
+    """onnxruntime on CPU; the batch dimension is dynamic, so batches run in one call."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        try:
+            ort = importlib.import_module("onnxruntime")
+        except ImportError as exc:
+            raise BackendError("onnxruntime is not installed: pip install 'facelivenet[edge]'") from exc
+        start = time.perf_counter()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BackendError(f"onnxruntime cannot load {Path(path).name}: {exc}") from exc
+        self._input = self._session.get_inputs()[0].name
+        self.load_ms = (time.perf_counter() - start) * 1000.0
+        self.threads = max(1, int(threads))
+        self.name = f"onnxruntime {_module_version(ort)}"
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        emb, logits = self._session.run(list(OUTPUT_NAMES), {self._input: np.ascontiguousarray(batch, np.float32)})
+        return emb, logits
+
+
+class TfliteBackend:
+    """A TFLite interpreter (LiteRT or the legacy tflite_runtime) through its signature runner.
+
+    The files have a static batch of 1, as phones run them; a batch runs one face at a time.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1, module: str = "ai_edge_litert.interpreter") -> None:
+        try:
+            interp_mod = importlib.import_module(module)
+        except ImportError as exc:
+            raise BackendError(f"{module.split('.')[0]} is not installed: pip install 'facelivenet[edge]'") from exc
+        start = time.perf_counter()
+        try:
+            interpreter = interp_mod.Interpreter(model_path=str(path), num_threads=max(1, int(threads)))
+            self._runner = interpreter.get_signature_runner("serving_default")
+        except Exception as exc:  # the interpreter raises ValueError/RuntimeError variously
+            raise BackendError(f"{module} cannot load {Path(path).name}: {exc}") from exc
+        self.load_ms = (time.perf_counter() - start) * 1000.0
+        self.threads = max(1, int(threads))
+        root = importlib.import_module(module.split(".")[0])
+        self.name = f"{module.split('.')[0]} {_module_version(root)}"
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embs, logits = [], []
+        for x in np.asarray(batch, np.float32):
+            out = self._runner(**{INPUT_NAME: np.ascontiguousarray(x[None])})
+            embs.append(out[OUTPUT_NAMES[0]])
+            logits.append(out[OUTPUT_NAMES[1]])
+        return np.concatenate(embs).astype(np.float32), np.concatenate(logits).astype(np.float32)
+
+
+class CoreMLBackend:
+    """Core ML through coremltools; prediction exists only on macOS."""
+
+    MAX_BATCH = 32
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        if platform.system() != "Darwin":
+            raise BackendError("the coreml backend runs only on macOS; use --format onnx or tflite here")
+        try:
+            ct = importlib.import_module("coremltools")
+        except ImportError as exc:
+            raise BackendError("coremltools is not installed: pip install coremltools") from exc
+        start = time.perf_counter()
+        try:
+            self._model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        except Exception as exc:
+            raise BackendError(f"coremltools cannot load {Path(path).name}: {exc}") from exc
+        self.load_ms = (time.perf_counter() - start) * 1000.0
+        self.threads = max(1, int(threads))  # Core ML picks its own threads
+        self.name = f"coremltools {_module_version(ct)}"
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embs, logits = [], []
+        for i in range(0, len(batch), self.MAX_BATCH):
+            out = self._model.predict({INPUT_NAME: np.asarray(batch[i:i + self.MAX_BATCH], np.float32)})
+            embs.append(np.asarray(out[OUTPUT_NAMES[0]], dtype=np.float32))
+            logits.append(np.asarray(out[OUTPUT_NAMES[1]], dtype=np.float32))
+        return np.concatenate(embs), np.concatenate(logits)
+
+
+def parity_self_check(
+    backend: ModelBackend, inputs: np.ndarray, ref_embedding: np.ndarray, ref_logits: np.ndarray,
+    min_cosine: float = 0.98, min_agreement: float = 0.9,
+) -> dict[str, float]:
+    """Run ``inputs`` and compare with reference outputs; BackendError if the backend disagrees.
+
+    Cosine is between embeddings (L2-normalised first); agreement is of the top expression.
+    """
+    emb, logits = backend.run(inputs)
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+    cos = np.sum(unit(emb) * unit(ref_embedding), axis=1)
+    agree = float(np.mean(np.argmax(logits, 1) == np.argmax(ref_logits, 1)))
+    result = {"cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()), "expression_agreement": agree}
+    if result["cosine_min"] < min_cosine or agree < min_agreement:
+        raise BackendError(
+            f"{backend.name} fails the parity self-check (cosine min {result['cosine_min']:.4f} < {min_cosine} "
+            f"or expression agreement {agree:.3f} < {min_agreement}): this runtime computes this file wrongly; "
+            "install ai-edge-litert"
+        )
+    return result
+
+
+BackendFactory = Callable[[Path, int], ModelBackend]
+
+
+def open_backend(fmt: str, path: str | Path, threads: int = 1,
+                 self_check: Callable[[ModelBackend], object] | None = None) -> ModelBackend:
+    """Open ``path`` with the backend for ``fmt`` (onnx, tflite, coreml).
+
+    For tflite, LiteRT is used when installed; otherwise ``tflite_runtime`` is tried,
+    and only if ``self_check`` is given and passes (it raises on disagreement).
+    The caller verifies the file's hash first (see :mod:`runtime_model`).
+    """
+    if threads < 1:
+        raise BackendError(f"threads must be >= 1, got {threads}")
+    path = Path(path)
+    if fmt == "onnx":
+        return OnnxRuntimeBackend(path, threads)
+    if fmt == "coreml":
+        return CoreMLBackend(path, threads)
+    if fmt != "tflite":
+        raise BackendError(f"unknown format {fmt!r}; choose one of {', '.join(BACKEND_FORMATS)}")
+    try:
+        importlib.import_module("ai_edge_litert.interpreter")
+    except ImportError:
+        pass
+    else:
+        return TfliteBackend(path, threads)
+    try:
+        importlib.import_module("tflite_runtime.interpreter")
+    except ImportError as exc:
+        raise BackendError("no TFLite interpreter: pip install ai-edge-litert") from exc
+    if self_check is None:
+        raise BackendError(
+            "only the legacy tflite_runtime is installed, and without reference outputs from the bundle it "
+            "cannot be checked (it runs some int8 models silently wrong): pip install ai-edge-litert"
+        )
+    backend = TfliteBackend(path, threads, module="tflite_runtime.interpreter")
+    self_check(backend)
+    log.warning("using the legacy tflite_runtime for %s: it passed the parity self-check", path.name)
+    return backend

@@ -1,0 +1,31 @@
+"""Where the runtime finds its model bundle: ``--bundle``, ``$FACELIVE_BUNDLE``, or the shipped default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ManifestError
+from .manifest import MANIFEST_NAME
+
+BUNDLE_ENV = "FACELIVE_BUNDLE"
+DEFAULT_BUNDLE_DIR = Path(__file__).resolve().with_name("default_bundle")
+
+
+def resolve_bundle_dir(explicit: str | Path | None = None) -> Path:
+    """The bundle folder to use; ManifestError naming what was tried when there is none.
+
+    An explicit path that is not a bundle is an error: it is never replaced by the default.
+    """
+    if explicit:
+        source, path = "--bundle", Path(explicit)
+    elif os.environ.get(BUNDLE_ENV):
+        source, path = f"${BUNDLE_ENV}", Path(os.environ[BUNDLE_ENV])
+    else:
+        source, path = "the shipped default bundle", DEFAULT_BUNDLE_DIR
+    if not path.is_dir():
+        raise ManifestError(f"{source}: {path} is not a folder; pass --bundle PATH to a bundle written by facelive-export")
+    if not (path / MANIFEST_NAME).is_file():
+        raise ManifestError(f"{source}: {path} holds no {MANIFEST_NAME}; pass --bundle PATH to a bundle written by "
+                            "facelive-export")
+    return path

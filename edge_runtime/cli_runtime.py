@@ -1,0 +1,392 @@
+"""``facelive`` subcommands that run the model: verify, calibrate, enroll, auth, users.
+
+They share the model options (``--bundle``, ``--format``, ``--precision``,
+``--threads``, ``--detector``); handlers follow :mod:`cli`'s conventions and
+return ``(exit_code, payload, text)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import reasons
+from .errors import FaceLiveError
+
+if TYPE_CHECKING:
+    from .session import SessionConfig
+
+EXIT_OK, EXIT_REJECTED = 0, 4
+DEFAULT_DB = "facelive.db"
+
+
+class RuntimeCliError(FaceLiveError):
+    """A command-line value the runtime cannot act on."""
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--bundle, --format, --precision, --threads, --detector (DESIGN.md section 6)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--bundle", metavar="BUNDLE", help="model bundle folder (default: $FACELIVE_BUNDLE, else the shipped one)")
+    g.add_argument("--format", choices=("onnx", "tflite", "coreml"), default="onnx", help="model file format (default onnx)")
+    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="int8", help="model precision (default int8)")
+    g.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads for the model (default 1)")
+    g.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
+    g.add_argument("--max-pixels", type=int, default=16_000_000, metavar="N",
+                   help="refuse images with more pixels than this (default 16,000,000)")
+
+
+def build_pipeline(args: argparse.Namespace, detect_every: int = 1):
+    """The FacePipeline the options describe (the model file's hash is verified on load)."""
+    from .detection import resolve_detector_path
+    from .face_model import FaceModel
+    from .face_pipeline import FacePipeline, PipelineConfig
+
+    if args.threads < 1:
+        raise RuntimeCliError(f"--threads must be >= 1, got {args.threads}")
+    if args.max_pixels < 1:
+        raise RuntimeCliError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    model = FaceModel(args.bundle, args.format, args.precision, args.threads)
+    detector = resolve_detector_path(args.detector, bundle_dir=model.bundle_dir)
+    cfg = PipelineConfig(detect_every=detect_every, max_image_pixels=args.max_pixels)
+    return FacePipeline(model, cfg=cfg, detector_path=str(detector))
+
+
+def _epilog(*examples: str) -> str:
+    return "examples:\n" + "\n".join(f"  {e}" for e in examples)
+
+
+def _parser(sub: argparse._SubParsersAction, name: str, help_: str, description: str, examples: list[str]):
+    return sub.add_parser(name, help=help_, description=textwrap.dedent(description), epilog=_epilog(*examples),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
+
+
+# ------------------------------------------------------------------ verify
+
+
+def add_verify(sub: argparse._SubParsersAction) -> None:
+    p = _parser(sub, "verify", "are two face images the same person? (or score a CSV of pairs)", """\
+        Compare the faces of IMG1 and IMG2 (the face nearest each image's centre)
+        by the cosine of their embeddings, against the bundle's verification
+        threshold (or --threshold). With --pairs CSV (header img1,img2[,label];
+        label 1 = same person, 0 = different; relative paths are relative to the
+        CSV), score every pair; with labels, also the accuracy at the threshold
+        and the TAR at each --far.""",
+        ["facelive verify a.jpg b.jpg", "facelive verify --pairs pairs.csv --far 1e-3,1e-2 --json"])
+    p.add_argument("images", nargs="*", metavar="IMG", type=Path, help="two images (or none with --pairs)")
+    p.add_argument("--pairs", metavar="CSV", type=Path, help="CSV of pairs: img1,img2[,label]")
+    p.add_argument("--threshold", type=float, metavar="COS", help="cosine threshold (default: the bundle's)")
+    p.add_argument("--far", default="1e-3", metavar="LIST", help="FARs for TAR@FAR with labelled pairs (default 1e-3)")
+    add_model_options(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_verify)
+
+
+def _parse_fars(text: str) -> list[float]:
+    try:
+        fars = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise RuntimeCliError(f"--far must be numbers like 1e-3,1e-2, got {text!r}") from exc
+    if not fars or any(not 0 < f < 1 for f in fars):
+        raise RuntimeCliError(f"--far values must be in (0, 1), got {text!r}")
+    return fars
+
+
+def cmd_verify(args: argparse.Namespace):
+    from .verification import Pair, pair_metrics, read_pairs_csv, score_pairs
+
+    fars = _parse_fars(args.far)
+    if args.pairs is None and len(args.images) != 2:
+        raise RuntimeCliError("give two images (facelive verify IMG1 IMG2) or --pairs CSV")
+    if args.pairs is not None and args.images:
+        raise RuntimeCliError("give either two images or --pairs CSV, not both")
+    pairs = read_pairs_csv(args.pairs) if args.pairs else [Pair(args.images[0], args.images[1], None)]
+    pipeline = build_pipeline(args)
+    threshold = args.threshold if args.threshold is not None else pipeline.model.manifest.thresholds.verification_cosine
+    scores, errors = score_pairs(pipeline, pairs, progress=_progress_printer(args, "verify"))
+    if args.pairs is None:
+        if scores[0] is None:
+            raise RuntimeCliError(errors[0])
+        s = scores[0]
+        payload = {"score": round(s, 6), "match": s >= threshold, "threshold": threshold,
+                   "model": pipeline.model.description}
+        text = f"{'MATCH' if s >= threshold else 'NO MATCH'}: cosine {s:.4f} (threshold {threshold:.4f})"
+        return EXIT_OK, payload, text
+    payload: dict[str, Any] = {"pairs": len(pairs), "scored": sum(s is not None for s in scores),
+                               "threshold": threshold, "model": pipeline.model.description,
+                               "scores": [None if s is None else round(s, 6) for s in scores]}
+    if errors:
+        payload["failed"] = errors
+    labelled = [(s, p.label) for s, p in zip(scores, pairs) if s is not None and p.label is not None]
+    lines = [f"{payload['scored']}/{len(pairs)} pair(s) scored, threshold {threshold:.4f}"]
+    if labelled:
+        m = pair_metrics([s for s, _ in labelled], [y for _, y in labelled], threshold, fars)
+        payload.update(accuracy=m["accuracy"], tar_at_far=m["tar_at_far"])
+        if "note" in m:
+            payload["note"] = m["note"]
+        lines.append(f"accuracy {m['accuracy']:.4f} on {len(labelled)} labelled pair(s)")
+        lines += [f"TAR {v:.4f} at FAR {k}" for k, v in m["tar_at_far"].items() if v is not None]
+    lines += [f"failed: {e}" for e in errors[:10]]
+    if payload["scored"] == 0:
+        payload["error"] = f"no pair could be scored; first: {errors[0]}"
+        return 1, payload, "\n".join(lines)
+    return EXIT_OK, payload, "\n".join(lines)
+
+
+def _progress_printer(args: argparse.Namespace, what: str):
+    import logging
+    import sys
+
+    if getattr(args, "json", False) and not sys.stderr.isatty():
+        return None
+    log = logging.getLogger("facelivenet.edge_runtime.cli")
+    step = [0]
+
+    def show(i: int, n: int) -> None:
+        if n < 20:
+            return
+        if sys.stderr.isatty():
+            print(f"\r{what}: {i}/{n}", end="" if i < n else "\n", file=sys.stderr, flush=True)
+        elif i * 10 // n > step[0]:
+            step[0] = i * 10 // n
+            log.warning("%s: %d/%d", what, i, n)
+
+    return show
+
+
+# --------------------------------------------------------------- calibrate
+
+
+def add_calibrate(sub: argparse._SubParsersAction) -> None:
+    p = _parser(sub, "calibrate", "choose the verification threshold for a target FAR on your labelled pairs", """\
+        Score labelled pairs (CSV header img1,img2,label) and choose the lowest
+        cosine threshold whose false accept rate on the impostor pairs is at
+        most --far. Writes a COPY of the bundle to --out with that threshold
+        in its manifest (the model files are copied unchanged; their hashes
+        still hold). Use pairs from the people and cameras you deploy on:
+        a threshold only means what its pairs mean. At least 1/FAR impostor
+        pairs are needed for the FAR to be measurable.""",
+        ["facelive calibrate --pairs pairs.csv --far 1e-3 --out bundle_calibrated/",
+         "facelive calibrate --bundle b/ --pairs p.csv --far 1e-2 --expression-threshold 0.4 --out b2/ --json"])
+    p.add_argument("--pairs", metavar="CSV", type=Path, required=True, help="labelled pairs: img1,img2,label")
+    p.add_argument("--far", type=float, default=1e-3, help="target false accept rate (default 1e-3)")
+    p.add_argument("--out", metavar="BUNDLE", type=Path, required=True, help="where to write the calibrated copy")
+    p.add_argument("--expression-threshold", type=float, metavar="P",
+                   help="also set the expression probability threshold (0..1)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_model_options(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace):
+    from . import metrics
+    from .verification import calibrated_manifest, read_pairs_csv, score_pairs, write_calibrated_bundle
+
+    if not 0 < args.far < 1:
+        raise RuntimeCliError(f"--far must be in (0, 1), got {args.far}")
+    if args.expression_threshold is not None and not 0 < args.expression_threshold <= 1:
+        raise RuntimeCliError(f"--expression-threshold must be in (0, 1], got {args.expression_threshold}")
+    pairs = read_pairs_csv(args.pairs)
+    if any(p.label is None for p in pairs):
+        raise RuntimeCliError(f"{args.pairs} has no label column: calibration needs img1,img2,label")
+    pipeline = build_pipeline(args)
+    scores, errors = score_pairs(pipeline, pairs, progress=_progress_printer(args, "calibrate"))
+    kept = [(s, p.label) for s, p in zip(scores, pairs) if s is not None]
+    genuine = sum(1 for _, y in kept if y == 1)
+    impostor = len(kept) - genuine
+    if genuine == 0 or impostor == 0:
+        raise RuntimeCliError(f"calibration needs genuine and impostor pairs with faces; got {genuine} and {impostor}")
+    r = metrics.tar_at_far([s for s, _ in kept], [y for _, y in kept], args.far)
+    manifest = calibrated_manifest(pipeline.model.manifest, r.threshold, args.far, args.pairs, genuine, impostor,
+                                   r.tar, args.expression_threshold)
+    out = write_calibrated_bundle(pipeline.model.bundle_dir, args.out, manifest, args.force)
+    payload = {"bundle": str(out), "threshold": r.threshold, "far": r.far, "target_far": args.far, "tar": r.tar,
+               "genuine_pairs": genuine, "impostor_pairs": impostor, "failed": errors,
+               "expression_threshold": manifest.thresholds.expression_probability}
+    if impostor * args.far < 1:
+        payload["warning"] = (f"only {impostor} impostor pairs: FAR {args.far:g} cannot be measured (needs >= "
+                              f"{int(1 / args.far)}); the threshold rejects every impostor seen")
+    text = (f"threshold {r.threshold:.4f}: TAR {r.tar:.4f} at FAR {r.far:.4g} (target {args.far:g}) on {genuine} "
+            f"genuine / {impostor} impostor pairs -> {out}" + (f"\nwarning: {payload['warning']}" if "warning" in payload else ""))
+    return EXIT_OK, payload, text
+
+
+# ------------------------------------------------------------------ enroll
+
+
+def add_enroll(sub: argparse._SubParsersAction) -> None:
+    p = _parser(sub, "enroll", "enroll a user from face images (quality-gated) into the template database", """\
+        Each image (a folder stands for its images in name order) must show
+        exactly one face passing the quality gates (size, sharpness, pose,
+        brightness); the others are listed with a reason. The template is the
+        normalised mean of the accepted embeddings and replaces the user's
+        previous template for this model, in one transaction. The database is
+        an SQLite file (mode 0600) created when missing.""",
+        [f"facelive enroll --db {DEFAULT_DB} --user alice alice/", "facelive enroll --user bob a.jpg b.jpg --json"])
+    p.add_argument("images", nargs="+", metavar="IMG_OR_DIR", help="face images or folders of images")
+    p.add_argument("--db", type=Path, default=Path(DEFAULT_DB), help=f"template database (default ./{DEFAULT_DB})")
+    p.add_argument("--user", required=True, help="user id (1-128 printable characters)")
+    p.add_argument("--min-images", type=int, default=1, metavar="N",
+                   help="refuse (store nothing) with fewer usable images (default 1)")
+    add_model_options(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_enroll)
+
+
+def cmd_enroll(args: argparse.Namespace):
+    from .enrollment import enroll_paths
+    from .sources import expand_image_paths
+    from .store import TemplateStore, validate_user_id
+
+    validate_user_id(args.user)
+    if args.min_images < 1:
+        raise RuntimeCliError(f"--min-images must be >= 1, got {args.min_images}")
+    expand_image_paths(args.images)  # fail on no images before loading anything
+    pipeline = build_pipeline(args)
+    with TemplateStore(args.db) as store:
+        result = enroll_paths(pipeline, store, args.user, args.images, args.min_images)
+    payload = result.to_dict()
+    lines = [f"enrolled {result.user!r}: {result.images_used} image(s) used, {len(result.rejected)} rejected ({args.db})"]
+    lines += [f"  rejected {r['path']}: {r['reason']} ({r['detail']})" for r in result.rejected]
+    return EXIT_OK, payload, "\n".join(lines)
+
+
+# -------------------------------------------------------------------- auth
+
+
+def add_auth(sub: argparse._SubParsersAction) -> None:
+    p = _parser(sub, "auth", "authenticate a user: identity + a random expression challenge, on live frames", """\
+        Draw a random challenge from --challenge (default happy,surprise; neutral
+        comes before each expression), then judge the frames of --source: exactly
+        one face, the same face throughout, the enrolled identity on EVERY
+        analysed frame, and each asked expression held for --hold-frames frames
+        before its --step-timeout. Prints the decision with reason codes and
+        per-step timings; exits 0 on accept, 4 on reject.
+
+        --source: a camera index (0), a video file, a folder of frames (read in
+        name order at --fps) or frame files. --fixed-order and --seed exist for
+        tests and evaluation; a deployment draws the challenge unseen.""",
+        ["facelive auth --user alice --source 0", "facelive auth --db users.db --user alice --source clip.mp4 --json",
+         "facelive auth --user alice --source frames/ --fps 10 --fixed-order --challenge happy,surprise"])
+    p.add_argument("--db", type=Path, default=Path(DEFAULT_DB), help=f"template database (default ./{DEFAULT_DB})")
+    p.add_argument("--user", required=True, help="the enrolled user to authenticate")
+    p.add_argument("--source", nargs="+", required=True, metavar="SRC",
+                   help="camera index, video file, folder of frames, or frame files")
+    p.add_argument("--challenge", default="happy,surprise", metavar="LIST", help="challenge expressions")
+    p.add_argument("--length", type=int, default=0, metavar="N", help="expression steps (default: one per expression)")
+    p.add_argument("--fixed-order", action="store_true", help="use --challenge in its order (tests only)")
+    p.add_argument("--seed", type=int, help="seed the challenge draw (tests only)")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate of a folder or list of frames (default 10)")
+    p.add_argument("--hold-frames", type=int, default=3, metavar="N", help="frames an expression must hold (default 3)")
+    p.add_argument("--step-timeout", type=float, default=5.0, metavar="S", help="seconds per step (default 5)")
+    p.add_argument("--threshold", type=float, metavar="COS", help="verification cosine (default: the bundle's)")
+    p.add_argument("--expression-threshold", type=float, metavar="P", help="expression probability (default: the bundle's)")
+    p.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="full-frame detection every N frames, window re-detection in between (default 1)")
+    p.add_argument("--max-failures", type=int, default=5, metavar="N", help="failures that lock the user out (default 5)")
+    p.add_argument("--lockout-window", type=float, default=300.0, metavar="S", help="lock-out window in seconds (default 300)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop a camera or video after N frames")
+    add_model_options(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_auth)
+
+
+def session_config(args: argparse.Namespace, manifest) -> "SessionConfig":
+    """Thresholds from the bundle unless overridden, and the timing options."""
+    from .session import SessionConfig
+
+    thr = manifest.thresholds
+    try:
+        return SessionConfig(
+            verification_threshold=args.threshold if args.threshold is not None else thr.verification_cosine,
+            expression_threshold=(args.expression_threshold if args.expression_threshold is not None
+                                  else thr.expression_probability),
+            hold_frames=args.hold_frames, step_timeout_s=args.step_timeout)
+    except ValueError as exc:
+        raise RuntimeCliError(str(exc)) from exc
+
+
+def cmd_auth(args: argparse.Namespace):
+    from .authenticate import LockoutConfig, authenticate, choose_challenge
+    from .challenge import ChallengeConfig, distinct_orders
+    from .sources import open_source
+    from .store import TemplateStore
+
+    try:
+        ccfg = ChallengeConfig(tuple(args.challenge.split(",")), args.length)
+    except ValueError as exc:
+        raise RuntimeCliError(f"--challenge: {exc}") from exc
+    if args.max_failures < 1 or args.lockout_window <= 0:
+        raise RuntimeCliError("--max-failures must be >= 1 and --lockout-window > 0")
+    if not args.db.exists():
+        raise RuntimeCliError(f"no template database at {args.db}: enroll the user first (facelive enroll --db {args.db})")
+    source = open_source(args.source, fps=args.fps, max_frames=args.max_frames)
+    pipeline = build_pipeline(args, detect_every=args.detect_every)
+    cfg = session_config(args, pipeline.model.manifest)
+    challenge = choose_challenge(ccfg, args.seed, args.fixed_order)
+    try:
+        with TemplateStore(args.db, create=False) as store:
+            result = authenticate(pipeline, store, args.user, source, challenge, cfg,
+                                  LockoutConfig(args.max_failures, args.lockout_window))
+    finally:
+        source.close()
+    payload = result.to_dict()
+    payload.update(user=args.user, source=source.describe(), model=pipeline.model.description,
+                   thresholds={"verification_cosine": cfg.verification_threshold,
+                               "expression_probability": cfg.expression_threshold},
+                   challenge_orders=distinct_orders(ccfg))
+    lines = [f"{result.decision.upper()} {args.user!r}: challenge {' -> '.join(['neutral -> ' + e for e in result.challenge])}"]
+    for r in result.reasons:
+        lines.append(f"  reason {r}: {reasons.describe(r)}")
+    if result.detail:
+        lines.append(f"  {result.detail}")
+    for s in result.steps:
+        d = s.to_dict()
+        lines.append(f"  step {s.expected:<9} {'passed' if s.passed else 'FAILED':<7} {d['duration_s'] if d['duration_s'] is not None else '-':>6} s"
+                     f"  frames {s.frames:>3}  best p {s.best_probability:.2f}"
+                     f"  min identity {'-' if s.min_identity is None else f'{s.min_identity:.3f}'}")
+    if result.decision != "accept":
+        payload["message"] = f"rejected: {', '.join(result.reasons)}"
+    return (EXIT_OK if result.decision == "accept" else EXIT_REJECTED), payload, "\n".join(lines)
+
+
+# ------------------------------------------------------------------- users
+
+
+def add_users(sub: argparse._SubParsersAction) -> None:
+    p = _parser(sub, "users", "list or delete enrolled users", """\
+        List the templates in the database (user, model fingerprint, images,
+        date), or delete a user's templates and attempt history with --delete.
+        Re-enrolling a user simply runs facelive enroll again.""",
+        [f"facelive users --db {DEFAULT_DB}", f"facelive users --db {DEFAULT_DB} --delete alice --json"])
+    p.add_argument("--db", type=Path, default=Path(DEFAULT_DB), help=f"template database (default ./{DEFAULT_DB})")
+    p.add_argument("--delete", metavar="USER", help="delete this user's templates")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_users)
+
+
+def cmd_users(args: argparse.Namespace):
+    import datetime as dt
+
+    from .store import TemplateStore
+
+    if not args.db.exists():
+        raise RuntimeCliError(f"no template database at {args.db}")
+    with TemplateStore(args.db, create=False) as store:
+        if args.delete:
+            n = store.delete(args.delete)
+            return EXIT_OK, {"deleted": args.delete, "templates": n}, f"deleted {args.delete!r} ({n} template(s))"
+        users = store.users()
+    rows = [{"user": u.user_id, "model_fingerprint": u.model_fingerprint, "images": u.images,
+             "created": dt.datetime.fromtimestamp(u.created, dt.timezone.utc).isoformat(timespec="seconds")}
+            for u in users]
+    text = "\n".join(f"{r['user']:<24} {r['images']:>3} image(s)  {r['created']}  {r['model_fingerprint'][:48]}"
+                     for r in rows) or "no users enrolled"
+    return EXIT_OK, {"users": rows}, text

@@ -1,0 +1,80 @@
+"""One verified model file of a bundle and its preprocessing: aligned crops in, embeddings and expression
+probabilities out, in ONE forward pass."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backends import ModelBackend, open_backend, parity_self_check
+from .bundle import resolve_bundle_dir
+from .errors import ManifestError
+from .manifest import Manifest, ModelFile, load_manifest, verify_file
+from .preprocess import PreprocessConfig, normalize
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FORMAT = "onnx"
+DEFAULT_PRECISION = "int8"
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    """Per face: a unit-length identity embedding and the expression probabilities (canonical label order)."""
+
+    embeddings: np.ndarray  # (N, D) float32, L2-normalised
+    probabilities: np.ndarray  # (N, 7) float32, rows sum to 1
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, numerically stable."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class FaceModel:
+    """A bundle's model file opened on a backend, after its sha256 matched the manifest."""
+
+    def __init__(self, bundle: str | Path | None = None, fmt: str = DEFAULT_FORMAT,
+                 precision: str = DEFAULT_PRECISION, threads: int = 1) -> None:
+        self.bundle_dir = resolve_bundle_dir(bundle)
+        self.manifest: Manifest = load_manifest(self.bundle_dir, verify_files=False)
+        self.file: ModelFile = self.manifest.file_for(fmt, precision)
+        path = verify_file(self.bundle_dir, self.file)  # never run a file the manifest does not vouch for
+        self.preprocess: PreprocessConfig = dataclasses.replace(self.manifest.preprocess, layout=self.file.layout)
+        self.backend: ModelBackend = open_backend(fmt, path, threads, self_check=self._self_check)
+        log.info("model %s (%s %s) on %s, %d thread(s), loaded in %.0f ms", self.file.path, fmt, precision,
+                 self.backend.name, self.backend.threads, self.backend.load_ms)
+
+    @property
+    def fingerprint(self) -> str:
+        """What a template is tied to: the checkpoint the bundle was exported from (same for every file)."""
+        return f"{self.manifest.model_name}:{self.manifest.checkpoint_sha256}"
+
+    @property
+    def description(self) -> str:
+        return f"{self.manifest.model_name} {self.manifest.model_version} {self.file.format}/{self.file.precision}"
+
+    def _self_check(self, backend: ModelBackend) -> dict[str, float]:
+        ref = (self.manifest.provenance or {}).get("self_check") or (self.manifest.parity or {}).get("self_check")
+        if not ref:
+            raise ManifestError("the bundle carries no self-check reference outputs; install ai-edge-litert")
+        data = np.load(self.bundle_dir / ref["path"])
+        return parity_self_check(backend, data["inputs"], data["embedding"], data["expression_logits"])
+
+    def infer(self, crops: np.ndarray) -> ModelOutputs:
+        """uint8 aligned crops (N, S, S, 3) or (S, S, 3) in the model's colour mode -> ModelOutputs."""
+        emb, logits = self.backend.run(normalize(crops, self.preprocess))
+        emb = emb if self.manifest.outputs.embedding_normalized else l2_normalize(emb)
+        probs = logits if self.manifest.outputs.expression_softmax_inside else softmax(logits)
+        return ModelOutputs(l2_normalize(np.asarray(emb, np.float32)), np.asarray(probs, np.float32))

@@ -1,0 +1,54 @@
+"""Reason codes: why a frame, an enrollment image or a session was refused.
+
+They are stable strings (they appear in JSON, logs, the demo's result screen);
+:data:`REASON_TEXT` says each in plain words for people.
+"""
+
+from __future__ import annotations
+
+# Frame / session outcomes
+NO_FACE = "NO_FACE"
+MULTIPLE_FACES = "MULTIPLE_FACES"
+TRACK_LOST = "TRACK_LOST"
+IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
+WRONG_EXPRESSION = "WRONG_EXPRESSION"
+CHALLENGE_TIMEOUT = "CHALLENGE_TIMEOUT"
+SOURCE_ENDED = "SOURCE_ENDED"
+LOCKED_OUT = "LOCKED_OUT"
+BAD_FRAME = "BAD_FRAME"
+UNKNOWN_USER = "UNKNOWN_USER"
+MODEL_MISMATCH = "MODEL_MISMATCH"
+# Quality gates
+FACE_TOO_SMALL = "FACE_TOO_SMALL"
+BLURRY = "BLURRY"
+POSE = "POSE"
+TOO_DARK = "TOO_DARK"
+TOO_BRIGHT = "TOO_BRIGHT"
+UNREADABLE = "UNREADABLE"
+IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+
+REASON_TEXT = {
+    NO_FACE: "no face was found",
+    MULTIPLE_FACES: "more than one face was in view",
+    TRACK_LOST: "the face jumped or changed between frames",
+    IDENTITY_MISMATCH: "the face does not match the enrolled person",
+    WRONG_EXPRESSION: "a different expression than the one asked was shown",
+    CHALLENGE_TIMEOUT: "the asked expression was not shown in time",
+    SOURCE_ENDED: "the video ended before the challenge was complete",
+    LOCKED_OUT: "too many failed attempts; try again later",
+    BAD_FRAME: "a frame could not be read",
+    UNKNOWN_USER: "this user is not enrolled",
+    MODEL_MISMATCH: "the user was enrolled with a different model; enroll again",
+    FACE_TOO_SMALL: "move closer: the face is too small",
+    BLURRY: "hold still: the image is blurry",
+    POSE: "look straight at the camera",
+    TOO_DARK: "more light: the face is too dark",
+    TOO_BRIGHT: "less light: the face is overexposed",
+    UNREADABLE: "the image could not be read",
+    IMAGE_TOO_LARGE: "the image is larger than the pixel limit",
+}
+
+
+def describe(reason: str) -> str:
+    """Plain words for a reason code (the code itself when unknown)."""
+    return REASON_TEXT.get(reason, reason)

@@ -1,0 +1,111 @@
+"""The session state machine on scripted frame sequences of real JAFFE faces, through the real
+pipeline (YuNet, alignment, the shipped int8 ONNX model).
+
+The shipped model is weak on JAFFE (its expression argmax is right on about a
+third of the happy/surprise images; genuine and impostor cosines overlap), so
+these tests use subject KL's images on which the model does show the asked
+expression (NE2 neutral, HA2 happy, SU3 surprise), an expression threshold of
+0.3 and a verification threshold of 0.93 (KL's jittered frames score 0.94-1.0
+against her NE1+NE3 template, MK's 0.69-0.89). They test the session's logic
+on real faces, not the model's accuracy (the attack suite reports that).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from facelivenet.edge_runtime import reasons
+from facelivenet.edge_runtime.authenticate import run_session
+from facelivenet.edge_runtime.session import AuthSession, SessionConfig
+from facelivenet.edge_runtime.sources import Frame
+
+from .frames import on_canvas, scripted
+
+CFG = SessionConfig(verification_threshold=0.93, expression_threshold=0.3, hold_frames=3, step_timeout_s=2.0)
+HOLD = 4  # frames per step in the scripts (one more than hold_frames)
+
+
+@pytest.fixture(scope="module")
+def jaffe(data_root):
+    root = data_root / "jaffe"
+    if not (root / "KL.NE2.156.tiff").is_file():
+        pytest.skip("JAFFE is not in the data folder")
+    return lambda name: root / f"{name}.tiff"
+
+
+@pytest.fixture(scope="module")
+def kl_template(runtime_pipeline, jaffe):
+    embs = []
+    for name in ("KL.NE1.155", "KL.NE3.157"):
+        a = runtime_pipeline.analyze(scripted([jaffe(name)])[0].image, track=False)
+        assert a.analysed, a.reasons
+        embs.append(a.embedding)
+    t = sum(embs)
+    return t / (t @ t) ** 0.5
+
+
+def run(pipeline, template, frames, challenge=("happy", "surprise")):
+    return run_session(pipeline, AuthSession(template, challenge, CFG), frames)
+
+
+def genuine_names(order=("HA2", "SU2")):
+    names = []
+    for expr in order:
+        names += ["KL.NE2.156"] * HOLD + [{"HA2": "KL.HA2.159", "SU2": "KL.SU3.166"}[expr]] * HOLD
+    return names
+
+
+def test_enrolled_subject_performing_the_challenge_is_accepted(runtime_pipeline, kl_template, jaffe):
+    frames = scripted([jaffe(n) for n in genuine_names()])
+    result = run(runtime_pipeline, kl_template, frames)
+    assert result.decision == "accept", result.to_dict()
+    assert [s.expected for s in result.steps] == ["neutral", "happy", "neutral", "surprise"]
+    assert all(s.passed for s in result.steps)
+    assert result.min_identity >= CFG.verification_threshold
+
+
+def test_right_expressions_in_the_wrong_order_are_rejected(runtime_pipeline, kl_template, jaffe):
+    frames = scripted([jaffe(n) for n in genuine_names(order=("SU2", "HA2"))])
+    result = run(runtime_pipeline, kl_template, frames, challenge=("happy", "surprise"))
+    assert result.decision == "reject"
+    assert result.reasons == [reasons.WRONG_EXPRESSION]
+
+
+def test_another_subject_is_rejected_for_identity(runtime_pipeline, kl_template, jaffe):
+    frames = scripted([jaffe(n) for n in ["MK.NE1.113"] * HOLD + ["MK.HA1.116"] * HOLD])
+    result = run(runtime_pipeline, kl_template, frames)
+    assert result.decision == "reject"
+    assert result.reasons == [reasons.IDENTITY_MISMATCH]
+
+
+def test_a_still_photo_repeated_is_rejected(runtime_pipeline, kl_template, jaffe):
+    frames = scripted([jaffe("KL.NE2.156")] * 30)  # 3 s of the same neutral photo, jittered
+    result = run(runtime_pipeline, kl_template, frames)
+    assert result.decision == "reject"
+    assert result.reasons == [reasons.CHALLENGE_TIMEOUT]
+    assert result.steps[0].passed and not result.steps[1].passed  # neutral passes, happy never comes
+
+
+def test_a_still_of_the_subject_smiling_is_rejected(runtime_pipeline, kl_template, jaffe):
+    frames = scripted([jaffe("KL.HA2.159")] * 30)
+    result = run(runtime_pipeline, kl_template, frames)
+    assert result.decision == "reject"
+    assert result.reasons == [reasons.WRONG_EXPRESSION]  # a smile where neutral was asked
+    assert not result.steps[0].passed
+
+
+def test_two_faces_in_frame_are_rejected(runtime_pipeline, kl_template, jaffe):
+    from facelivenet.edge_runtime.imageio import read_image
+
+    kl, other = read_image(jaffe("KL.NE2.156")), read_image(jaffe("MK.NE1.113"))
+    frames = scripted([jaffe("KL.NE2.156")] * 2, x=40)
+    frames.append(Frame(2, 0.2, on_canvas([kl, other], [(40, 112), (344, 112)]), "two"))
+    result = run(runtime_pipeline, kl_template, frames)
+    assert result.reasons == [reasons.MULTIPLE_FACES]
+
+
+def test_a_face_that_jumps_breaks_the_track(runtime_pipeline, kl_template, jaffe):
+    frames = scripted([jaffe("KL.NE2.156")] * 2, x=20) + scripted([jaffe("KL.NE2.156")], x=370)
+    frames[-1].index, frames[-1].t = 2, 0.2
+    result = run(runtime_pipeline, kl_template, frames)
+    assert result.reasons == [reasons.TRACK_LOST]
