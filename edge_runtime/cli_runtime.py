@@ -48,6 +48,9 @@ def build_pipeline(args: argparse.Namespace, detect_every: int = 1):
         raise RuntimeCliError(f"--threads must be >= 1, got {args.threads}")
     if args.max_pixels < 1:
         raise RuntimeCliError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    import cv2
+
+    cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's pool: keep it to the same core budget
     model = FaceModel(args.bundle, args.format, args.precision, args.threads)
     detector = resolve_detector_path(args.detector, bundle_dir=model.bundle_dir)
     cfg = PipelineConfig(detect_every=detect_every, max_image_pixels=args.max_pixels)

@@ -39,7 +39,7 @@ class PipelineConfig:
     detect_every: int = 1
     detect_max_side: int = 320  # frames are downscaled to this for full-frame detection (speed; see module doc)
     roi_scale: float = 2.2  # search window side / face box side
-    roi_size: int = 160  # the window is resized to this square before detection
+    roi_size: int = 224  # the window is resized to this square before detection (160 lost alignment precision)
     detector_score: float = 0.6
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     quality: QualityConfig = field(default_factory=QualityConfig)

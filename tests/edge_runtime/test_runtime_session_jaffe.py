@@ -109,3 +109,31 @@ def test_a_face_that_jumps_breaks_the_track(runtime_pipeline, kl_template, jaffe
     frames[-1].index, frames[-1].t = 2, 0.2
     result = run(runtime_pipeline, kl_template, frames)
     assert result.reasons == [reasons.TRACK_LOST]
+
+
+@pytest.fixture(scope="module")
+def windowed_pipeline(runtime_model, detector_path):
+    from facelivenet.edge_runtime.face_pipeline import FacePipeline, PipelineConfig
+
+    return FacePipeline(runtime_model, cfg=PipelineConfig(detect_every=4), detector_path=str(detector_path))
+
+
+def test_window_tracking_between_full_detections_still_accepts(windowed_pipeline, kl_template, jaffe):
+    frames = scripted([jaffe(n) for n in genuine_names()])
+    kinds = []
+    session = AuthSession(kl_template, ("happy", "surprise"), CFG)
+    result = run_session(windowed_pipeline, session, frames,
+                         on_frame=lambda f, a, s: kinds.append(a.full_detection))
+    assert result.decision == "accept", result.to_dict()
+    assert kinds == [i % 4 == 0 for i in range(len(kinds))]  # full detection on frames 0, 4, 8, ...; windows between
+
+
+def test_a_second_face_is_caught_at_the_next_full_detection(windowed_pipeline, kl_template, jaffe):
+    from facelivenet.edge_runtime.imageio import read_image
+
+    kl, other = read_image(jaffe("KL.NE2.156")), read_image(jaffe("MK.NE1.113"))
+    frames = scripted([jaffe("KL.NE2.156")], x=40)
+    frames += [Frame(i, i / 10, on_canvas([kl, other], [(40, 112), (344, 112)]), "two") for i in range(1, 8)]
+    result = run_session(windowed_pipeline, AuthSession(kl_template, ("happy", "surprise"), CFG), frames)
+    assert result.reasons == [reasons.MULTIPLE_FACES]
+    assert result.frames <= 1 + 4  # it appears on frame 1; caught within detect_every frames
