@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelivenet.training.evaluation.metrics import (
+from facelivenet.edge_runtime.metrics import (
     accuracy,
     authentication_metrics,
     authentication_metrics_from_decisions,
