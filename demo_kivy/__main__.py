@@ -1,0 +1,7 @@
+"""``python -m facelivenet.demo_kivy``: the same as ``facelive-demo``."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())

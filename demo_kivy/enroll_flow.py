@@ -1,0 +1,98 @@
+"""Enrollment from live frames: guide the person until enough usable frames are captured, then enroll.
+
+A frame is captured when it holds exactly one face passing the quality gates,
+at least ``interval_s`` (of the source's time) after the previous capture, so
+the template averages a few different moments. When ``wanted`` frames are
+captured, or a finite source ends with at least one, the captured frames go to
+:func:`facelivenet.edge_runtime.enrollment.enroll_frames` (which checks each
+again and stores the template in one transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from facelivenet.edge_runtime.enrollment import EnrollmentError, enroll_frames
+from facelivenet.edge_runtime.face_pipeline import FacePipeline, FrameAnalysis
+from facelivenet.edge_runtime.sources import Frame
+from facelivenet.edge_runtime.store import TemplateStore, validate_user_id
+
+from .feed import FrameFeed
+from .flow import Flow, view_of
+from .guidance import guidance
+
+log = logging.getLogger(__name__)
+
+
+class EnrollmentCapture:
+    """Chooses the frames to enroll from; says what to fix on the others."""
+
+    def __init__(self, wanted: int, interval_s: float) -> None:
+        self.wanted = wanted
+        self.interval_s = interval_s
+        self.frames: list[Frame] = []
+        self.last_guidance = ""
+
+    @property
+    def complete(self) -> bool:
+        return len(self.frames) >= self.wanted
+
+    def offer(self, frame: Frame, analysis: FrameAnalysis | None) -> str:
+        """Consider one analysed frame; returns the line to show for it."""
+        if analysis is None:
+            self.last_guidance = "This frame could not be read"
+            return self.last_guidance
+        if not analysis.analysed or analysis.reasons:
+            self.last_guidance = guidance(list(analysis.reasons))
+            return self.last_guidance
+        if not self.frames or frame.t - self.frames[-1].t >= self.interval_s - 1e-6:  # float frame times
+            self.frames.append(frame)
+        return f"Hold still: captured {len(self.frames)} of {self.wanted}"
+
+
+def analyse_frame(pipeline: FacePipeline, frame: Frame, track: bool) -> FrameAnalysis | None:
+    """One frame through the pipeline; None when it cannot be read."""
+    if frame.error is not None or frame.image is None:
+        return None
+    try:
+        image = pipeline.check_frame(frame.image)
+    except ValueError:
+        return None
+    return pipeline.analyze(image, track=track)
+
+
+class EnrollFlow(Flow):
+    """Capture frames of ``user`` from ``feed`` and store the template in ``db``."""
+
+    name = "enroll"
+
+    def __init__(self, feed: FrameFeed, pipeline: FacePipeline, db: str, user: str, wanted: int,
+                 interval_s: float) -> None:
+        super().__init__(feed)
+        validate_user_id(user)
+        self.pipeline, self.db, self.user = pipeline, db, user
+        self.capture = EnrollmentCapture(wanted, interval_s)
+        self.publish(wanted=wanted, guidance="Look at the camera")
+
+    def work(self) -> dict[str, Any]:
+        frames = self.feed.frames(self.stop)
+        try:
+            for frame in frames:
+                analysis = analyse_frame(self.pipeline, frame, track=False)
+                line = self.capture.offer(frame, analysis)
+                self.publish(**view_of(analysis, frame_index=frame.index, frame_t=frame.t, image=frame.image,
+                                       guidance=line, captured=len(self.capture.frames)))
+                if self.capture.complete:
+                    break
+        finally:
+            frames.close()
+        if not self.capture.frames:
+            why = self.capture.last_guidance or "the source gave no frames"
+            raise EnrollmentError(f"no usable frame of {self.user!r} before the source ended ({why}); nothing was stored")
+        self.publish(guidance=f"Enrolling {self.user} from {len(self.capture.frames)} frame(s)...")
+        with TemplateStore(self.db) as store:
+            result = enroll_frames(self.pipeline, store, self.user, self.capture.frames)
+        log.info("enrolled %r from %d frame(s)", self.user, result.images_used)
+        self.publish(guidance=f"Enrolled {self.user} from {result.images_used} frame(s)")
+        return result.to_dict()

@@ -1,0 +1,44 @@
+"""Words on the screen: the instruction for each challenge step and guidance from reason codes.
+
+Reason codes come from :mod:`facelivenet.edge_runtime.reasons` and are said with
+its :func:`describe`; only the instructions (what to do now) are the demo's own.
+"""
+
+from __future__ import annotations
+
+from facelivenet.edge_runtime import reasons
+
+INSTRUCTIONS = {
+    "neutral": "Neutral face",
+    "happy": "Smile!",
+    "surprise": "Look surprised!",
+    "anger": "Look angry!",
+    "disgust": "Look disgusted!",
+    "fear": "Look afraid!",
+    "sadness": "Look sad!",
+}
+
+
+def instruction(expected: str | None) -> str:
+    """The big instruction for a challenge step ('' when there is none)."""
+    if expected is None:
+        return ""
+    return INSTRUCTIONS.get(expected, expected.capitalize())
+
+
+def guidance(reason_codes: list[str]) -> str:
+    """One line telling the person what to fix, from a frame's reason codes ('' when nothing is wrong)."""
+    if not reason_codes:
+        return ""
+    code = reason_codes[0]
+    if code == reasons.NO_FACE:
+        return "No face found: look at the camera"
+    if code == reasons.MULTIPLE_FACES:
+        return "Only one face, please: more than one face is in view"
+    text = reasons.describe(code)
+    return text[:1].upper() + text[1:]
+
+
+def reason_lines(reason_codes: list[str]) -> list[str]:
+    """Each reason code of a result, in plain words (for the result screen and the JSON)."""
+    return [reasons.describe(code) for code in reason_codes]

@@ -1,0 +1,134 @@
+"""``facelive-demo``'s command line (Kivy-free): the model options of ``facelive``, the challenge flags of
+``facelive auth``, the sources, and the headless automation flags."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+
+from facelivenet.edge_runtime.challenge import DEFAULT_EXPRESSIONS
+from facelivenet.edge_runtime.cli_runtime import DEFAULT_DB, add_model_options
+
+from .settings import DemoSettings, SettingsError
+
+PROG = "facelive-demo"
+SCRIPT_STEPS = ("enroll", "auth", "settings")
+DEFAULT_SIZE = (480, 860)
+
+DESCRIPTION = """\
+    FaceLiveNet demo app: enroll a face, then authenticate with a random
+    expression challenge (neutral before each asked expression), on a camera,
+    a video file or a folder of frames.
+
+    --headless --script enroll,auth drives the same screens without a window
+    (SDL offscreen) and prints one JSON object with --json: the authentication
+    result (decision, reasons, challenge, steps), the enrollment and the
+    screenshot paths (--screenshot PREFIX: PREFIX_home.png, PREFIX_enroll.png,
+    PREFIX_auth.png, PREFIX_result.png). Enrollment reads --enroll-source, or
+    else the first frames of --source: it takes --enroll-frames usable frames,
+    one every --enroll-interval seconds of the source's time, and
+    authentication goes on with the frames that follow. Headless runs analyse
+    every frame (nothing is dropped) and, without --db, use a temporary
+    template database. Exit code: 0 accepted (or enrolled), 4 rejected,
+    1 an error (one line on stderr), 2 usage."""
+
+EXAMPLES = (
+    "facelive-demo                                   # camera 0",
+    "facelive-demo --source clip.mp4 --db users.db",
+    "facelive-demo --headless --source frames/ --user alice --script enroll,auth --screenshot shots/run --json",
+    "facelive-demo --headless --enroll-source enroll/ --source attack/ --fixed-order --json",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``facelive-demo``."""
+    p = argparse.ArgumentParser(prog=PROG, description=textwrap.dedent(DESCRIPTION),
+                                epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("frames")
+    src.add_argument("--source", nargs="+", metavar="SRC", default=None,
+                     help="camera index, video file, folder of frames or frame files (default: camera 0)")
+    src.add_argument("--enroll-source", nargs="+", metavar="SRC",
+                     help="frames for enrollment (default: the first frames of --source)")
+    src.add_argument("--fps", type=float, default=10.0, help="frame rate of a folder or list of frames (default 10)")
+    mirror = src.add_mutually_exclusive_group()
+    mirror.add_argument("--mirror", dest="mirror", action="store_true", default=None,
+                        help="mirror the preview (default: only for a camera)")
+    mirror.add_argument("--no-mirror", dest="mirror", action="store_false", help="never mirror the preview")
+    users = p.add_argument_group("users")
+    users.add_argument("--db", help=f"template database (default ./{DEFAULT_DB}; headless: a temporary one)")
+    users.add_argument("--user", default=None, help="user id to enroll / authenticate (headless default: demo)")
+    users.add_argument("--enroll-frames", type=int, default=5, metavar="N", help="frames to capture (default 5)")
+    users.add_argument("--enroll-interval", type=float, default=0.2, metavar="S",
+                       help="seconds of source time between captures (default 0.2)")
+    ch = p.add_argument_group("challenge")
+    ch.add_argument("--challenge", default=",".join(DEFAULT_EXPRESSIONS), metavar="LIST", help="challenge expressions")
+    ch.add_argument("--length", type=int, default=0, metavar="N", help="expression steps (default: one per expression)")
+    ch.add_argument("--fixed-order", action="store_true", help="use --challenge in its order (tests only)")
+    ch.add_argument("--seed", type=int, help="seed the challenge draw (tests only)")
+    ch.add_argument("--hold-frames", type=int, default=3, metavar="N", help="frames an expression must hold (default 3)")
+    ch.add_argument("--step-timeout", type=float, default=5.0, metavar="S", help="seconds per step (default 5)")
+    ch.add_argument("--threshold", type=float, metavar="COS", help="verification cosine (default: the bundle's)")
+    ch.add_argument("--expression-threshold", type=float, metavar="P",
+                    help="expression probability (default: the bundle's)")
+    ch.add_argument("--max-failures", type=int, default=5, metavar="N", help="failures that lock a user out (default 5)")
+    ch.add_argument("--lockout-window", type=float, default=300.0, metavar="S", help="lock-out window (default 300 s)")
+    add_model_options(p)
+    auto = p.add_argument_group("automation")
+    auto.add_argument("--headless", action="store_true", help="no window: run --script and exit")
+    auto.add_argument("--script", default="enroll,auth", metavar="STEPS",
+                      help=f"headless steps, comma-separated from {', '.join(SCRIPT_STEPS)} (default enroll,auth)")
+    auto.add_argument("--screenshot", metavar="PNG", help="save one screenshot per screen visited: PNG_<screen>.png")
+    auto.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
+    auto.add_argument("--size", default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}", metavar="WxH",
+                      help=f"window size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    return p
+
+
+def parse_script(text: str) -> list[str]:
+    """Headless steps; SettingsError naming an unknown one."""
+    steps = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in steps if s not in SCRIPT_STEPS]
+    if bad or not steps:
+        what = f"unknown step {bad[0]!r}" if bad else "no steps given"
+        raise SettingsError(f"--script: {what}; choose from {', '.join(SCRIPT_STEPS)}")
+    return steps
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H); SettingsError otherwise."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SettingsError(f"--size must look like 480x860, got {text!r}") from None
+    if not (160 <= w <= 4096 and 160 <= h <= 4096):
+        raise SettingsError(f"--size must be between 160 and 4096 pixels a side, got {text!r}")
+    return w, h
+
+
+def screenshot_prefix(text: str | None) -> Path | None:
+    """``shots/run.png`` or ``shots/run`` -> ``shots/run`` (files become ``shots/run_<screen>.png``)."""
+    if not text:
+        return None
+    path = Path(text)
+    if path.suffix.lower() == ".png":
+        path = path.with_suffix("")
+    if not path.parent.is_dir():
+        raise SettingsError(f"--screenshot: folder {path.parent} does not exist")
+    return path
+
+
+def settings_from_args(args: argparse.Namespace, db: str) -> DemoSettings:
+    """The app's settings from the parsed command line (validated)."""
+    return DemoSettings(
+        bundle=args.bundle, fmt=args.format, precision=args.precision, threads=args.threads, detector=args.detector,
+        max_pixels=args.max_pixels, threshold=args.threshold, expression_threshold=args.expression_threshold,
+        challenge=tuple(c.strip() for c in args.challenge.split(",") if c.strip()), length=args.length,
+        fixed_order=args.fixed_order, seed=args.seed, hold_frames=args.hold_frames, step_timeout_s=args.step_timeout,
+        max_failures=args.max_failures, lockout_window_s=args.lockout_window, enroll_frames=args.enroll_frames,
+        enroll_interval_s=args.enroll_interval, source=tuple(args.source or ("0",)),
+        enroll_source=tuple(args.enroll_source) if args.enroll_source else None, fps=args.fps, mirror=args.mirror,
+        db=db, user=args.user or "")
