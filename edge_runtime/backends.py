@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("embedding", "expression_logits")
 BACKEND_FORMATS = ("onnx", "tflite", "coreml")
+MAX_THREADS = 64
 
 
 class BackendError(FaceLiveError):
@@ -177,8 +178,8 @@ def open_backend(fmt: str, path: str | Path, threads: int = 1,
     and only if ``self_check`` is given and passes (it raises on disagreement).
     The caller verifies the file's hash first (see :mod:`runtime_model`).
     """
-    if threads < 1:
-        raise BackendError(f"threads must be >= 1, got {threads}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise BackendError(f"threads must be in [1, {MAX_THREADS}], got {threads}")
     path = Path(path)
     if fmt == "onnx":
         return OnnxRuntimeBackend(path, threads)

@@ -17,6 +17,7 @@ from .labels import EXPRESSION_LABELS, canonical_label
 
 NEUTRAL = "neutral"
 DEFAULT_EXPRESSIONS = ("happy", "surprise")  # the paper's two most reliable expressions
+MAX_STEPS = 16  # longer challenges exhaust people long before they exhaust attackers
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,8 @@ class ChallengeConfig:
     def __post_init__(self) -> None:
         labels = tuple(parse_expressions(self.expressions))
         object.__setattr__(self, "expressions", labels)
-        if self.length < 0:
-            raise ValueError(f"challenge length must be >= 0, got {self.length}")
+        if not 0 <= self.length <= MAX_STEPS:
+            raise ValueError(f"challenge length must be in [0, {MAX_STEPS}], got {self.length}")
 
     @property
     def steps(self) -> int:

@@ -25,16 +25,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import cli_runtime
-from .cli_logging import setup_cli_logging
+from .cli_logging import EXIT_FAILURE, EXIT_OK, call_cleanly, one_line, parse_args_or_code, setup_cli_logging
 from .errors import FaceLiveError
 
 log = logging.getLogger("facelivenet.edge_runtime.cli")
 
 PROG = "facelive"
 
-# Exit codes: 0 success, 1 a FaceLiveError (bad input, bad bundle, ...),
-# 2 command-line usage (argparse), 3 an unexpected internal error, 130 Ctrl-C.
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 HandlerResult = tuple[int, dict[str, Any], str]
 
@@ -169,6 +166,7 @@ def _face_dict(face: Any) -> dict[str, Any]:
 def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
     import cv2
 
+    from .cli_runtime import verify_bundle_detector
     from .detection import YuNetDetector, resolve_detector_path
     from .imageio import read_image
     from .preprocess import PreprocessConfig, face_crop
@@ -188,6 +186,8 @@ def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
             raise CliError(f"cannot create --save-crops folder {args.save_crops}: {exc}") from exc
     images = expand_image_paths(args.images)
     detector_path = resolve_detector_path(args.detector, bundle_dir=args.bundle)
+    if args.bundle is not None:
+        verify_bundle_detector(detector_path, args.bundle)
     detector = YuNetDetector(detector_path, score_threshold=args.score_threshold)
     log.info("detector %s, %d image(s)", detector_path, len(images))
 
@@ -301,49 +301,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    setup_cli_logging(PROG, verbose, quiet)
-
-
-def _fail(args: argparse.Namespace, message: str, kind: str, code: int) -> int:
-    """One line on stderr; with --json also the reason as the one JSON object on stdout."""
-    message = _one_line(message)
-    if getattr(args, "json", False):
-        print(json.dumps({"error": message, "error_type": kind}))
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
-
-
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split()) or "unknown error"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facelive`` console script; returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    _setup_logging(args.verbose, args.quiet)
-    try:
-        code, payload, text = args.handler(args)
-    except FaceLiveError as exc:
-        return _fail(args, str(exc), type(exc).__name__, EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return _fail(args, "interrupted", "KeyboardInterrupt", EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv
-        log.debug("internal error", exc_info=True)
-        return _fail(args, f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
-                     "InternalError", EXIT_INTERNAL)
+    args = parse_args_or_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    setup_cli_logging(PROG, args.verbose, args.quiet)
+    failed, result = call_cleanly(PROG, args.json, lambda: args.handler(args))
+    if failed is not None:
+        return failed
+    code, payload, text = result
     if args.json:
         print(json.dumps(payload, sort_keys=False))
     elif text:
         print(text)
     if code == cli_runtime.EXIT_REJECTED:
-        print(f"{PROG}: {_one_line(payload.get('message', 'rejected'))}", file=sys.stderr)
+        print(f"{PROG}: {one_line(payload.get('message', 'rejected'))}", file=sys.stderr)
     elif code != EXIT_OK:
-        print(f"{PROG}: error: {_one_line(payload.get('error', 'failed'))}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(payload.get('error', 'failed'))}", file=sys.stderr)
     return code
 
 

@@ -26,15 +26,49 @@ class RuntimeCliError(FaceLiveError):
     """A command-line value the runtime cannot act on."""
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (NaN and infinities are refused)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def count(low: int, high: int):
+    """argparse type: an integer in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """--bundle, --format, --precision, --threads, --detector (DESIGN.md section 6)."""
     g = p.add_argument_group("model")
     g.add_argument("--bundle", metavar="BUNDLE", help="model bundle folder (default: $FACELIVE_BUNDLE, else the shipped one)")
     g.add_argument("--format", choices=("onnx", "tflite", "coreml"), default="onnx", help="model file format (default onnx)")
     g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="int8", help="model precision (default int8)")
-    g.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads for the model (default 1)")
+    g.add_argument("--threads", type=count(1, 64), default=1, metavar="N", help="CPU threads, 1-64 (default 1)")
     g.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
-    g.add_argument("--max-pixels", type=int, default=16_000_000, metavar="N",
+    g.add_argument("--max-pixels", type=count(1, 1_000_000_000), default=16_000_000, metavar="N",
                    help="refuse images with more pixels than this (default 16,000,000)")
 
 
@@ -44,17 +78,22 @@ def build_pipeline(args: argparse.Namespace, detect_every: int = 1):
     from .face_model import FaceModel
     from .face_pipeline import FacePipeline, PipelineConfig
 
-    if args.threads < 1:
-        raise RuntimeCliError(f"--threads must be >= 1, got {args.threads}")
-    if args.max_pixels < 1:
-        raise RuntimeCliError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     import cv2
 
     cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's pool: keep it to the same core budget
     model = FaceModel(args.bundle, args.format, args.precision, args.threads)
     detector = resolve_detector_path(args.detector, bundle_dir=model.bundle_dir)
+    verify_bundle_detector(detector, model.bundle_dir, model.manifest)
     cfg = PipelineConfig(detect_every=detect_every, max_image_pixels=args.max_pixels)
     return FacePipeline(model, cfg=cfg, detector_path=str(detector))
+
+
+def verify_bundle_detector(detector: Path, bundle_dir: Path, manifest=None) -> None:
+    """When the detector file is the bundle's own, check it against the manifest's sha256."""
+    from .manifest import load_manifest, verify_detector
+
+    if detector.resolve().is_relative_to(Path(bundle_dir).resolve()):
+        verify_detector(bundle_dir, manifest or load_manifest(bundle_dir, verify_files=False))
 
 
 def _epilog(*examples: str) -> str:
@@ -84,7 +123,7 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
         ["facelive verify a.jpg b.jpg", "facelive verify --pairs pairs.csv --far 1e-3,1e-2 --json"])
     p.add_argument("images", nargs="*", metavar="IMG", type=Path, help="two images (or none with --pairs)")
     p.add_argument("--pairs", metavar="CSV", type=Path, help="CSV of pairs: img1,img2[,label]")
-    p.add_argument("--threshold", type=float, metavar="COS", help="cosine threshold (default: the bundle's)")
+    p.add_argument("--threshold", type=finite_float, metavar="COS", help="cosine threshold (default: the bundle's)")
     p.add_argument("--far", default="1e-3", metavar="LIST", help="FARs for TAR@FAR with labelled pairs (default 1e-3)")
     add_model_options(p)
     _json_flag(p)
@@ -178,9 +217,9 @@ def add_calibrate(sub: argparse._SubParsersAction) -> None:
         ["facelive calibrate --pairs pairs.csv --far 1e-3 --out bundle_calibrated/",
          "facelive calibrate --bundle b/ --pairs p.csv --far 1e-2 --expression-threshold 0.4 --out b2/ --json"])
     p.add_argument("--pairs", metavar="CSV", type=Path, required=True, help="labelled pairs: img1,img2,label")
-    p.add_argument("--far", type=float, default=1e-3, help="target false accept rate (default 1e-3)")
+    p.add_argument("--far", type=finite_float, default=1e-3, help="target false accept rate (default 1e-3)")
     p.add_argument("--out", metavar="BUNDLE", type=Path, required=True, help="where to write the calibrated copy")
-    p.add_argument("--expression-threshold", type=float, metavar="P",
+    p.add_argument("--expression-threshold", type=finite_float, metavar="P",
                    help="also set the expression probability threshold (0..1)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     add_model_options(p)
@@ -236,7 +275,7 @@ def add_enroll(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMG_OR_DIR", help="face images or folders of images")
     p.add_argument("--db", type=Path, default=Path(DEFAULT_DB), help=f"template database (default ./{DEFAULT_DB})")
     p.add_argument("--user", required=True, help="user id (1-128 printable characters)")
-    p.add_argument("--min-images", type=int, default=1, metavar="N",
+    p.add_argument("--min-images", type=count(1, 10_000), default=1, metavar="N",
                    help="refuse (store nothing) with fewer usable images (default 1)")
     add_model_options(p)
     _json_flag(p)
@@ -249,8 +288,6 @@ def cmd_enroll(args: argparse.Namespace):
     from .store import TemplateStore, validate_user_id
 
     validate_user_id(args.user)
-    if args.min_images < 1:
-        raise RuntimeCliError(f"--min-images must be >= 1, got {args.min_images}")
     expand_image_paths(args.images)  # fail on no images before loading anything
     pipeline = build_pipeline(args)
     with TemplateStore(args.db) as store:
@@ -283,19 +320,21 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", nargs="+", required=True, metavar="SRC",
                    help="camera index, video file, folder of frames, or frame files")
     p.add_argument("--challenge", default="happy,surprise", metavar="LIST", help="challenge expressions")
-    p.add_argument("--length", type=int, default=0, metavar="N", help="expression steps (default: one per expression)")
+    p.add_argument("--length", type=count(0, 16), default=0, metavar="N",
+                   help="expression steps, up to 16 (default: one per expression)")
     p.add_argument("--fixed-order", action="store_true", help="use --challenge in its order (tests only)")
-    p.add_argument("--seed", type=int, help="seed the challenge draw (tests only)")
-    p.add_argument("--fps", type=float, default=10.0, help="frame rate of a folder or list of frames (default 10)")
-    p.add_argument("--hold-frames", type=int, default=3, metavar="N", help="frames an expression must hold (default 3)")
-    p.add_argument("--step-timeout", type=float, default=5.0, metavar="S", help="seconds per step (default 5)")
-    p.add_argument("--threshold", type=float, metavar="COS", help="verification cosine (default: the bundle's)")
-    p.add_argument("--expression-threshold", type=float, metavar="P", help="expression probability (default: the bundle's)")
-    p.add_argument("--detect-every", type=int, default=1, metavar="N",
+    p.add_argument("--seed", type=count(0, 2**63 - 1), help="seed the challenge draw (tests only)")
+    p.add_argument("--fps", type=positive_float, default=10.0, help="frame rate of a folder or list of frames (default 10)")
+    p.add_argument("--hold-frames", type=count(1, 1000), default=3, metavar="N", help="frames an expression must hold (default 3)")
+    p.add_argument("--step-timeout", type=positive_float, default=5.0, metavar="S", help="seconds per step (default 5)")
+    p.add_argument("--threshold", type=finite_float, metavar="COS", help="verification cosine (default: the bundle's)")
+    p.add_argument("--expression-threshold", type=finite_float, metavar="P",
+                   help="expression probability (default: the bundle's)")
+    p.add_argument("--detect-every", type=count(1, 1000), default=1, metavar="N",
                    help="full-frame detection every N frames, window re-detection in between (default 1)")
-    p.add_argument("--max-failures", type=int, default=5, metavar="N", help="failures that lock the user out (default 5)")
-    p.add_argument("--lockout-window", type=float, default=300.0, metavar="S", help="lock-out window in seconds (default 300)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop a camera or video after N frames")
+    p.add_argument("--max-failures", type=count(1, 1_000_000), default=5, metavar="N", help="failures that lock the user out (default 5)")
+    p.add_argument("--lockout-window", type=positive_float, default=300.0, metavar="S", help="lock-out window in seconds (default 300)")
+    p.add_argument("--max-frames", type=count(1, 10**9), metavar="N", help="stop a camera or video after N frames")
     add_model_options(p)
     _json_flag(p)
     p.set_defaults(handler=cmd_auth)
@@ -326,8 +365,6 @@ def cmd_auth(args: argparse.Namespace):
         ccfg = ChallengeConfig(tuple(args.challenge.split(",")), args.length)
     except ValueError as exc:
         raise RuntimeCliError(f"--challenge: {exc}") from exc
-    if args.max_failures < 1 or args.lockout_window <= 0:
-        raise RuntimeCliError("--max-failures must be >= 1 and --lockout-window > 0")
     if not args.db.exists():
         raise RuntimeCliError(f"no template database at {args.db}: enroll the user first (facelive enroll --db {args.db})")
     source = open_source(args.source, fps=args.fps, max_frames=args.max_frames)

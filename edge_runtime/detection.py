@@ -111,9 +111,14 @@ class YuNetDetector:
     ) -> None:
         self.model_path = resolve_detector_path(model_path)
         self.max_side = max_side
-        self._net = cv2.FaceDetectorYN.create(
-            str(self.model_path), "", (320, 320), score_threshold, nms_threshold, top_k
-        )
+        try:
+            self._net = cv2.FaceDetectorYN.create(
+                str(self.model_path), "", (320, 320), score_threshold, nms_threshold, top_k
+            )
+        except cv2.error as exc:
+            raise DetectorNotFoundError(
+                f"cannot load the face detector {self.model_path}: not a YuNet ONNX model OpenCV can read"
+            ) from exc
         self._input_size: tuple[int, int] | None = None
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:

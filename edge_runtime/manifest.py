@@ -167,6 +167,14 @@ def manifest_from_dict(d: dict[str, Any]) -> Manifest:
             f"manifest: outputs.expression_labels {list(outputs.expression_labels)} differ from the canonical "
             f"{list(EXPRESSION_LABELS)}"
         )
+    for key in ("provenance", "parity"):
+        if not isinstance(d.get(key, {}), dict):
+            raise ManifestError(f"manifest: field {key} must be an object")
+    detector = d.get("detector")
+    if detector is not None and not (isinstance(detector, dict) and isinstance(detector.get("path"), str)
+                                     and isinstance(detector.get("sha256"), str)
+                                     and not _escapes_bundle(detector["path"])):
+        raise ManifestError("manifest: detector must be an object with a path inside the bundle and a sha256")
     return Manifest(
         model_name=_require(d, "model_name", str, ""),
         model_version=_require(d, "model_version", str, ""),
@@ -194,11 +202,27 @@ def load_manifest(bundle_dir: str | Path, verify_files: bool = True) -> Manifest
         raise ManifestError(f"cannot read {path}: {exc}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ManifestError(f"{path} is nested too deeply to be a manifest") from exc
     manifest = manifest_from_dict(data)
     if verify_files:
         for f in manifest.files:
             verify_file(bundle_dir, f)
+        verify_detector(bundle_dir, manifest)
     return manifest
+
+
+def verify_detector(bundle_dir: str | Path, manifest: Manifest) -> Path | None:
+    """Check the bundle's detector file (when it lists one) against its sha256; ManifestError on mismatch."""
+    if not manifest.detector:
+        return None
+    path = Path(bundle_dir) / manifest.detector["path"]
+    if not path.is_file():
+        raise ManifestError(f"bundle detector {manifest.detector['path']} listed in the manifest is missing")
+    if sha256_file(path) != manifest.detector["sha256"]:
+        raise ManifestError(f"bundle detector {manifest.detector['path']} does not match its manifest sha256: "
+                            "the file was modified or corrupted; re-export the bundle")
+    return path
 
 
 def verify_file(bundle_dir: str | Path, f: ModelFile) -> Path:

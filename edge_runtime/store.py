@@ -167,6 +167,16 @@ class TemplateStore:
         else:
             c.execute("COMMIT")
 
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """Several SELECTs that must see one snapshot (a concurrent writer commits before or after, never between)."""
+        c = self._conn
+        c.execute("BEGIN")
+        try:
+            yield c
+        finally:
+            c.execute("COMMIT")
+
     def close(self) -> None:
         self._conn.close()
 
@@ -202,15 +212,16 @@ class TemplateStore:
 
     def template(self, user_id: str, model_fingerprint: str) -> Template:
         """The user's template for this model; UnknownUserError / ModelMismatchError otherwise."""
-        rows = self._conn.execute("SELECT model_fingerprint, dim, template, created FROM templates WHERE user_id = ?",
-                                  (user_id,)).fetchall()
+        with self._read() as c:
+            rows = c.execute("SELECT model_fingerprint, dim, template, created FROM templates WHERE user_id = ?",
+                             (user_id,)).fetchall()
+            embs = [r[0] for r in c.execute(
+                "SELECT embedding FROM embeddings WHERE user_id = ? AND model_fingerprint = ? ORDER BY idx",
+                (user_id, model_fingerprint))]
         if not rows:
             raise UnknownUserError(f"user {user_id!r} is not enrolled in {self.path}")
         for fp, dim, blob, created in rows:
             if fp == model_fingerprint:
-                embs = [r[0] for r in self._conn.execute(
-                    "SELECT embedding FROM embeddings WHERE user_id = ? AND model_fingerprint = ? ORDER BY idx",
-                    (user_id, fp))]
                 return Template(user_id, fp, _vec(blob, dim)[0], _vec(b"".join(embs), dim), created)
         others = ", ".join(sorted(r[0][:40] for r in rows))
         raise ModelMismatchError(

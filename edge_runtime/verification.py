@@ -148,12 +148,14 @@ def calibrated_manifest(manifest: Manifest, threshold: float, far: float, pairs_
 
 def write_calibrated_bundle(src: Path, dst: Path, manifest: Manifest, force: bool = False) -> Path:
     """Copy the bundle ``src`` to ``dst`` with ``manifest``; the copy is verified before it is kept."""
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise FaceLiveError("--out must differ from the source bundle and lie outside it (calibration writes a copy)")
     if dst.exists():
         if not force:
             raise FaceLiveError(f"{dst} exists; pass --force to replace it or choose another --out")
+        if not (dst / "manifest.json").is_file():
+            raise FaceLiveError(f"{dst} exists and is not a bundle: refusing to replace it, choose another --out")
         shutil.rmtree(dst)
-    if dst.resolve() == src.resolve():
-        raise FaceLiveError("--out must differ from the source bundle (calibration writes a copy)")
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
