@@ -29,7 +29,9 @@ EVALUATE_HELP = """Evaluate a checkpoint with the protocols of DESIGN.md section
             reported folds' pairs (with its impostor count), ROC PNG. YuNet alignment; an
             image without a detected face gets a centre crop (counted in the JSON).
   fer2013   accuracy on the test split (PublicTest + PrivateTest) and on PrivateTest alone,
-            argmax of the 7 expressions; confusion-matrix PNG (% per true class).
+            argmax of the 7 expressions; confusion-matrix PNG (% per true class). FER2013 and
+            CK+48 faces are aligned like the checkpoint's Stage 2 training images
+            (data.expression_align: centre crop, or YuNet landmarks on the upscaled image).
   ckplus48  6 expressions, 10 subject-disjoint folds (sorted subjects dealt round-robin).
             Per fold Stage 2 is retrained on the frozen stem: Branch 2 re-initialised from
             Branch 1, head re-initialised, AdamW (lr 1e-3, wd 1e-4, cosine), 10 epochs,

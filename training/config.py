@@ -82,6 +82,12 @@ class DataConfig:
     max_identities: int = 0  # 0 = all (subsets for quick runs)
     expression_root: str = ""  # FER2013 folder (train/<emotion>/*.jpg)
     expression_split: str = "train"
+    # How the already-cropped 48x48 expression faces (FER2013; CK+48 in evaluation) are aligned:
+    # "center_crop" keeps the central preprocess.crop_fraction; "detect" upscales (bicubic) the image
+    # to expression_upscale pixels (shorter side), runs YuNet and aligns to the landmark template
+    # like the runtime, falling back to the centre crop (counted) when no face is found.
+    expression_align: Literal["center_crop", "detect"] = "center_crop"
+    expression_upscale: int = 224
     max_expression_images: int = 0
     cache_dir: str = ""  # default: $FACELIVE_CACHE or ~/.cache/facelivenet
     detector: str = ""

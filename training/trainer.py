@@ -220,6 +220,8 @@ class Trainer:
             if not resuming:
                 copied = model.init_expression_branch_from_identity()
                 log.info("stage 2: Branch 2 initialised from Branch 1 (%d tensors copied)", copied)
+                if 2 in self.state.get("init_completed_stages", []):
+                    self._reset_expression_head()
             set_trainable(model.identity_modules(), False)
             set_trainable(model.expression_modules(), True)
             net = ExpressionNet(model, from_trunk=scfg.frozen_trunk_cache).to(env.device)
@@ -328,6 +330,16 @@ class Trainer:
         self.state.update(stage=None, step=0)
         self._checkpoint(stage, net, loss_fn, opt, scaler, finished=True)
         return True
+
+    def _reset_expression_head(self) -> None:
+        """Stage 2 again on a model that already went through it (``init_checkpoint``): the old
+        expression head was fitted to the old Branch 2, so it goes back to the initialisation a fresh
+        run with this seed starts Stage 2 from (Stage 1 never touches the head)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)
+            fresh = FaceLiveNet(self.cfg.model)
+        self.model.expression_head.load_state_dict(fresh.expression_head.state_dict())
+        log.info("stage 2: expression head re-initialised (seed %d); the init checkpoint had trained one", self.cfg.seed)
 
     def _trunk_dataset(self, data: StageData, stage: int) -> TrunkFeatureDataset:
         """Frozen-stem features of the stage's crops, plain and mirrored (computed once per run)."""

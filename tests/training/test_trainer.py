@@ -167,3 +167,15 @@ def test_trunk_feature_dataset_serves_the_trunk_of_the_plain_or_mirrored_crop():
         picks.add(torch.equal(x, mirrored[2]))
         assert torch.equal(x, mirrored[2]) or torch.equal(x, plain[2])
     assert picks == {True, False}
+
+
+def test_stage2_retrained_on_a_finished_model_reproduces_its_stage2(tiny_train_config, tmp_path):
+    """Stage 2 alone on a (1, 2) model starts from what that run's Stage 2 started from (Branch 2 from
+    Branch 1, the seed's fresh expression head), so with the same config it reaches the same weights."""
+    stage2_cfg = dataclasses.replace(tiny_train_config.stage2, frozen_trunk_cache=True)
+    cfg = dataclasses.replace(tiny_train_config, stage2=stage2_cfg)
+    full = Trainer(cfg, tmp_path / "full", progress=False).fit()
+    again = Trainer(dataclasses.replace(cfg, stages=(2,), init_checkpoint=str(full)), tmp_path / "again",
+                    progress=False).fit()
+    before, after = _final_state(tmp_path / "full"), _final_state(tmp_path / "again")
+    assert all(torch.equal(before[k], after[k]) for k in before), [k for k in before if not torch.equal(before[k], after[k])]

@@ -2,10 +2,17 @@
 
 Cache location: ``DataConfig.cache_dir``, else ``$FACELIVE_CACHE``, else
 ``~/.cache/facelivenet``. An entry lives in ``faces/<name>-<key>/`` where the key
-hashes the preprocessing config, the alignment mode, the detector file and the
-list of images, so a change to any of them builds a new entry. Each entry holds
-``crops.npy`` (uint8, N x S x S x C, C = 1 for grey models) and ``index.json``
-(paths and status per image). Writes are atomic (temp folder, then rename).
+hashes the preprocessing config, the alignment mode (with its upscale size and
+fallback), the detector file and the list of images, so a change to any of them
+builds a new entry. Each entry holds ``crops.npy`` (uint8, N x S x S x C, C = 1
+for grey models) and ``index.json`` (paths and status per image). Writes are
+atomic (temp folder, then rename).
+
+Already-cropped small faces (FER2013, CK+48, 48x48) go through
+:func:`load_precropped`: either the centre crop, or ``detect`` -- upscaled
+(bicubic) until the shorter side reaches ``upscale_to``, YuNet on that, then the
+same landmark alignment as the runtime (``face_crop`` with landmarks), with the
+centre crop as the recorded fallback (``center_fallback``) when no face is found.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+import cv2
 import numpy as np
 
 from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "FACELIVE_CACHE"
 AlignSource = Literal["detect", "center_crop"]
+PrecroppedAlign = Literal["center_crop", "detect"]  # how already-cropped faces (FER2013, CK+48) are aligned
 STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE, STATUS_FALLBACK = "ok", "no_face", "unreadable", "center_fallback"
 
 
@@ -65,6 +74,15 @@ class AlignedFaces:
         return out
 
 
+def upscale_for_detection(image: np.ndarray, min_side: int) -> np.ndarray:
+    """``image`` enlarged (bicubic) so its shorter side is at least ``min_side``; as is when already that big."""
+    h, w = image.shape[:2]
+    scale = min_side / min(h, w) if min_side else 1.0
+    if scale <= 1.0:
+        return image
+    return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
+
+
 def align_images(
     paths: Sequence[str],
     cfg: PreprocessConfig,
@@ -72,11 +90,15 @@ def align_images(
     detector: YuNetDetector | None = None,
     fallback_fraction: float | None = None,
     progress: bool = True,
+    upscale_to: int = 0,
 ) -> AlignedFaces:
     """Decode, detect (or centre-crop) and align each image; failures are recorded, not raised.
 
     With ``fallback_fraction`` an image where no face is found gets a centre crop of that
     fraction instead (status ``center_fallback``), so evaluation protocols keep every pair.
+    With ``upscale_to`` (detect mode) a small image is first enlarged so its shorter side is
+    at least that many pixels; detection and alignment both work on the enlarged image (the
+    fallback centre crop on the original).
     """
     if source == "detect" and detector is None:
         raise ValueError("source='detect' needs a YuNetDetector")
@@ -95,9 +117,10 @@ def align_images(
             crops[i] = face_crop(image, cfg)
             status.append(STATUS_OK)
             continue
-        face = pick_face(detector.detect(image), image.shape)
+        work = upscale_for_detection(image, upscale_to)
+        face = pick_face(detector.detect(work), work.shape)
         if face is not None:
-            crops[i] = face_crop(image, cfg, face.landmarks)
+            crops[i] = face_crop(work, cfg, face.landmarks)
             status.append(STATUS_OK)
         elif fallback_fraction:
             crops[i] = face_crop(image, cfg, crop_fraction=fallback_fraction)
@@ -107,9 +130,13 @@ def align_images(
     return AlignedFaces(crops, list(paths), status)
 
 
-def cache_key(paths: Sequence[str], cfg: PreprocessConfig, source: AlignSource, detector_sha: str, fallback: float | None) -> str:
+def cache_key(paths: Sequence[str], cfg: PreprocessConfig, source: AlignSource, detector_sha: str, fallback: float | None,
+              upscale_to: int = 0) -> str:
+    head = {"preprocess": cfg.to_dict(), "source": source, "detector": detector_sha, "fallback": fallback, "v": 1}
+    if upscale_to:  # only when set, so the entries built before the option keep their keys
+        head["upscale_to"] = upscale_to
     h = hashlib.sha256()
-    h.update(json.dumps({"preprocess": cfg.to_dict(), "source": source, "detector": detector_sha, "fallback": fallback, "v": 1}, sort_keys=True).encode())
+    h.update(json.dumps(head, sort_keys=True).encode())
     for p in paths:
         h.update(os.path.abspath(p).encode() + b"\0")
     return h.hexdigest()[:16]
@@ -124,11 +151,14 @@ def load_or_build(
     cache_dir: str | Path | None = None,
     fallback_fraction: float | None = None,
     progress: bool = True,
+    upscale_to: int = 0,
 ) -> AlignedFaces:
     """Aligned faces for ``paths``, read from the cache or built once and stored."""
+    if source != "detect":
+        upscale_to = 0  # only detection looks at an enlarged image
     detector = YuNetDetector(detector_path) if source == "detect" else None
     detector_sha = sha256_file(detector.model_path) if detector else ""
-    key = cache_key(paths, cfg, source, detector_sha, fallback_fraction)
+    key = cache_key(paths, cfg, source, detector_sha, fallback_fraction, upscale_to)
     entry = cache_root(cache_dir) / "faces" / f"{name}-{key}"
     grey = cfg.colour == "gray"
     if (entry / "index.json").is_file():
@@ -137,13 +167,14 @@ def load_or_build(
         crops = np.repeat(np.asarray(crops), 3, axis=3) if grey else np.asarray(crops)
         log.info("face cache hit %s (%d images)", entry, len(index["paths"]))
         return AlignedFaces(crops, index["paths"], index["status"])
-    faces = align_images(paths, cfg, source, detector, fallback_fraction, progress)
+    faces = align_images(paths, cfg, source, detector, fallback_fraction, progress, upscale_to)
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=entry.parent))
     try:
         np.save(tmp / "crops.npy", faces.crops[..., :1] if grey else faces.crops)
         index = {"paths": faces.paths, "status": faces.status, "preprocess": cfg.to_dict(), "source": source,
-                 "detector_sha256": detector_sha, "counts": faces.counts()}
+                 "upscale_to": upscale_to, "fallback_fraction": fallback_fraction, "detector_sha256": detector_sha,
+                 "counts": faces.counts()}
         (tmp / "index.json").write_text(json.dumps(index))
         if entry.exists():  # another process finished the same entry first
             shutil.rmtree(tmp)
@@ -154,3 +185,28 @@ def load_or_build(
         raise
     log.info("face cache built %s: %s", entry, faces.counts())
     return faces
+
+
+def load_precropped(
+    name: str,
+    paths: Sequence[str],
+    cfg: PreprocessConfig,
+    align: PrecroppedAlign = "center_crop",
+    upscale_to: int = 0,
+    detector_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> AlignedFaces:
+    """Aligned crops of already-cropped face images (FER2013, CK+48): the one place that decides how.
+
+    ``center_crop``: the central ``cfg.crop_fraction`` of the image. ``detect``: YuNet on the
+    image upscaled to ``upscale_to`` (shorter side), aligned to the template exactly like the
+    runtime; an image without a detected face falls back to that same centre crop, with status
+    ``center_fallback``.
+    """
+    if align == "center_crop":
+        return load_or_build(name, paths, cfg, "center_crop", None, cache_dir, progress=progress)
+    if align == "detect":
+        return load_or_build(name, paths, cfg, "detect", detector_path, cache_dir, cfg.crop_fraction, progress,
+                             upscale_to)
+    raise ValueError(f"unknown alignment {align!r} for already-cropped faces; use 'center_crop' or 'detect'")

@@ -15,7 +15,7 @@ from facelivenet.edge_runtime.preprocess import PreprocessConfig
 
 from ..config import DataConfig
 from .datasets import FaceCropDataset
-from .face_cache import load_or_build
+from .face_cache import AlignedFaces, load_or_build, load_precropped
 from .readers import ImageRecord, read_fer2013, read_identity_folders
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,9 @@ def _relative(path: str, root: Path | None) -> str:
         return path
 
 
-def _build(name: str, records: list[ImageRecord], pre: PreprocessConfig, source: str, data: DataConfig,
-           root: Path | None, augment: bool, seed: int, progress: bool,
+def _build(name: str, records: list[ImageRecord], faces: AlignedFaces, pre: PreprocessConfig, data: DataConfig,
+           root: Path | None, augment: bool, seed: int,
            targets: np.ndarray | None = None) -> tuple[FaceCropDataset, list[str], dict]:
-    faces = load_or_build(name, [r.path for r in records], pre, source, data.detector or None,
-                          data.cache_dir or None, progress=progress)
     ok = faces.ok
     counts = faces.counts()
     dropped = int((~ok).sum())
@@ -89,6 +87,14 @@ def _build(name: str, records: list[ImageRecord], pre: PreprocessConfig, source:
                          seed=seed, targets=None if targets is None else targets[ok])
     kept = [_relative(r.path, root) for r, good in zip(records, ok) if good]
     return ds, kept, {"images_listed": len(records), "images_used": int(ok.sum()), "status_counts": counts}
+
+
+def expression_alignment(data: DataConfig) -> dict:
+    """How the expression faces were aligned, as recorded in provenance and evaluation JSON."""
+    out: dict = {"align": data.expression_align}
+    if data.expression_align == "detect":
+        out["upscale_to"] = data.expression_upscale
+    return out
 
 
 def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int = 0,
@@ -112,7 +118,9 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
 
         targets = teacher_embeddings([r.path for r in records], data.detector or None, data.cache_dir or None, progress)
         extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(targets).sum(1) > 0).sum())}
-    ds, kept, stats = _build(key, records, pre, source, data, root, augment, seed, progress, targets)
+    faces = load_or_build(key, [r.path for r in records], pre, source, data.detector or None, data.cache_dir or None,
+                          progress=progress)
+    ds, kept, stats = _build(key, records, faces, pre, data, root, augment, seed, targets)
     used = sorted({names[int(l)] for l in ds.labels})
     title, terms = DATASET_TERMS[key]
     prov = {"dataset": title, "terms": terms, "root": str(images_root), "identities": len(used), "align": source, **extra, **stats}
@@ -121,7 +129,7 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
 
 def expression_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int = 0,
                     augment: bool = True, progress: bool = True) -> StageData:
-    """Stage 2 data: FER2013 folders (already cropped faces: centre-crop alignment)."""
+    """Stage 2 data: FER2013 folders (already cropped faces, aligned per ``data.expression_align``)."""
     if not data.expression_root:
         raise DatasetLayoutError("stage 2 needs data.expression_root (FER2013: ROOT/train/<emotion>/*.jpg)")
     fer = resolve(data.expression_root, root)
@@ -129,7 +137,10 @@ def expression_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, 
     if data.max_expression_images and len(records) > data.max_expression_images:
         pick = np.random.default_rng(seed).choice(len(records), data.max_expression_images, replace=False)
         records = [records[i] for i in sorted(pick)]
-    ds, kept, stats = _build("fer2013", records, pre, "center_crop", data, root, augment, seed, progress)
+    faces = load_precropped("fer2013", [r.path for r in records], pre, data.expression_align, data.expression_upscale,
+                            data.detector or None, data.cache_dir or None, progress)
+    ds, kept, stats = _build("fer2013", records, faces, pre, data, root, augment, seed)
     title, terms = DATASET_TERMS["fer2013"]
-    prov = {"dataset": title, "terms": terms, "root": str(fer), "split": data.expression_split, **stats}
+    prov = {"dataset": title, "terms": terms, "root": str(fer), "split": data.expression_split,
+            **expression_alignment(data), **stats}
     return StageData(ds, list(EXPRESSION_LABELS), kept, prov)

@@ -3,8 +3,8 @@
 Protocol
 --------
 - Images: CK+48 peak frames of the six expressions anger, disgust, fear, happy,
-  sadness, surprise (``contempt`` is dropped; CK+48 has no neutral), centre-cropped
-  like the FER2013 training images.
+  sadness, surprise (``contempt`` is dropped; CK+48 has no neutral), aligned
+  like the checkpoint's FER2013 training images (its ``data.expression_align``).
 - Folds: the subjects (``S<id>`` from the file name) sorted by id, subject i
   (0-based) going to fold ``i % 10 + 1``. All images of a subject are in one
   fold, so no fold tests a face it trained on (CK+48 holds three near-identical
@@ -150,7 +150,7 @@ def evaluate_ckplus(ctx: EvalContext, ck_root: Path, recipe: CkplusRecipe | None
     fold_ids = np.array([fold_of[r.group] for r in records])
     held_out = list(range(1, recipe.folds + 1))[: QUICK_FOLDS if ctx.quick else recipe.folds]
 
-    faces = ctx.align("ckplus48", [r.path for r in records], "center_crop")
+    faces = ctx.align_precropped("ckplus48", [r.path for r in records])
     trunk = ctx.trunk_features(faces.crops, desc="ckplus48 trunk")
     mirrored = ctx.trunk_features(faces.crops, flip=True, desc="ckplus48 trunk (mirrored)") if recipe.flip_copies else None
     y_all = torch.from_numpy(labels).long()
@@ -190,6 +190,8 @@ def evaluate_ckplus(ctx: EvalContext, ck_root: Path, recipe: CkplusRecipe | None
         "recipe": dataclasses.asdict(recipe),
         "confusion_matrix": cm.tolist(),
         "confusion_png": png.name,
+        "alignment": ctx.expression_alignment,
+        "faces": faces.counts(),
     }
     if ctx.quick:
         result["quick_subset"] = f"folds {held_out} held out, {recipe.epochs} epochs"

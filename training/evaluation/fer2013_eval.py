@@ -1,8 +1,10 @@
 """FER2013 expression accuracy of a checkpoint (DESIGN.md section 7).
 
 - Images: the test split, ``test/<emotion>/{PublicTest,PrivateTest}_*.jpg``
-  (7,178 on the official data), centre-cropped exactly like Stage 2 training
-  (the checkpoint's ``preprocess.crop_fraction``), one forward pass each.
+  (7,178 on the official data), aligned exactly like the checkpoint's Stage 2
+  training images (its ``data.expression_align``: the centre crop of
+  ``preprocess.crop_fraction``, or YuNet landmarks on the upscaled image with the
+  centre crop as counted fallback), one forward pass each.
 - Prediction: argmax over the seven canonical expressions.
 - ``accuracy``: the whole test split; ``private_test_accuracy``: PrivateTest
   alone (and ``public_test_accuracy``). A row-normalised confusion matrix
@@ -44,7 +46,7 @@ def evaluate_fer2013(ctx: EvalContext, fer_root: Path) -> dict[str, Any]:
     records = read_fer2013(fer_root, "test")
     if ctx.quick:
         records = [records[i] for i in evenly_spaced(len(records), QUICK_IMAGES)]
-    faces = ctx.align("fer2013-test", [r.path for r in records], "center_crop")
+    faces = ctx.align_precropped("fer2013-test", [r.path for r in records])
     _, probs = ctx.embed_and_classify(faces.crops, "fer2013 test")
     y_true = np.array([r.label for r in records])
     y_pred = probs.argmax(axis=1)
@@ -65,6 +67,8 @@ def evaluate_fer2013(ctx: EvalContext, fer_root: Path) -> dict[str, Any]:
         "per_class_recall": {label: float(r) for label, r in zip(EXPRESSION_LABELS, recall)},
         "confusion_matrix": cm.tolist(),
         "confusion_png": png.name,
+        "alignment": ctx.expression_alignment,
+        "faces": faces.counts(),
     }
     if ctx.quick:
         result["quick_subset"] = f"{len(records)} test images evenly spaced over the sorted list"

@@ -10,7 +10,8 @@ are pure numpy). Everything the tasks need from the model goes through
 - face alignment through the training face cache
   (:func:`facelivenet.training.data.face_cache.load_or_build`) with the
   checkpoint's own :class:`PreprocessConfig`, so the crops are the ones the
-  model was trained on;
+  model was trained on; already-cropped expression faces (FER2013, CK+48) with
+  the checkpoint's own ``data.expression_align`` (:meth:`EvalContext.align_precropped`);
 - forward passes in eval mode under ``torch.no_grad`` on
   :func:`facelivenet.edge_runtime.preprocess.normalize` of the crops (the
   training and runtime transform), one pass per image, no test-time
@@ -33,7 +34,8 @@ from facelivenet.edge_runtime.preprocess import PreprocessConfig
 
 from .. import checkpoint as ckpt_io
 from ..config import ModelConfig, TrainConfig, from_dict
-from ..data.face_cache import STATUS_FALLBACK, STATUS_OK, AlignedFaces, AlignSource, load_or_build
+from ..data.face_cache import STATUS_FALLBACK, STATUS_OK, AlignedFaces, AlignSource, load_or_build, load_precropped
+from ..data.sources import expression_alignment
 from ..features import input_batches, trunk_features
 from facelivenet.edge_runtime.progress import progress
 from ..model import FaceLiveNet, count_parameters
@@ -145,14 +147,32 @@ class EvalContext:
         face) is an error naming the file."""
         faces: AlignedFaces = load_or_build(name, list(paths), self.preprocess, source, self.detector,
                                             self.cache_dir, fallback_fraction, progress=self.show_progress)
+        return self._face_set(name, faces, detect=source == "detect")
+
+    @property
+    def expression_alignment(self) -> dict[str, Any]:
+        """How the checkpoint's Stage 2 aligned its (already-cropped) expression faces; checkpoints
+        from before the option have none recorded and read as the centre crop."""
+        return expression_alignment(self.ckpt.config.data)
+
+    def align_precropped(self, name: str, paths: Sequence[str]) -> FaceSet:
+        """Already-cropped faces (FER2013, CK+48) aligned the way the checkpoint's Stage 2 training
+        aligned FER2013 (``data.expression_align`` of its config), cached like :meth:`align`."""
+        data = self.ckpt.config.data
+        faces = load_precropped(name, list(paths), self.preprocess, data.expression_align, data.expression_upscale,
+                                self.detector, self.cache_dir, self.show_progress)
+        return self._face_set(name, faces, detect=data.expression_align == "detect")
+
+    def _face_set(self, name: str, faces: AlignedFaces, detect: bool) -> FaceSet:
         bad = [(p, s) for p, s in zip(faces.paths, faces.status) if s not in (STATUS_OK, STATUS_FALLBACK)]
         if bad:
-            raise ProtocolFileError(f"{name}: {len(bad)} of {len(paths)} images gave no face crop, "
+            raise ProtocolFileError(f"{name}: {len(bad)} of {len(faces.paths)} images gave no face crop, "
                                     f"e.g. {bad[0][0]} ({bad[0][1]})")
-        fs = FaceSet(np.asarray(faces.crops), list(faces.paths), list(faces.status), detect=source == "detect")
+        fs = FaceSet(np.asarray(faces.crops), list(faces.paths), list(faces.status), detect=detect)
         fallback = fs.status.count(STATUS_FALLBACK)
         if fallback:
-            log.info("%s: no face detected in %d of %d images; used a centre crop for them", name, fallback, len(paths))
+            log.info("%s: no face detected in %d of %d images; used a centre crop for them", name, fallback,
+                     len(fs.paths))
         return fs
 
     # ---- forward passes ---------------------------------------------------------------
