@@ -6,7 +6,12 @@ same tracked face (else TRACK_LOST); its identity score against the template at
 or above the threshold on EVERY analysed frame (else IDENTITY_MISMATCH). An
 expression is "shown" on a frame when it is the most probable of the seven
 AND its probability reaches the expression threshold; the asked expression
-shown on ``hold_frames`` consecutive analysed frames passes the step. Each step has its
+shown on ``hold_frames`` consecutive analysed frames passes the step. A
+neutral step asks for a face at rest: it holds while NONE of the challenge's
+expressions is shown (the classifier's "neutral" itself is its least reliable
+class on posed faces: 17-60 % recall on JAFFE). Security needs only that:
+a photo frozen on an expression fails the neutral step, a photo at rest
+never shows the expression. Each step has its
 own deadline (CHALLENGE_TIMEOUT). Holding another challenge expression than
 the asked one for ``hold_frames`` frames rejects at once (WRONG_EXPRESSION):
 a replay in the wrong order, or a photo showing an expression at a neutral
@@ -182,7 +187,11 @@ class AuthSession:
         step.best_probability = max(step.best_probability, float(probs[asked]))
         shown = EXPRESSION_LABELS[int(np.argmax(probs))]
         confident = float(probs.max()) >= self.cfg.expression_threshold
-        self._streak = self._streak + 1 if (shown == step.expected and confident) else 0
+        if step.expected == NEUTRAL:  # at rest: none of the challenge's expressions on the face
+            holds = not (confident and shown in self._challenge_set)
+        else:
+            holds = confident and shown == step.expected
+        self._streak = self._streak + 1 if holds else 0
         previous = self.step_labels[self.step_index - 1] if self.step_index > 0 else NEUTRAL
         wrong = confident and shown != step.expected and shown in self._challenge_set and shown != previous
         self._wrong_streak = self._wrong_streak + 1 if wrong else 0

@@ -143,3 +143,12 @@ def test_challenges_are_random_without_repeats_and_counted():
 def test_bad_challenge_sets_are_named(bad):
     with pytest.raises(ValueError):
         parse_expressions(bad)
+
+
+def test_a_neutral_step_asks_for_a_face_at_rest_not_for_the_neutral_class():
+    rest = [shown("sadness")] * 2  # not a challenge expression: the face is at rest as far as the challenge goes
+    s = AuthSession(TEMPLATE, ("happy",), CFG)
+    assert feed_all(s, rest + [shown("happy")] * 2) == "accept"
+    s = AuthSession(TEMPLATE, ("happy", "surprise"), CFG)
+    assert feed_all(s, [shown("surprise")] * 3) == "reject"  # a challenge expression at a neutral step
+    assert s.result().reasons == [reasons.WRONG_EXPRESSION]
