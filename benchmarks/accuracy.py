@@ -1,0 +1,202 @@
+"""Parity and task accuracy of each model file on real faces (needs ``--data``).
+
+Per file, against the torch model of the checkpoint the bundle was exported
+from (DESIGN.md section 7):
+
+- parity: :func:`facelivenet.export.parity.measure` on the held-out parity
+  faces (embedding cosine mean/min, expression top-1 agreement) and the
+  export's gate for the file's precision;
+- accuracy: LFW View 2 on the folds whose people the checkpoint never saw
+  (the plan of :func:`facelivenet.training.evaluation.lfw_eval.plan_lfw`;
+  threshold from the other nine folds; the same aligned faces as
+  ``facelive-train evaluate``) and FER2013 test accuracy (centre crops, as
+  the evaluation does). ``--quick`` uses the evaluation's quick subsets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from facelivenet.edge_runtime import metrics
+from facelivenet.edge_runtime.errors import FaceLiveError
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+CHUNK = 256
+
+
+@dataclass
+class LfwSet:
+    crops: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    labels: np.ndarray
+    folds: np.ndarray
+    report: tuple[int, ...]
+    subset: str | None
+
+
+@dataclass
+class FerSet:
+    crops: np.ndarray
+    labels: np.ndarray
+    private: np.ndarray
+    subset: str | None
+
+
+@dataclass
+class EvalSets:
+    """Everything a file is measured on; a set is None when its data is absent (``notes`` says why)."""
+
+    pre: Any  # PreprocessConfig
+    parity: Any  # export.calibration.FaceSet | None
+    lfw: LfwSet | None
+    fer: FerSet | None
+    notes: list[str]
+
+    def parity_only(self) -> "EvalSets":
+        """The same sets without the task-accuracy ones."""
+        return EvalSets(self.pre, self.parity, None, None, self.notes)
+
+
+def lfw_set(data: Path, pre: Any, trained_on: dict[str, Any], detector: Any, cache_dir: Any, quick: bool) -> LfwSet:
+    """The LFW pairs and aligned faces the evaluation uses (cached under the same name and key)."""
+    from facelivenet.training.data.face_cache import load_or_build
+    from facelivenet.training.evaluation.lfw_eval import FALLBACK_FRACTION, QUICK_PAIRS_PER_FOLD, plan_lfw
+
+    root = data / "lfw"
+    plan = plan_lfw(trained_on, root, None, quick)
+    if not plan.report:
+        raise FaceLiveError("every LFW fold holds people the checkpoint trained on: no fold to report")
+    pairs = lfw_pairs(root, QUICK_PAIRS_PER_FOLD if quick else None)
+    faces = load_or_build("lfw-eval", [str(root / p) for p in pairs.images], pre, "detect", detector, cache_dir,
+                          FALLBACK_FRACTION, progress=False)
+    return LfwSet(np.asarray(faces.crops), pairs.left, pairs.right, pairs.labels, pairs.folds, plan.report,
+                  pairs.subset)
+
+
+@dataclass
+class LfwPairs:
+    """View 2 pairs as indices into their distinct images (paths relative to the LFW root)."""
+
+    images: list[str]
+    left: np.ndarray
+    right: np.ndarray
+    labels: np.ndarray
+    folds: np.ndarray
+    subset: str | None
+
+
+def lfw_pairs(root: Path, per_fold: int | None = None) -> LfwPairs:
+    """``root/pairs.txt`` (every pair, or the first ``per_fold`` same + different pairs of each fold)."""
+    from facelivenet.training.evaluation.lfw_eval import _subset
+    from facelivenet.training.evaluation.lfw_protocol import lfw_pairs as read_pairs
+
+    folds = read_pairs(root)
+    if per_fold:
+        folds = _subset(folds, per_fold)
+    pairs = [p for fold in folds for p in fold]
+    images = sorted({p.path1 for p in pairs} | {p.path2 for p in pairs})
+    row = {p: i for i, p in enumerate(images)}
+    return LfwPairs(images, np.array([row[p.path1] for p in pairs]), np.array([row[p.path2] for p in pairs]),
+                    np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]),
+                    f"first {per_fold} same + {per_fold} different pairs per fold" if per_fold else None)
+
+
+def fer_set(data: Path, pre: Any, cache_dir: Any, quick: bool) -> FerSet:
+    """FER2013 test images, centre-cropped like the evaluation (quick: its evenly spaced subset)."""
+    from facelivenet.training.data.face_cache import load_or_build
+    from facelivenet.training.data.readers import read_fer2013
+    from facelivenet.training.evaluation.fer2013_eval import QUICK_IMAGES, evenly_spaced
+
+    records = read_fer2013(data / "fer2013", "test")
+    if quick:
+        records = [records[i] for i in evenly_spaced(len(records), QUICK_IMAGES)]
+    faces = load_or_build("fer2013-test", [r.path for r in records], pre, "center_crop", None, cache_dir,
+                          progress=False)
+    private = np.array([Path(r.path).name.startswith("PrivateTest") for r in records])
+    return FerSet(np.asarray(faces.crops), np.array([r.label for r in records]), private,
+                  f"{len(records)} test images evenly spaced over the sorted list" if quick else None)
+
+
+def load_eval_sets(data: Path, pre: Any, parity_faces: Any, trained_on: dict[str, Any], detector: Any,
+                   cache_dir: Any, quick: bool) -> EvalSets:
+    """The LFW and FER2013 sets that exist under ``data`` (a missing one is noted, not fatal)."""
+    notes: list[str] = []
+    lfw = fer = None
+    try:
+        lfw = lfw_set(data, pre, trained_on, detector, cache_dir, quick)
+    except FaceLiveError as exc:
+        notes.append(f"LFW accuracy skipped: {exc}")
+    try:
+        fer = fer_set(data, pre, cache_dir, quick)
+    except FaceLiveError as exc:
+        notes.append(f"FER2013 accuracy skipped: {exc}")
+    for note in notes:
+        log.warning("%s", note)
+    return EvalSets(pre, parity_faces, lfw, fer, notes)
+
+
+def run_crops(run: Runner, crops: np.ndarray, pre: Any, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings, logits) of uint8 crops, normalised in chunks in the file's layout."""
+    from facelivenet.export.calibration import FaceSet
+
+    embs, logits = [], []
+    for i in range(0, len(crops), CHUNK):
+        e, l = run(FaceSet(crops[i:i + CHUNK], [], "eval", "").tensor(pre, layout))
+        embs.append(e)
+        logits.append(l)
+    return np.concatenate(embs), np.concatenate(logits)
+
+
+def lfw_accuracy(emb: np.ndarray, s: LfwSet) -> dict[str, Any]:
+    """k-fold accuracy on the reported folds and TAR at FAR 1e-3 over their pairs."""
+    from facelivenet.export.parity import cosine_rows
+
+    scores = cosine_rows(emb[s.left], emb[s.right])
+    kf = metrics.kfold_verification_accuracy(scores, s.labels, s.folds, test_folds=s.report)
+    test = np.isin(s.folds, s.report)
+    tar = metrics.tar_at_far(scores[test], s.labels[test], 1e-3)
+    out = {"accuracy": kf.mean, "folds": list(kf.folds), "pairs_reported": int(test.sum()),
+           "tar_at_far_1e-3": tar.tar, "tar_at_far_1e-3_impostor_pairs": tar.n_impostor}
+    if s.subset:
+        out["quick_subset"] = s.subset
+    return out
+
+
+def fer_accuracy(logits: np.ndarray, s: FerSet) -> dict[str, Any]:
+    pred = logits.argmax(axis=1)
+    out = {"accuracy": metrics.accuracy(s.labels, pred), "images": int(len(s.labels)),
+           "private_test_accuracy": metrics.accuracy(s.labels[s.private], pred[s.private]) if s.private.any()
+           else None}
+    if s.subset:
+        out["quick_subset"] = s.subset
+    return out
+
+
+def parity_and_accuracy(run: Runner, layout: str, precision: str | None, sets: EvalSets,
+                        reference: tuple[np.ndarray, np.ndarray] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(parity, accuracy) of one model; ``reference`` None for the torch model itself (no parity)."""
+    from facelivenet.export import parity as parity_mod
+
+    parity: dict[str, Any] = {}
+    if reference is not None and sets.parity is not None:
+        emb, logits = run(sets.parity.tensor(sets.pre, layout))
+        parity = parity_mod.measure(reference[0], reference[1], emb, logits)
+        if precision in parity_mod.GATES:
+            failures = parity_mod.check(precision, parity)
+            parity.update(gate=parity_mod.gate_dict(precision), passed=not failures, failures=failures)
+    accuracy: dict[str, Any] = {}
+    if sets.lfw is not None:
+        emb, _ = run_crops(run, sets.lfw.crops, sets.pre, layout)
+        accuracy["lfw"] = lfw_accuracy(emb, sets.lfw)
+    if sets.fer is not None:
+        _, logits = run_crops(run, sets.fer.crops, sets.pre, layout)
+        accuracy["fer2013"] = fer_accuracy(logits, sets.fer)
+    return parity, accuracy

@@ -1,0 +1,124 @@
+"""Who (or what) is in front of the camera: frame by frame, a :class:`FrameSpec` for the next frame.
+
+An actor is asked for frame ``i`` with the expression the session asks for
+right now (``None`` once it has decided) and answers with a frame spec, or
+``None`` when its source has run out (a replayed clip ends).
+
+- :class:`Performer`: a live person following the prompts. At each new prompt
+  they keep the previous face for a reaction time of 1-4 frames, then show
+  the asked expression; they hold one take (one image) of it and, when the
+  step does not pass, try another take every 1-2 s, as people do when the
+  system does not react. Every frame gets a random ``live`` jitter variant.
+- :class:`Still`: one image held up (a photo), with ``photo`` jitter.
+- :class:`Clip`: a recorded list of frames played as it is, whatever is asked.
+- :class:`WithBystander` / :class:`WithJump`: another actor's frames with a
+  second face added, or moved to another place, from a given frame on.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from facelivenet.edge_runtime.challenge import NEUTRAL
+
+from .render import BASE, BYSTANDER, FrameSpec, Placement
+
+ImagesFor = Callable[[str], Sequence[str]]
+
+
+class Actor(Protocol):
+    def spec(self, i: int, expected: str | None) -> FrameSpec | None:
+        """The frame shown at index ``i`` while ``expected`` is asked (None: the source ended)."""
+        ...
+
+
+class Performer:
+    """A person performing the prompts with the faces ``images_for(label)`` gives."""
+
+    def __init__(self, images_for: ImagesFor, rng: np.random.Generator, variants: int,
+                 placement: Placement = BASE, reaction: tuple[int, int] = (1, 5),
+                 take_frames: tuple[int, int] = (10, 21)) -> None:
+        self.images_for, self.rng, self.variants = images_for, rng, variants
+        self.placement, self.reaction, self.take_frames = placement, reaction, take_frames
+        self._target = self._shown = NEUTRAL
+        self._switch_at = 0
+        self._take, self._take_until = self._new_take(NEUTRAL, 0)
+
+    def _new_take(self, label: str, i: int, previous: str | None = None) -> tuple[str, int]:
+        options = list(self.images_for(label))
+        if not options:
+            raise ValueError(f"no image of {label!r} for this performer")
+        if previous in options and len(options) > 1:
+            options.remove(previous)
+        return options[int(self.rng.integers(len(options)))], i + int(self.rng.integers(*self.take_frames))
+
+    def label_at(self, i: int, expected: str | None) -> str:
+        """The expression shown at frame ``i`` (advances the performer's state)."""
+        if expected is not None and expected != self._target:
+            self._target = expected
+            self._switch_at = i + int(self.rng.integers(*self.reaction))
+        if self._shown != self._target and i >= self._switch_at:
+            self._shown = self._target
+            self._take, self._take_until = self._new_take(self._shown, i)
+        elif i >= self._take_until:
+            self._take, self._take_until = self._new_take(self._shown, i, self._take)
+        return self._shown
+
+    def spec(self, i: int, expected: str | None) -> FrameSpec:
+        self.label_at(i, expected)
+        return FrameSpec((self.placement.layer(self._take),), "live", int(self.rng.integers(self.variants)))
+
+
+class Still:
+    """One image held in front of the camera (a printed photo or a phone screen)."""
+
+    def __init__(self, image: str, rng: np.random.Generator, variants: int, placement: Placement = BASE,
+                 jitter: str = "photo") -> None:
+        self.layer, self.rng, self.variants, self.jitter = placement.layer(image), rng, variants, jitter
+
+    def spec(self, i: int, expected: str | None) -> FrameSpec:
+        return FrameSpec((self.layer,), self.jitter, int(self.rng.integers(self.variants)))
+
+
+class Clip:
+    """A recorded sequence of frames, played from its first frame to its last."""
+
+    def __init__(self, frames: Sequence[FrameSpec]) -> None:
+        self.frames = list(frames)
+
+    def spec(self, i: int, expected: str | None) -> FrameSpec | None:
+        return self.frames[i] if i < len(self.frames) else None
+
+
+def record(performer: Performer, labels: Sequence[str], durations: Sequence[int]) -> list[FrameSpec]:
+    """A performer following a fixed script (``labels[k]`` asked for ``durations[k]`` frames)."""
+    script = [label for label, n in zip(labels, durations) for _ in range(n)]
+    return [performer.spec(i, label) for i, label in enumerate(script)]
+
+
+class WithBystander:
+    """``actor``'s frames with a second face (``image``) beside the first from frame ``start`` on."""
+
+    def __init__(self, actor: Actor, image: str, start: int, placement: Placement = BYSTANDER) -> None:
+        self.actor, self.layer, self.start = actor, placement.layer(image), start
+
+    def spec(self, i: int, expected: str | None) -> FrameSpec | None:
+        s = self.actor.spec(i, expected)
+        if s is None or i < self.start:
+            return s
+        return FrameSpec(s.layers + (self.layer,), s.jitter, s.variant)
+
+
+class WithJump:
+    """``actor``'s frames with the face moved by ``offset`` pixels from frame ``start`` on (a teleport)."""
+
+    def __init__(self, actor: Actor, offset: tuple[float, float], start: int) -> None:
+        self.actor, self.offset, self.start = actor, offset, start
+
+    def spec(self, i: int, expected: str | None) -> FrameSpec | None:
+        s = self.actor.spec(i, expected)
+        if s is None or i < self.start:
+            return s
+        return FrameSpec(tuple(layer.moved(*self.offset) for layer in s.layers), s.jitter, s.variant)

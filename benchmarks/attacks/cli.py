@@ -1,0 +1,145 @@
+"""``facelive-bench attacks``: the liveness attack suite from the command line.
+
+``main(argv)`` takes the arguments AFTER the ``attacks`` word and returns the
+exit code: 0 when the suite ran (whatever the rates; ``--strict`` makes a
+missed target exit 5), 1 with one ``facelive-bench attacks: error: ...`` line
+on stderr when it could not run, 2 on usage errors. ``--json`` prints one JSON
+object on stdout; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+from facelivenet.edge_runtime.cli_logging import setup_cli_logging
+from facelivenet.edge_runtime.cli_runtime import add_model_options, build_pipeline
+from facelivenet.edge_runtime.errors import FaceLiveError
+
+from .data import resolve_jaffe_dir
+from .scenarios import ATTACK_TYPES
+from .suite import FULL_SESSIONS, FULL_VARIANTS, QUICK_SESSIONS, QUICK_VARIANTS, SuiteConfig, run_suite
+
+PROG = "facelive-bench attacks"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_TARGET_MISSED = 0, 1, 2, 3, 5
+DATA_ENV = "FACELIVE_DATA"
+
+log = logging.getLogger("facelivenet.benchmarks.attacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``attacks`` subcommand."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(f"""\
+            Simulated authentication sessions built from real JAFFE images, through
+            the runtime's own detector, tracker, model and session rules: bona fide
+            users performing a random challenge, and {len(ATTACK_TYPES)} attack types
+            ({', '.join(ATTACK_TYPES)}). Reports APCER per attack type and BPCER
+            (ISO/IEC 30107-3), reason codes, the challenge orders, and a DET plot
+            over verification thresholds into --out with the resolved config.
+
+            Thresholds: verification chosen leave-one-subject-out at --far on still
+            pairs of the other subjects (never on the reported sessions); expression
+            --expression-threshold (default 0.3)."""),
+        epilog="examples:\n  facelive-bench attacks --quick --json\n"
+               "  facelive-bench attacks --data ../shared/data --seed 1 --out reports/attacks-seed1",
+    )
+    p.add_argument("--data", metavar="DIR", help=f"data root holding jaffe/, or a JAFFE-shaped folder "
+                                                 f"(default: ${DATA_ENV})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_SESSIONS} sessions per type, {QUICK_VARIANTS} jitter variants (CI); "
+                        f"the full run has {FULL_SESSIONS} and {FULL_VARIANTS}")
+    p.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
+    p.add_argument("--sessions", type=int, metavar="N", help="sessions per type (overrides --quick's)")
+    p.add_argument("--variants", type=int, metavar="N", help="jitter variants per image (overrides --quick's)")
+    p.add_argument("--types", metavar="LIST", help=f"attack types to run (default all: {','.join(ATTACK_TYPES)})")
+    p.add_argument("--far", type=float, default=1e-2, help="target FAR of the verification threshold (default 1e-2)")
+    p.add_argument("--expression-threshold", type=float, default=0.3, metavar="P",
+                   help="expression probability threshold (default 0.3)")
+    p.add_argument("--challenge", default="happy,surprise", metavar="LIST", help="challenge expressions")
+    p.add_argument("--length", type=int, default=0, metavar="N", help="expression steps (default: one per expression)")
+    p.add_argument("--fps", type=float, default=10.0, help="simulated camera frame rate (default 10)")
+    p.add_argument("--out", metavar="DIR", help="report folder (default reports/attacks, reports/attacks-quick)")
+    p.add_argument("--strict", action="store_true", help=f"exit {EXIT_TARGET_MISSED} when a target is missed")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    add_model_options(p)
+    return p
+
+
+def suite_config(args: argparse.Namespace) -> SuiteConfig:
+    """The SuiteConfig the arguments describe; FaceLiveError / ValueError name a bad one."""
+    data = args.data or os.environ.get(DATA_ENV)
+    if not data:
+        raise FaceLiveError(f"no data: pass --data DIR (a folder holding jaffe/) or set ${DATA_ENV}")
+    types = tuple(t.strip() for t in args.types.split(",") if t.strip()) if args.types else ATTACK_TYPES
+    return SuiteConfig(
+        data=resolve_jaffe_dir(data),
+        sessions_per_type=args.sessions if args.sessions is not None else (QUICK_SESSIONS if args.quick
+                                                                           else FULL_SESSIONS),
+        variants=args.variants if args.variants is not None else (QUICK_VARIANTS if args.quick else FULL_VARIANTS),
+        seed=args.seed, target_far=args.far, expression_threshold=args.expression_threshold,
+        expressions=tuple(args.challenge.split(",")), length=args.length, fps=args.fps, types=types,
+        quick=args.quick,
+    )
+
+
+def _fail(args: argparse.Namespace, message: str, kind: str, code: int) -> int:
+    message = " ".join(str(message).split()) or "unknown error"
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "error_type": kind}))
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    setup_cli_logging(PROG, args.verbose, args.quiet)
+    try:
+        cfg = suite_config(args)
+        out = Path(args.out or ("reports/attacks-quick" if args.quick else "reports/attacks"))
+        pipeline = build_pipeline(args)
+        summary = run_suite(cfg, pipeline, out, progress=_progress(args))
+    except (FaceLiveError, ValueError) as exc:
+        return _fail(args, str(exc), type(exc).__name__, EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", "KeyboardInterrupt", 130)
+    except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv
+        log.debug("internal error", exc_info=True)
+        return _fail(args, f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
+                     "InternalError", EXIT_INTERNAL)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(Path(summary["files"]["table.txt"]).read_text(), end="")
+    if args.strict and not all(summary["meets_target"].values()):
+        missed = [k for k, ok in summary["meets_target"].items() if not ok]
+        print(f"{PROG}: targets missed: {', '.join(missed)}", file=sys.stderr)
+        return EXIT_TARGET_MISSED
+    return EXIT_OK
+
+
+def _progress(args: argparse.Namespace):
+    """Every 10 % of the sessions, an INFO line."""
+    def report(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 10) == 0:
+            log.info("%d/%d sessions", done, total)
+    return report
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The session types of the suite and the actor each one puts in front of the camera.
+
+Every session claims the identity of an enrolled subject S (the template the
+session compares against) and answers a challenge drawn at random with the
+session's own seed. ``T`` is another subject, drawn at random.
+
+- ``bona_fide``: S performs the challenge (:class:`Performer`).
+- ``photo``: a still of S (one of S's neutral images) held up, ``photo`` jitter.
+- ``expression_photo``: a still of S showing a challenge expression.
+- ``replay``: a recording of S performing a challenge drawn at recording time
+  (neutral 8-12 frames, each expression 12-18 frames, reactions included),
+  played as it is; it can only match when its order equals the drawn one.
+- ``swap``: S at the neutral steps, T performing the expressions, at the same
+  place in the frame (the tracker cannot tell; identity must).
+- ``impostor``: T performs S's challenge correctly.
+- ``two_faces``: S performs while T's face is beside S's from frame 0-9 on
+  (before any session could finish).
+- ``track_jump``: S performs; from frame 2-9 on the face is elsewhere in the
+  frame (a jump of 190-230 px, more than a face width): another device or print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from facelivenet.edge_runtime.challenge import NEUTRAL, ChallengeConfig, draw_challenge, with_neutral_steps
+
+from .actors import Actor, Clip, Performer, Still, WithBystander, WithJump, record
+from .data import Subject
+from .render import JUMPS
+
+BONA_FIDE = "bona_fide"
+ATTACK_TYPES = ("photo", "expression_photo", "replay", "swap", "impostor", "two_faces", "track_jump")
+SESSION_TYPES = (BONA_FIDE, *ATTACK_TYPES)
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """Everything that fixes one session: rerunning a plan gives the very same frames."""
+
+    kind: str
+    index: int
+    subject: str
+    attacker: str | None
+    challenge: tuple[str, ...]
+    seed: tuple[int, ...]
+
+
+def plan_sessions(kind: str, count: int, subjects: Sequence[Subject], ccfg: ChallengeConfig,
+                  seed: int) -> list[SessionPlan]:
+    """``count`` sessions of one type: enrolled subjects in turn, attacker and challenge drawn per session."""
+    plans = []
+    names = [s.name for s in subjects]
+    for i in range(count):
+        key = (int(seed), SESSION_TYPES.index(kind), i)
+        rng = np.random.default_rng(key)
+        subject = names[i % len(names)]
+        challenge = draw_challenge(ccfg, rng)
+        attacker = None
+        if kind in ("swap", "impostor", "two_faces"):
+            others = [n for n in names if n != subject]
+            attacker = others[int(rng.integers(len(others)))]
+        plans.append(SessionPlan(kind, i, subject, attacker, challenge, key))
+    return plans
+
+
+def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+def build_actor(plan: SessionPlan, subjects: dict[str, Subject], ccfg: ChallengeConfig,
+                variants: int) -> tuple[Actor, dict[str, Any]]:
+    """The actor of ``plan`` (a fresh one each call, from the plan's seed) and what it did, for the report."""
+    rng = np.random.default_rng((*plan.seed, 1))
+    s = subjects[plan.subject]
+    t = subjects[plan.attacker] if plan.attacker else None
+    kind = plan.kind
+    if kind == BONA_FIDE:
+        return Performer(s.images, rng, variants), {}
+    if kind == "photo":
+        image = _pick(rng, s.neutral_all)
+        return Still(image, rng, variants), {"image": image}
+    if kind == "expression_photo":
+        label = _pick(rng, ccfg.expressions)
+        image = _pick(rng, s.images(label))
+        return Still(image, rng, variants), {"image": image, "expression": label}
+    if kind == "replay":
+        order = draw_challenge(ccfg, rng)
+        labels = with_neutral_steps(order)
+        durations = [int(rng.integers(8, 13) if label == NEUTRAL else rng.integers(12, 19)) for label in labels]
+        clip = record(Performer(s.images, rng, variants), labels, durations)
+        return Clip(clip), {"recorded_order": list(order), "order_matches": order == plan.challenge,
+                            "clip_frames": len(clip)}
+    if kind == "swap":
+        return Performer(lambda label: s.images(label) if label == NEUTRAL else t.images(label), rng, variants), {}
+    if kind == "impostor":
+        return Performer(t.images, rng, variants), {}
+    if kind == "two_faces":
+        start = int(rng.integers(0, 10))
+        image = _pick(rng, t.neutral_all)
+        return WithBystander(Performer(s.images, rng, variants), image, start), {"second_face_from_frame": start}
+    if kind == "track_jump":
+        start = int(rng.integers(2, 10))
+        offset = JUMPS[int(rng.integers(len(JUMPS)))]
+        return WithJump(Performer(s.images, rng, variants), offset, start), {"jump_at_frame": start,
+                                                                              "jump_px": list(offset)}
+    raise ValueError(f"unknown session type {kind!r}; choose from {', '.join(SESSION_TYPES)}")

@@ -1,0 +1,148 @@
+"""The result object (the issue's JSON contract), ratios against our fused int8 model, and the Markdown table.
+
+Shape::
+
+    {"machine": {"cpu", "threads", "peak_gflops", ...},
+     "rows": [{"format", "precision", "threads", "size_bytes", "load_ms",
+               "latency_ms": {"median", "p95", "p99", ...}, "rss_mb", "parity": {...}, "accuracy": {...}, ...}],
+     "pipeline": {...},
+     "peers": [{"name", "params", "flops", "precision", "latency_ms": {"median", ...}, "ratio_vs_ours", ...}],
+     "targets": [...], "skipped": [...], "notes": [...], "quick": bool, ...}
+
+``ratio_vs_ours`` = our fused int8 ONNX median / the peer's median at the same
+thread count: below 1 we are faster. Both medians come from the same process,
+the two models timed in alternation (``ratio_method: "paired"``), so a change
+of machine load during the run does not bias the ratio; without that
+measurement, our row's median is used (``"rows"``). The targets: ours <= 1.0 x
+MobileFaceNet int8 at 112 px, and <= 0.5 x the two-model pipeline (int8).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+OURS = ("onnx", "int8")
+RATIO_DEFINITION = ("our fused int8 ONNX median latency / the peer's median latency, same thread count, timed in "
+                    "alternation in one process")
+TARGETS = (
+    ("mobilefacenet", "int8", 1.0, "our fused int8 <= 1.0 x MobileFaceNet int8 latency at 112 px"),
+    ("two_model_pipeline", "int8", 0.5, "our fused int8 <= 0.5 x the two-model pipeline (int8) latency"),
+)
+
+
+def our_medians(rows: Sequence[dict[str, Any]]) -> dict[int, float]:
+    """Thread count -> median ms of our fused int8 ONNX file."""
+    return {r["threads"]: r["latency_ms"]["median"] for r in rows if (r["format"], r["precision"]) == OURS}
+
+
+def add_ratios(peers: list[dict[str, Any]], ours: dict[int, float]) -> None:
+    """Set ``ratio_vs_ours`` and ``ratio_method`` on each peer row (None where our int8 file was not timed)."""
+    for p in peers:
+        paired = (p.get("reference_latency_ms") or {}).get("median")
+        mine = paired or ours.get(p["threads"])
+        p["ratio_vs_ours"] = round(mine / p["latency_ms"]["median"], 4) if mine else None
+        p["ratio_method"] = "paired" if paired else ("rows" if mine else None)
+
+
+def targets(peers: Sequence[dict[str, Any]], threads: Sequence[int]) -> list[dict[str, Any]]:
+    """Each target at each thread count: the measured ratio and whether it holds (None: not measured)."""
+    out = []
+    for name, precision, limit, text in TARGETS:
+        for t in threads:
+            row = next((p for p in peers if (p["name"], p["precision"], p["threads"]) == (name, precision, t)), None)
+            ratio = row["ratio_vs_ours"] if row else None
+            entry = {"target": text, "peer": name, "precision": precision, "threads": t, "limit": limit,
+                     "ratio": ratio, "holds": None if ratio is None else ratio <= limit}
+            if ratio is None:
+                entry["reason"] = ("our int8 ONNX file was not timed" if row else
+                                   f"{name} {precision} was not measured (int8 peers need --data for calibration)")
+            out.append(entry)
+    return out
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _size(b: int | None) -> str:
+    return "-" if b is None else f"{b / 1e6:.2f} MB"
+
+
+def _count(n: int | None, unit: str, scale: float) -> str:
+    return "-" if n is None else f"{n / scale:.2f} {unit}"
+
+
+def _row_line(r: dict[str, Any]) -> str:
+    lat, par, acc = r["latency_ms"], r.get("parity") or {}, r.get("accuracy") or {}
+    ach = r.get("achieved") or {}
+    cos = f"{par['cosine_mean']:.4f} / {par['cosine_min']:.4f}" if "cosine_mean" in par else "-"
+    agree = _pct(par.get("expression_top1_agreement"))
+    gate = {True: "pass", False: "FAIL"}.get(par.get("passed"), "-")
+    lfw = _pct((acc.get("lfw") or {}).get("accuracy"))
+    fer = _pct((acc.get("fer2013") or {}).get("accuracy"))
+    achieved = f"{ach['gflops']:.1f} ({_pct(ach.get('fraction_of_peak'))})" if ach else "-"
+    return (f"| {r['format']} | {r['precision']} | {r['threads']} | {_size(r.get('size_bytes'))} | {_ms(r['load_ms'])} "
+            f"| {_ms(lat['median'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {r.get('rss_mb') or '-'} | {achieved} "
+            f"| {cos} | {agree} | {gate} | {lfw} | {fer} |")
+
+
+def _peer_line(p: dict[str, Any]) -> str:
+    lat = p["latency_ms"]
+    ratio = "-" if p.get("ratio_vs_ours") is None else f"{p['ratio_vs_ours']:.3f}x"
+    lfw = _pct(((p.get("accuracy") or {}).get("lfw") or {}).get("accuracy"))
+    return (f"| {p['name']} | {p['precision']} | {p['threads']} | {p.get('input_size', '-')} "
+            f"| {_count(p.get('params'), 'M', 1e6)} | {_count(p.get('flops'), 'G', 1e9)} | {_ms(lat['median'])} "
+            f"| {_ms(lat['p95'])} | {ratio} | {lfw} |")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The whole result as Markdown tables (rows, peers, targets, notes)."""
+    m = result["machine"]
+    model = result.get("model") or {}
+    lines = [
+        f"# facelive-bench{' (QUICK: fewer runs, subsets)' if result.get('quick') else ''}",
+        "",
+        f"Machine: {m['cpu']}, {m.get('logical_cpus', '?')} logical CPUs; measured fp32 GEMM peak "
+        + ", ".join(f"{v:.1f} GFLOP/s at {k} thread(s)" for k, v in m.get("peak_gflops_by_threads", {}).items())
+        + ".",
+        f"Model: {_count(model.get('params'), 'M parameters', 1e6)}, {_count(model.get('flops'), 'MFLOPs', 1e6)} "
+        f"per forward pass; timing: {result['config']['runs']} runs after {result['config']['warmup']} warm-up, "
+        "batch 1.",
+        "",
+        "| format | precision | threads | size | load ms | median ms | p95 ms | p99 ms | RSS MB | GFLOP/s (of peak) "
+        "| cosine mean / min | top-1 agree | gate | LFW acc | FER2013 acc |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *[_row_line(r) for r in result["rows"]],
+    ]
+    if result.get("peers"):
+        lines += ["", f"Peers (ratio = {RATIO_DEFINITION}):", "",
+                  "| peer | precision | threads | input px | params | FLOPs | median ms | p95 ms | ratio vs ours "
+                  "| LFW acc |",
+                  "|---|---|---|---|---|---|---|---|---|---|", *[_peer_line(p) for p in result["peers"]]]
+    if result.get("targets"):
+        lines += ["", "| target | threads | ratio | holds |", "|---|---|---|---|"]
+        for t in result["targets"]:
+            holds = {True: "yes", False: "NO"}.get(t["holds"], f"not measured ({t.get('reason', '')})")
+            ratio = "-" if t["ratio"] is None else f"{t['ratio']:.3f}x"
+            lines.append(f"| {t['target']} | {t['threads']} | {ratio} | {holds} |")
+    pipe = result.get("pipeline") or {}
+    if pipe.get("measured"):
+        f = pipe["frame_latency_ms"]
+        lines += ["", f"Per-frame pipeline at {pipe['frame_size']}, {pipe['threads']} thread(s), int8 ONNX "
+                      f"(median ms per stage):", "",
+                  "| " + " | ".join(pipe["stages_ms"]) + " | whole frame (p95) | frames/s |",
+                  "|" + "---|" * (len(pipe["stages_ms"]) + 2),
+                  "| " + " | ".join(f"{v:.2f}" for v in pipe["stages_ms"].values())
+                  + f" | {f['median']:.2f} ({f['p95']:.2f}) | {pipe['fps']} |"]
+    else:
+        lines += ["", f"Per-frame pipeline: {pipe.get('reason', '-')}"]
+    for s in result.get("skipped", []):
+        what = " ".join(str(s[k]) for k in ("format", "precision") if k in s)
+        lines.append(f"- skipped {what}: {s['reason']}")
+    for n in result.get("notes", []):
+        lines.append(f"- {n}")
+    return "\n".join(lines)
