@@ -22,8 +22,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
-from facelivenet.edge_runtime.cli_logging import setup_cli_logging
-from facelivenet.edge_runtime.errors import FaceLiveError
+from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, setup_cli_logging
 
 from .errors import BenchError
 
@@ -152,14 +151,6 @@ def _cmd_bench(args: argparse.Namespace) -> HandlerResult:
     return EXIT_OK, result, markdown(result)
 
 
-def _fail(args: argparse.Namespace, message: str, kind: str, code: int) -> int:
-    message = " ".join(str(message).split()) or "unknown error"
-    if getattr(args, "json", False):
-        print(json.dumps({"error": message, "error_type": kind}))
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
-
-
 def _subcommand(name: str, argv: list[str]) -> int:
     module_name, _ = SUBCOMMANDS[name]
     try:
@@ -175,24 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv[0], argv[1:])
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, usage errors: argparse already printed
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = parse_args_or_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     setup_cli_logging(PROG, args.verbose, args.quiet)
     # onnxruntime's quantiser configures the root logger: keep our lines from printing twice
     logging.getLogger("facelivenet").propagate = False
-    try:
-        code, payload, text = _cmd_bench(args)
-    except FaceLiveError as exc:
-        return _fail(args, str(exc), type(exc).__name__, EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return _fail(args, "interrupted", "KeyboardInterrupt", EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv
-        log.debug("internal error", exc_info=True)
-        return _fail(args, f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
-                     "InternalError", EXIT_INTERNAL)
+    failed, result = call_cleanly(PROG, args.json, lambda: _cmd_bench(args))
+    if failed is not None:
+        return failed
+    code, payload, text = result
     print(json.dumps(payload) if getattr(args, "json", False) else text)
     return code
 

@@ -7,8 +7,11 @@
    run on real faces instead;
 3. the shipped model exported to every format x precision (ONNX, TFLite, CoreML;
    fp32, fp16, int8) with the parity gates measured on real faces, and the table.
-   A failed gate is shown in the table (FAIL) rather than stopping the job.
-The benchmark table joins as its issue lands.
+   A failed gate is shown in the table (FAIL) rather than stopping the job;
+4. the simulated presentation-attack suite (quick) against the shipped bundle;
+5. ``facelive-bench --quick`` on the shipped default bundle: latency, parity,
+   peers and the per-frame pipeline, ending with its table (reports in
+   ``reports/main_job/``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from io import StringIO
 from pathlib import Path
 
 log = logging.getLogger("facelivenet.main_job")
+REPORTS = Path("reports/main_job")
 
 
 def _run_json(main, argv: list[str]) -> tuple[int, dict]:
@@ -85,7 +89,27 @@ def main() -> int:
         return code
     print("\n".join(_evaluation_table(result)))
     print("(quick subsets; the full numbers: facelive-train evaluate --json, and the README's results table)")
-    return _export(root)
+    code = _export(root)
+    if code:
+        return code
+    code = _attacks(root)
+    if code:
+        return code
+    return _bench(root)
+
+
+def _attacks(root: Path) -> int:
+    from facelivenet.benchmarks.attacks.cli import main as attacks_main
+
+    print("== simulated presentation attacks on JAFFE (quick), the shipped bundle's int8 ONNX ==", flush=True)
+    return attacks_main(["--quick", "--data", str(root), "--out", str(REPORTS / "attacks")])
+
+
+def _bench(root: Path) -> int:
+    from facelivenet.benchmarks.cli import main as bench_main
+
+    print("== facelive-bench --quick on the shipped default bundle (1 thread) ==", flush=True)
+    return bench_main(["--quick", "--data", str(root), "--threads", "1", "--out", str(REPORTS / "bench")])
 
 
 def _export(root: Path) -> int:

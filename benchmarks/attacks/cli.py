@@ -18,7 +18,7 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from facelivenet.edge_runtime.cli_logging import setup_cli_logging
+from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, setup_cli_logging
 from facelivenet.edge_runtime.cli_runtime import add_model_options, build_pipeline
 from facelivenet.edge_runtime.errors import FaceLiveError
 
@@ -93,35 +93,28 @@ def suite_config(args: argparse.Namespace) -> SuiteConfig:
     )
 
 
-def _fail(args: argparse.Namespace, message: str, kind: str, code: int) -> int:
-    message = " ".join(str(message).split()) or "unknown error"
-    if getattr(args, "json", False):
-        print(json.dumps({"error": message, "error_type": kind}))
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
+class SuiteError(FaceLiveError):
+    """An option value the suite cannot run with."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; returns the exit code (see the module docstring)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = parse_args_or_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     setup_cli_logging(PROG, args.verbose, args.quiet)
-    try:
-        cfg = suite_config(args)
+
+    def run() -> dict:
+        try:
+            cfg = suite_config(args)
+        except ValueError as exc:  # a bad option value: the user's to fix
+            raise SuiteError(str(exc)) from exc
         out = Path(args.out or ("reports/attacks-quick" if args.quick else "reports/attacks"))
-        pipeline = build_pipeline(args)
-        summary = run_suite(cfg, pipeline, out, progress=_progress(args))
-    except (FaceLiveError, ValueError) as exc:
-        return _fail(args, str(exc), type(exc).__name__, EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return _fail(args, "interrupted", "KeyboardInterrupt", 130)
-    except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv
-        log.debug("internal error", exc_info=True)
-        return _fail(args, f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
-                     "InternalError", EXIT_INTERNAL)
+        return run_suite(cfg, build_pipeline(args), out, progress=_progress(args))
+
+    failed, summary = call_cleanly(PROG, args.json, run)
+    if failed is not None:
+        return failed
     if args.json:
         print(json.dumps(summary))
     else:
