@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from facelivenet.edge_runtime.cli_logging import setup_cli_logging
+from facelivenet.edge_runtime.cli_logging import parse_args_or_code, report_failure, setup_cli_logging
 from facelivenet.edge_runtime.cli_runtime import DEFAULT_DB
 from facelivenet.edge_runtime.errors import FaceLiveError
 
@@ -31,26 +31,16 @@ DEFAULT_HEADLESS_USER = "demo"
 HEADLESS_MAX_SECONDS = 300.0
 
 
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split()) or "unknown error"
-
-
 def _fail(as_json: bool, message: str, kind: str, code: int = EXIT_FAILURE, extra: dict | None = None) -> int:
     """One line on stderr; with --json also one JSON object on stdout."""
-    message = _one_line(message)
-    if as_json:
-        print(json.dumps({"error": message, "error_type": kind, **(extra or {})}))
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
+    return report_failure(PROG, message, kind, code, as_json, extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facelive-demo`` console script; returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = parse_args_or_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     setup_cli_logging(PROG, args.verbose, args.quiet)
     temp_db_dir = tempfile.TemporaryDirectory(prefix="facelive-demo-") if args.headless and not args.db else None
     temp_home, engine = None, None
