@@ -109,24 +109,26 @@ def lfw_pairs(root: Path, per_fold: int | None = None) -> LfwPairs:
                     f"first {per_fold} same + {per_fold} different pairs per fold" if per_fold else None)
 
 
-def fer_set(data: Path, pre: Any, cache_dir: Any, quick: bool) -> FerSet:
-    """FER2013 test images, centre-cropped like the evaluation (quick: its evenly spaced subset)."""
-    from facelivenet.training.data.face_cache import load_or_build
+def fer_set(data: Path, pre: Any, cache_dir: Any, quick: bool, align: tuple[str, int] = ("center_crop", 0),
+            detector: Any = None) -> FerSet:
+    """FER2013 test images aligned like the checkpoint's Stage 2 and its evaluation (``align``: mode and
+    upscale size; quick: the evaluation's evenly spaced subset)."""
+    from facelivenet.training.data.face_cache import load_precropped
     from facelivenet.training.data.readers import read_fer2013
     from facelivenet.training.evaluation.fer2013_eval import QUICK_IMAGES, evenly_spaced
 
     records = read_fer2013(data / "fer2013", "test")
     if quick:
         records = [records[i] for i in evenly_spaced(len(records), QUICK_IMAGES)]
-    faces = load_or_build("fer2013-test", [r.path for r in records], pre, "center_crop", None, cache_dir,
-                          progress=False)
+    faces = load_precropped("fer2013-test", [r.path for r in records], pre, align[0], align[1], detector, cache_dir,
+                            progress=False)
     private = np.array([Path(r.path).name.startswith("PrivateTest") for r in records])
     return FerSet(np.asarray(faces.crops), np.array([r.label for r in records]), private,
                   f"{len(records)} test images evenly spaced over the sorted list" if quick else None)
 
 
 def load_eval_sets(data: Path, pre: Any, parity_faces: Any, trained_on: dict[str, Any], detector: Any,
-                   cache_dir: Any, quick: bool) -> EvalSets:
+                   cache_dir: Any, quick: bool, expression_align: tuple[str, int] = ("center_crop", 0)) -> EvalSets:
     """The LFW and FER2013 sets that exist under ``data`` (a missing one is noted, not fatal)."""
     notes: list[str] = []
     lfw = fer = None
@@ -135,7 +137,7 @@ def load_eval_sets(data: Path, pre: Any, parity_faces: Any, trained_on: dict[str
     except FaceLiveError as exc:
         notes.append(f"LFW accuracy skipped: {exc}")
     try:
-        fer = fer_set(data, pre, cache_dir, quick)
+        fer = fer_set(data, pre, cache_dir, quick, expression_align, detector)
     except FaceLiveError as exc:
         notes.append(f"FER2013 accuracy skipped: {exc}")
     for note in notes:

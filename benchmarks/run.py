@@ -47,6 +47,9 @@ class _Model:
         self.sha256 = sha256_file(checkpoint)
         blob = load(checkpoint)
         self.trained_on = blob.get("trained_on") or {}
+        data_cfg = (blob.get("config") or {}).get("data") or {}
+        # FER2013 is aligned the way this checkpoint's Stage 2 was trained (centre crop or landmarks)
+        self.expression_align = (data_cfg.get("expression_align", "center_crop"), data_cfg.get("expression_upscale", 0))
         self.net = model_from_checkpoint(blob)
         cfg = self.net.cfg
         self.facts = {"params": count_parameters(self.net), "flops": count_flops(self.net, cfg.input_size,
@@ -79,7 +82,8 @@ def _evaluate(cfg: BenchConfig, manifest: Manifest, rows: list[dict[str, Any]], 
     from .accuracy import load_eval_sets, parity_and_accuracy
 
     pre = manifest.preprocess
-    sets = load_eval_sets(cfg.data, pre, parity_faces, model.trained_on, cfg.detector, cfg.cache_dir, cfg.quick)
+    sets = load_eval_sets(cfg.data, pre, parity_faces, model.trained_on, cfg.detector, cfg.cache_dir, cfg.quick,
+                          model.expression_align)
     notes.extend(sets.notes)
     if cfg.quick:
         notes.append(QUICK_ACCURACY_NOTE)
