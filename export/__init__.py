@@ -14,7 +14,11 @@ One module, one job:
 - :mod:`.metadata`     the key manifest fields embedded in each model file
 - :mod:`.onnx_export`, :mod:`.quantize_onnx`, :mod:`.tflite_export`,
   :mod:`.coreml_export`   one converter each
-- :mod:`.runners`      run an exported file (onnxruntime, ai_edge_litert, CoreML)
+- :mod:`.gptq`         int8 weights: GPTQ rounding to the per-channel int8 grid
+- :mod:`.sensitivity`  which layers' int8 weights cost the expression logits most
+- :mod:`.int8_source`  the torch models the int8 files are converted from
+- :mod:`.selfcheck`    ``self_check.npz``: synthetic inputs + torch outputs for runtimes
+- :mod:`.runners`      run an exported file (the edge runtime's backends)
 - :mod:`.parity`       the gates: embedding cosine, expression agreement
 - :mod:`.bundle`       the manifest and the atomic folder (temp, then rename)
 - :mod:`.pipeline`     the whole export, step by step

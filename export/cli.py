@@ -24,7 +24,7 @@ from facelivenet.edge_runtime.cli_logging import setup_cli_logging
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS
 
-from .calibration import DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES
+from .calibration import DEFAULT_EXPRESSION_FACES, DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES
 from .errors import ParityGateError
 
 PROG = "facelive-export"
@@ -43,10 +43,18 @@ gates (per file, on held-out real aligned faces, vs the torch model):
   fp32  embedding cosine mean >= 0.9999
   fp16  embedding cosine mean >= 0.999
   int8  cosine mean >= 0.995, min >= 0.98, expression top-1 agreement >= 99 %;
-        int8 ONNX and int8 TFLite files <= 1.6 MB
+        int8 ONNX and int8 TFLite files <= 1.6 MB (1,600,000 bytes)
   A miss fails the export (nothing is written) unless --allow-parity-failure.
-  An int8 file that misses is rebuilt once with the first conv, the embedding
-  and expression heads kept in float (the L2 normalisation always is).
+  Parity faces: --parity-count held-out faces of --calib, plus --expression-count
+  test/ faces of --expression-data (default $FACELIVE_DATA/fer2013).
+  int8 weights are GPTQ-rounded on the calibration faces. An int8 file is
+  built, until the gates pass: static int8 (int8 activations); then int8
+  weights with float activations; then also the layers most costly for the
+  expression logits (a per-layer scan on the calibration faces, up to 8 % of
+  the weights) in fp16. The L2 normalisation is always float. The manifest
+  records every attempt and which layers stayed float.
+  Every ONNX/TFLite file must also pass the runtime's self-check on the
+  bundle's synthetic self_check.npz (no face data is shipped).
   CoreML files are run only on macOS; elsewhere their spec is checked."""
 
 
@@ -80,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"held-out faces for the parity gates (default {DEFAULT_PARITY_FACES}, at least {MIN_PARITY_FACES})")
     p.add_argument("--parity-data", type=Path, metavar="DIR",
                    help="take the parity faces from this folder instead of the rest of --calib")
+    p.add_argument("--expression-data", type=Path, metavar="DIR",
+                   help="already-cropped expression faces (FER2013 layout), aligned as the checkpoint's Stage 2 "
+                        "aligned them: train/ adds calibration faces, test/ parity faces "
+                        "(default: $FACELIVE_DATA/fer2013 when it exists)")
+    p.add_argument("--no-expression-data", action="store_true", help="calibrate and check on --calib faces only")
+    p.add_argument("--expression-count", type=int, default=DEFAULT_EXPRESSION_FACES, metavar="N",
+                   help=f"expression faces for calibration and again for parity (default {DEFAULT_EXPRESSION_FACES})")
     p.add_argument("--detector", type=Path, metavar="PATH",
                    help="YuNet .onnx: used for alignment AND copied into the bundle with its hash and licence "
                         "(without it $FACELIVE_DETECTOR aligns and nothing is copied)")
@@ -147,11 +162,13 @@ def _fail(args: argparse.Namespace, message: str, kind: str, code: int, extra: d
 
 
 def options_from_args(args: argparse.Namespace):
-    from .pipeline import ExportOptions
+    from .pipeline import ExportOptions, default_expression_data
 
+    expression = None if args.no_expression_data else (args.expression_data or default_expression_data())
     return ExportOptions(
         out=args.out, checkpoint=args.checkpoint, formats=args.formats, precisions=args.precisions,
-        calib=args.calib, parity_data=args.parity_data, detector=args.detector, calib_count=args.calib_count,
+        calib=args.calib, parity_data=args.parity_data, expression_data=expression,
+        expression_count=args.expression_count, detector=args.detector, calib_count=args.calib_count,
         parity_count=args.parity_count, tflite_layout=args.tflite_layout, opset=args.opset, simplify=args.simplify,
         onnx_calibration=args.onnx_calibration, allow_parity_failure=args.allow_parity_failure, force=args.force,
         thresholds=args.thresholds, evaluation=args.evaluation, cache_dir=args.cache_dir, seed=args.seed,

@@ -184,14 +184,9 @@ def check_spec(path: str | Path, input_size: int, embedding_dim: int, precision:
 
 
 def predict(path: str | Path, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run a saved .mlpackage (macOS only)."""
+    """Run a saved .mlpackage (macOS only), through the edge runtime's Core ML backend."""
     if not can_predict():
         raise ExportError("CoreML prediction needs macOS")
-    ct = _quiet_coremltools()
-    model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
-    embs, logits = [], []
-    for i in range(0, len(batch), MAX_BATCH):
-        out = model.predict({INPUT_NAME: batch[i:i + MAX_BATCH].astype(np.float32)})
-        embs.append(np.asarray(out[OUTPUT_NAMES[0]], dtype=np.float32))
-        logits.append(np.asarray(out[OUTPUT_NAMES[1]], dtype=np.float32))
-    return np.concatenate(embs), np.concatenate(logits)
+    from .runners import coreml_runner
+
+    return coreml_runner(path)(batch)

@@ -29,7 +29,9 @@ def key_fields(
     outputs: Outputs,
     thresholds: Thresholds,
     float_layers: list[str] | None = None,
+    quantisation: str | None = None,
 ) -> dict[str, Any]:
+    """The JSON object embedded in a model file (``quantisation``: the int8 level's name, for int8 files)."""
     pre = preprocess.to_dict()
     pre["layout"] = layout  # this file's input layout
     return {
@@ -55,6 +57,7 @@ def key_fields(
             "calibrated_on": thresholds.calibrated_on,
         },
         "float_layers": list(float_layers or []),
+        **({"quantisation": quantisation} if quantisation else {}),
     }
 
 

@@ -59,6 +59,12 @@ def measure(ref_emb: np.ndarray, ref_logits: np.ndarray, emb: np.ndarray, logits
     }
 
 
+def summary(ref_emb: np.ndarray, ref_logits: np.ndarray, emb: np.ndarray, logits: np.ndarray) -> dict[str, float | int]:
+    """The gated numbers only (faces, cosine mean/min, top-1 agreement), e.g. per part of the parity set."""
+    full = measure(ref_emb, ref_logits, emb, logits)
+    return {k: full[k] for k in ("faces", "cosine_mean", "cosine_min", "expression_top1_agreement")}
+
+
 def check(precision: str, metrics: dict) -> list[str]:
     """The failed conditions (empty when the gate passes), each with the measured number."""
     gate = GATES[precision]

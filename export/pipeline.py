@@ -9,6 +9,7 @@ gate passed (or ``allow_parity_failure``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -26,8 +27,10 @@ from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS, Manifest, Out
 
 from . import parity as parity_mod
 from .bundle import BundleWriter, file_name, size_bytes
-from .calibration import DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES, FaceSet, collect_faces
+from .calibration import (DEFAULT_EXPRESSION_FACES, DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES, FaceSet,
+                          collect_expression_faces, collect_faces, merge_sets)
 from .errors import ExportError, ParityGateError, check_format_available, require
+from .int8_source import Int8Sources
 from .metadata import key_fields
 from .progress import Progress, human_size, summary_table
 from .source import CheckpointSource, load_source, resolve_thresholds
@@ -60,6 +63,8 @@ class ExportOptions:
     precisions: tuple[str, ...] = PRECISIONS
     calib: Path | None = None
     parity_data: Path | None = None
+    expression_data: Path | None = None  # FER2013-style already-cropped faces (train/ -> calibration, test/ -> parity)
+    expression_count: int = DEFAULT_EXPRESSION_FACES
     detector: Path | None = None  # copied into the bundle when given
     calib_count: int = MIN_CALIB_FACES
     min_calib: int = MIN_CALIB_FACES
@@ -112,6 +117,21 @@ def _default_calib() -> Path:
     raise ExportError(f"no --calib DIR given (a folder of face images) and ${DATA_ENV}/lfw/images does not exist")
 
 
+@contextlib.contextmanager
+def _noted(progress: Progress, label: str) -> Iterator[None]:
+    """A slow sub-step inside a progress step: one note when it ends."""
+    start = time.perf_counter()
+    yield
+    progress.note(f"{label}: done in {time.perf_counter() - start:.1f} s")
+
+
+def default_expression_data() -> Path | None:
+    """``$FACELIVE_DATA/fer2013`` when it exists (FER2013: train/ and test/), else None."""
+    root = os.environ.get(DATA_ENV)
+    path = Path(root) / "fer2013" if root else None
+    return path if path is not None and (path / "train").is_dir() and (path / "test").is_dir() else None
+
+
 class _Exporter:
     """State shared by the per-format steps of one export."""
 
@@ -129,6 +149,8 @@ class _Exporter:
         self.outputs = Outputs(embedding_dim=source.embedding_dim)
         self.threads = opts.threads or (os.cpu_count() or 1)
         self._ref: tuple[np.ndarray, np.ndarray] | None = None
+        self.int8 = Int8Sources(source.model, calib.tensor(self.pre, "NCHW"), progress.step, progress.note)
+        self.self_check: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
         self.results: list[FileResult] = []
 
     # ------------------------------------------------------------------ shared pieces
@@ -140,57 +162,79 @@ class _Exporter:
             self._ref = torch_reference(self.source.model, self.parity_faces.tensor(self.pre, "NCHW"))
         return self._ref
 
-    def fields(self, fmt: str, precision: str, layout: str, float_layers: list[str] | None = None) -> dict[str, Any]:
+    def write_self_check(self) -> dict[str, Any]:
+        """``self_check.npz`` (synthetic inputs + torch outputs) in the bundle; its manifest record."""
+        from . import selfcheck
+
+        arrays, record = selfcheck.build(self.source.model, self.pre)
+        record = selfcheck.write(self.writer.tmp, arrays, record)
+        self.self_check = (arrays, record)
+        return record
+
+    def fields(self, fmt: str, precision: str, layout: str, float_layers: list[str] | None = None,
+               quantisation: str | None = None) -> dict[str, Any]:
         return key_fields(model_name=MODEL_NAME, model_version=self.source.model_version,
                           checkpoint_sha256=self.source.sha256, fmt=fmt, precision=precision, layout=layout,
                           preprocess=self.pre, outputs=self.outputs, thresholds=self.thresholds,
-                          float_layers=float_layers)
+                          float_layers=float_layers, quantisation=quantisation)
 
     def measure(self, fmt: str, precision: str, path: Path, layout: str) -> dict[str, Any]:
+        """Parity of one file on the held-out faces (and per part of them), the size gate, the self-check."""
+        from . import selfcheck
         from .runners import runner_for
 
         ref_emb, ref_logits = self.reference()
         emb, logits = runner_for(fmt, path, self.threads)(self.parity_faces.tensor(self.pre, layout))
         metrics = parity_mod.measure(ref_emb, ref_logits, emb, logits)
         failures = parity_mod.check(precision, metrics)
-        return {**metrics, "gate": parity_mod.gate_dict(precision), "passed": not failures, "failures": failures}
+        out: dict[str, Any] = {**metrics, "gate": parity_mod.gate_dict(precision)}
+        if self.parity_faces.parts:
+            out["subsets"] = {name: parity_mod.summary(ref_emb[rows], ref_logits[rows], emb[rows], logits[rows])
+                              for name, rows in self.parity_faces.subsets()}
+        if (fmt, precision) in SIZE_GATED:
+            size = size_bytes(path)
+            out["size_bytes"], out["size_limit_bytes"] = size, self.opts.max_int8_bytes
+            if size > self.opts.max_int8_bytes:
+                failures.append(f"size {human_size(size)} > {human_size(self.opts.max_int8_bytes)}")
+        if self.self_check is not None:
+            out["self_check"] = selfcheck.check_file(fmt, path, self.self_check[0], self.pre, layout, self.threads)
+            if not out["self_check"]["passed"]:
+                failures.append(f"self-check: {out['self_check']['error']}")
+        return {**out, "passed": not failures, "failures": failures}
 
     def gated(self, fmt: str, precision: str, layout: str,
-              build: Callable[[list[str]], tuple[Path, dict[str, Any]]]) -> FileResult:
-        """Build (and for int8 rebuild with more layers in float) until the gate passes."""
-        from .wrappers import INT8_FLOAT_LEVELS
+              build: Callable[[Any], tuple[Path, dict[str, Any]]]) -> FileResult:
+        """Build (and for int8 rebuild at the next level of :data:`INT8_LEVELS`) until the gates pass."""
+        from .wrappers import INT8_LEVELS
 
-        levels = [list(level) for level in INT8_FLOAT_LEVELS] if precision == "int8" else [[]]
+        levels = list(INT8_LEVELS) if precision == "int8" else [None]
         attempts = []
-        for n, float_modules in enumerate(levels):
-            path, extra = build(float_modules)
+        for n, level in enumerate(levels):
+            path, extra = build(level)
             result = self.measure(fmt, precision, path, layout)
             result.update(extra)
-            if precision == "int8":
-                result["float_layers"] = float_modules
-                attempts.append({k: result[k] for k in ("float_layers", "cosine_mean", "cosine_min",
-                                                        "expression_top1_agreement", "failures")})
+            if level is not None:
+                result.setdefault("float_layers", list(level.float_modules))
+                result["int8_level"] = level.name
+                attempts.append({"level": level.name, **{k: result[k] for k in (
+                    "float_layers", "cosine_mean", "cosine_min", "expression_top1_agreement", "failures")}})
             if result["passed"]:
                 break
             if n + 1 < len(levels):
                 self.progress.note(f"{fmt} {precision} missed the gate ({'; '.join(result['failures'])}); "
-                                   f"retrying with {', '.join(levels[n + 1])} kept in float")
+                                   f"retrying: {levels[n + 1].name}")
         if precision == "int8":
             result["attempts"] = attempts
         return self.finish(fmt, precision, layout, result)
 
     def finish(self, fmt: str, precision: str, layout: str, parity: dict[str, Any]) -> FileResult:
-        rel = file_name(fmt, precision)
-        size = size_bytes(self.writer.path(rel))
-        if (fmt, precision) in SIZE_GATED:
-            parity["size_limit_bytes"] = self.opts.max_int8_bytes
-            if size > self.opts.max_int8_bytes:
-                parity.setdefault("failures", []).append(
-                    f"size {human_size(size)} > {human_size(self.opts.max_int8_bytes)}")
-                parity["passed"] = False
-        res = FileResult(rel, fmt, precision, layout, parity)
+        res = FileResult(file_name(fmt, precision), fmt, precision, layout, parity)
         self.results.append(res)
         return res
+
+    def int8_record(self, level: Any, method: str, activations: str) -> dict[str, Any]:
+        """The ``quantisation`` entry of an int8 file built at ``level``."""
+        return self.int8.record(level, method, activations, len(self.calib))
 
     # ------------------------------------------------------------------ ONNX
 
@@ -199,42 +243,65 @@ class _Exporter:
         from .wrappers import ExportModel
 
         layout = self.pre.layout
-        with self.progress.step("onnx fp32: torch.onnx.export (dynamo)"):
-            fp32, scopes = onnx_export.export_fp32(ExportModel(self.source.model, layout), self.pre.input_size,
-                                                   self.opts.opset)
-            simplifier = None
-            if self.opts.simplify:
-                fp32, simplifier = onnx_export.simplify(fp32)
-        info = {"opset": self.opts.opset, "simplified_with": simplifier}
 
-        def write(proto: Any, precision: str, float_layers: list[str] | None = None) -> Path:
-            onnx_export.set_metadata(proto, self.fields("onnx", precision, layout, float_layers),
+        def export(model: Any, what: str, step: bool = True) -> tuple[Any, dict[str, list[str]], str | None]:
+            label = f"onnx {what}: torch.onnx.export (dynamo)"
+            with self.progress.step(label) if step else _noted(self.progress, label):
+                proto, scopes = onnx_export.export_fp32(ExportModel(model, layout), self.pre.input_size,
+                                                        self.opts.opset)
+                simplifier = None
+                if self.opts.simplify:
+                    proto, simplifier = onnx_export.simplify(proto)
+            return proto, scopes, simplifier
+
+        def write(proto: Any, precision: str, float_layers: list[str] | None = None,
+                  quantisation: str | None = None) -> Path:
+            onnx_export.set_metadata(proto, self.fields("onnx", precision, layout, float_layers, quantisation),
                                      doc="FaceLiveNet: inputs 'input', outputs 'embedding', 'expression_logits'")
             return onnx_export.save(proto, self.writer.path(file_name("onnx", precision)))
 
-        if "fp32" in precisions:
-            with self.progress.step("onnx fp32: parity"):
-                self.gated("onnx", "fp32", layout, lambda _: (write(fp32, "fp32"), dict(info)))
-        if "fp16" in precisions:
-            with self.progress.step("onnx fp16: convert + parity"):
-                self.gated("onnx", "fp16", layout,
-                           lambda _: (write(onnx_export.to_fp16(fp32), "fp16"), {**info, "io": "float32"}))
-        if "int8" in precisions:
-            calib = self.calib.tensor(self.pre, layout)
+        if {"fp32", "fp16"} & set(precisions):
+            fp32, _, simplifier = export(self.source.model, "fp32")
+            info = {"opset": self.opts.opset, "simplified_with": simplifier}
+            if "fp32" in precisions:
+                with self.progress.step("onnx fp32: parity"):
+                    self.gated("onnx", "fp32", layout, lambda _: (write(fp32, "fp32"), dict(info)))
+            if "fp16" in precisions:
+                with self.progress.step("onnx fp16: convert + parity"):
+                    self.gated("onnx", "fp16", layout,
+                               lambda _: (write(onnx_export.to_fp16(fp32), "fp16"), {**info, "io": "float32"}))
+        if "int8" not in precisions:
+            return
+        rounded, _ = self.int8.rounded()
+        exports = {id(rounded): export(rounded, "int8 (GPTQ-rounded weights)")}
+        calib = self.calib.tensor(self.pre, layout)
 
-            def build(float_modules: list[str]) -> tuple[Path, dict[str, Any]]:
-                proto, kept = quantize_onnx.quantize_int8(fp32, scopes, calib, float_modules,
+        def build(level: Any) -> tuple[Path, dict[str, Any]]:
+            model, _, fp16 = self.int8.source(level)
+            if id(model) not in exports:  # one export per distinct int8 source model
+                exports[id(model)] = export(model, "int8 (fp16 sensitive layers)", step=False)
+            fp32_r, scopes, simplifier = exports[id(model)]
+            float_modules = list(level.float_modules)
+            if level.activations == "int8":
+                proto, kept = quantize_onnx.quantize_int8(fp32_r, scopes, calib, float_modules,
                                                           self.opts.onnx_calibration)
-                onnx_export.compact_names(proto)
-                return write(proto, "int8", float_modules), {
-                    **info, "quantisation": {"method": "onnxruntime quantize_static", "format": "QDQ",
-                                             "weights": "int8 per-channel symmetric", "activations": "int8 asymmetric",
-                                             "calibration": self.opts.onnx_calibration,
-                                             "calibration_faces": len(self.calib)},
-                    "float_op_types": sorted({n.op_type for n in fp32.graph.node if n.name in set(kept)})}
+                quant = self.int8_record(level, "onnxruntime quantize_static, QDQ",
+                                         f"int8 asymmetric, {self.opts.onnx_calibration} ranges on calibration faces")
+                quant["format"] = "QDQ"
+            else:
+                proto, kept, off_grid = quantize_onnx.quantize_weights_int8(fp32_r, scopes, float_modules, fp16)
+                quant = self.int8_record(level, "int8 weight initializers, Cast + Mul per-channel scale "
+                                         "(constant-folded by onnxruntime at load)", "float32 (not quantised)")
+                quant["weights_off_grid_steps_max"] = off_grid
+            onnx_export.compact_names(proto)
+            kept_set = set(kept)
+            layers = float_modules + fp16
+            return write(proto, "int8", layers, level.name), {
+                "opset": self.opts.opset, "simplified_with": simplifier, "quantisation": quant, "float_layers": layers,
+                "float_op_types": sorted({n.op_type for n in fp32_r.graph.node if n.name in kept_set})}
 
-            with self.progress.step(f"onnx int8: static QDQ on {len(self.calib)} faces + parity"):
-                self.gated("onnx", "int8", layout, build)
+        with self.progress.step(f"onnx int8: quantise ({len(self.calib)} calibration faces) + parity"):
+            self.gated("onnx", "int8", layout, build)
 
     # ------------------------------------------------------------------ TFLite
 
@@ -243,44 +310,64 @@ class _Exporter:
         from .wrappers import ExportModel
 
         layout = self.opts.tflite_layout or self.pre.layout
-        fp32_work = self.work / "fp32.tflite"
-        with self.progress.step(f"tflite fp32: litert-torch convert ({layout})"):
-            tflite_export.convert_fp32(ExportModel(self.source.model, layout, as_dict=True), self.pre.input_size,
-                                       fp32_work, verbose=self.opts.verbose)
         info = {"layout": layout, "batch": 1, "signature": tflite_export.SIGNATURE}
 
-        def place(src: Path, precision: str, float_layers: list[str] | None = None) -> Path:
+        def convert(model: Any, what: str, dst: Path, step: bool = True) -> Path:
+            label = f"tflite {what}: litert-torch convert ({layout})"
+            with self.progress.step(label) if step else _noted(self.progress, label):
+                return tflite_export.convert_fp32(ExportModel(model, layout, as_dict=True), self.pre.input_size,
+                                                  dst, verbose=self.opts.verbose)
+
+        def place(src: Path, precision: str, float_layers: list[str] | None = None,
+                  quantisation: str | None = None) -> Path:
             dst = self.writer.path(file_name("tflite", precision))
             if src != dst:
                 dst.write_bytes(src.read_bytes())
-            return tflite_export.finalize(dst, self.fields("tflite", precision, layout, float_layers))
+            return tflite_export.finalize(dst, self.fields("tflite", precision, layout, float_layers, quantisation))
 
-        if "fp32" in precisions:
-            with self.progress.step("tflite fp32: parity"):
-                self.gated("tflite", "fp32", layout, lambda _: (place(fp32_work, "fp32"), dict(info)))
-        if "fp16" in precisions:
-            def build16(_: list[str]) -> tuple[Path, dict[str, Any]]:
-                dst = self.writer.path(file_name("tflite", "fp16"))
-                tflite_export.quantize_fp16(fp32_work, dst)
-                return place(dst, "fp16"), {**info, "quantisation": "fp16 weights (float casting), float compute"}
+        if {"fp32", "fp16"} & set(precisions):
+            fp32_work = convert(self.source.model, "fp32", self.work / "fp32.tflite")
+            if "fp32" in precisions:
+                with self.progress.step("tflite fp32: parity"):
+                    self.gated("tflite", "fp32", layout, lambda _: (place(fp32_work, "fp32"), dict(info)))
+            if "fp16" in precisions:
+                def build16(_: Any) -> tuple[Path, dict[str, Any]]:
+                    dst = self.writer.path(file_name("tflite", "fp16"))
+                    tflite_export.quantize_fp16(fp32_work, dst)
+                    return place(dst, "fp16"), {**info, "quantisation": "fp16 weights (float casting), float compute"}
 
-            with self.progress.step("tflite fp16: weights + parity"):
-                self.gated("tflite", "fp16", layout, build16)
-        if "int8" in precisions:
-            calib = self.calib.tensor(self.pre, layout)
+                with self.progress.step("tflite fp16: weights + parity"):
+                    self.gated("tflite", "fp16", layout, build16)
+        if "int8" not in precisions:
+            return
+        rounded, _ = self.int8.rounded()
+        sources = {id(rounded): convert(rounded, "int8 (GPTQ-rounded weights)", self.work / "rounded.tflite")}
+        calib = self.calib.tensor(self.pre, layout)
 
-            def build8(float_modules: list[str]) -> tuple[Path, dict[str, Any]]:
-                dst = self.writer.path(file_name("tflite", "int8"))
-                regexes = tflite_export.quantize_int8(fp32_work, dst, calib, float_modules)
-                return place(dst, "int8", float_modules), {
-                    **info, "quantisation": {"method": "ai-edge-quantizer static_wi8_ai8",
-                                             "weights": "int8 per-channel symmetric", "activations": "int8 asymmetric",
-                                             "ranges": "min/max over all calibration faces",
-                                             "io": "float32", "calibration_faces": len(self.calib)},
-                    "float_scopes": regexes}
+        def build8(level: Any) -> tuple[Path, dict[str, Any]]:
+            model, _, fp16 = self.int8.source(level)
+            if id(model) not in sources:  # one conversion per distinct int8 source model
+                sources[id(model)] = convert(model, "int8 (fp16 sensitive layers)", self.work / "fp16layers.tflite",
+                                             step=False)
+            dst = self.writer.path(file_name("tflite", "int8"))
+            float_modules = list(level.float_modules)
+            weights = self.int8.fp16_weights(model) if fp16 else []
+            regexes = tflite_export.quantize_int8(sources[id(model)], dst, calib, float_modules, level.activations,
+                                                  weights)
+            if level.activations == "int8":
+                quant = self.int8_record(level, "ai-edge-quantizer static_wi8_ai8",
+                                         "int8 asymmetric, min/max over all calibration faces")
+                quant["io"] = "float32"
+            else:
+                quant = self.int8_record(level, "ai-edge-quantizer weight_only_wi8_afp32 (explicit DEQUANTIZE)"
+                                         + (", fp16 float casting for the sensitive layers" if fp16 else ""),
+                                         "float32 (not quantised)")
+            layers = float_modules + fp16
+            return place(dst, "int8", layers, level.name), {
+                **info, "quantisation": quant, "float_layers": layers, "float_scopes": regexes}
 
-            with self.progress.step(f"tflite int8: static on {len(self.calib)} faces + parity"):
-                self.gated("tflite", "int8", layout, build8)
+        with self.progress.step(f"tflite int8: quantise ({len(self.calib)} calibration faces) + parity"):
+            self.gated("tflite", "int8", layout, build8)
 
     # ------------------------------------------------------------------ CoreML
 
@@ -329,6 +416,8 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                           else f"calibration folder {calib_dir} is not a folder")
     if opts.detector is not None and not Path(opts.detector).is_file():
         raise ExportError(f"detector {opts.detector} does not exist")
+    if opts.expression_data is not None and not Path(opts.expression_data).is_dir():
+        raise ExportError(f"expression data folder {opts.expression_data} does not exist")
 
     import cv2
 
@@ -344,10 +433,18 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
         cv2.setNumThreads(saved_threads[1])
 
 
+def _step_count(formats: Sequence[str], precisions: Sequence[str], expression_faces: bool) -> int:
+    """Progress steps: checkpoint, faces (+ expression faces), reference + self-check, GPTQ, per format."""
+    fp = len({"fp32", "fp16"} & set(precisions))
+    int8 = "int8" in precisions
+    per_format = {"onnx": (fp > 0) + fp + 2 * int8, "tflite": (fp > 0) + fp + 2 * int8, "coreml": len(precisions)}
+    gptq = int8 and bool({"onnx", "tflite"} & set(formats))
+    return 3 + expression_faces + gptq + sum(per_format[f] for f in formats)
+
+
 def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str, ...], calib_dir: Path,
             t_start: float) -> dict[str, Any]:
-    steps = 3 + sum({"onnx": 1 + len(precisions), "tflite": 1 + len(precisions), "coreml": len(precisions)}[f]
-                    for f in formats)
+    steps = _step_count(formats, precisions, opts.expression_data is not None)
     progress = Progress(steps, enabled=opts.progress, capture=not opts.verbose)
     with BundleWriter(opts.out, force=opts.force) as writer, tempfile.TemporaryDirectory(prefix="facelive-export-") as work:
         with progress.step("checkpoint"):
@@ -361,9 +458,21 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
                 min_calib=opts.min_calib, parity_count=opts.parity_count, min_parity=opts.min_parity,
                 parity_dir=opts.parity_data, cache_dir=opts.cache_dir, seed=opts.seed, progress=False)
             progress.note(f"{len(calib)} calibration faces, {len(parity_faces)} held-out parity faces")
+        if opts.expression_data is not None:
+            with progress.step(f"expression faces from {opts.expression_data}"):
+                data_cfg = source.config.data
+                expr_calib, expr_parity = collect_expression_faces(
+                    opts.expression_data, source.preprocess, opts.expression_count, opts.expression_count,
+                    align=getattr(data_cfg, "expression_align", "center_crop"),
+                    upscale_to=getattr(data_cfg, "expression_upscale", 0), detector=opts.detector,
+                    cache_dir=opts.cache_dir, seed=opts.seed, progress=False)
+                calib = merge_sets([calib, expr_calib], "calibration")
+                parity_faces = merge_sets([parity_faces, expr_parity], "parity")
+                progress.note(f"+{len(expr_calib)} calibration, +{len(expr_parity)} parity faces")
         ex = _Exporter(opts, source, calib, parity_faces, writer, Path(work), progress, thresholds)
-        with progress.step("torch reference on the parity faces"):
+        with progress.step("torch reference on the parity faces; self-check reference"):
             ex.reference()
+            self_check = ex.write_self_check()
         for fmt in formats:
             getattr(ex, fmt)(precisions)
 
@@ -384,6 +493,7 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
                                "completed_stages": source.completed_stages},
                 "calibration_faces": calib.record(),
                 "parity_faces": parity_faces.record(),
+                "self_check": self_check,
                 "thresholds": thresholds_info,
                 "exporter": _versions(),
                 "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -420,5 +530,5 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
 
 def _short(p: dict[str, Any]) -> dict[str, Any]:
     keys = ("passed", "cosine_mean", "cosine_min", "expression_top1_agreement", "faces", "failures",
-            "float_layers", "measured", "reason", "spec_check")
+            "float_layers", "int8_level", "measured", "reason", "spec_check")
     return {k: p[k] for k in keys if k in p}

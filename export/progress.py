@@ -83,7 +83,7 @@ def human_size(n: int) -> str:
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """One line per exported file: size, parity numbers, gate."""
-    header = ("file", "size", "cos mean", "cos min", "top-1", "gate", "float layers")
+    header = ("file", "size", "cos mean", "cos min", "top-1", "gate", "int8 level / float layers")
     lines = []
     for r in rows:
         p = r.get("parity", {})
@@ -98,8 +98,9 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             gate = "FAIL: " + "; ".join(p.get("failures", []))
         else:
             gate = p.get("reason", "not measured")
-        lines.append((r["path"], human_size(r["size_bytes"]), cos_mean, cos_min, top1, gate,
-                      ", ".join(p.get("float_layers", [])) or "-"))
+        floats = ", ".join(p.get("float_layers", []))
+        level = f"{p['int8_level']}; float: {floats or '-'}" if p.get("int8_level") else floats or "-"
+        lines.append((r["path"], human_size(r["size_bytes"]), cos_mean, cos_min, top1, gate, level))
     widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header) - 2)]
     out = []
     for row in [header, *lines]:

@@ -1,8 +1,10 @@
 """Run an exported file on a batch: (embedding, expression_logits) as float32 numpy arrays.
 
-The same code paths the edge runtime uses: onnxruntime, ai_edge_litert's
-interpreter (never the old tflite_runtime, DESIGN.md section 8) and, on macOS,
-Core ML.
+One implementation of running a model file, the edge runtime's
+(:mod:`facelivenet.edge_runtime.backends`): onnxruntime, LiteRT's interpreter
+(never the old tflite_runtime, DESIGN.md section 8) and, on macOS, Core ML.
+Export only adds ONNX batching (``ONNX_BATCH`` faces per call, to bound the
+memory of a large parity set) and turns a backend failure into an ExportError.
 """
 
 from __future__ import annotations
@@ -12,28 +14,39 @@ from typing import Callable
 
 import numpy as np
 
+from facelivenet.edge_runtime.backends import (BackendError, CoreMLBackend, ModelBackend, OnnxRuntimeBackend,
+                                               TfliteBackend)
+
 from .errors import ExportError, require
-from .wrappers import INPUT_NAME, OUTPUT_NAMES
 
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 ONNX_BATCH = 32
 
+# Format -> (backend class, module the converter extra provides, its distribution).
+BACKENDS: dict[str, tuple[type, str, str]] = {
+    "onnx": (OnnxRuntimeBackend, "onnxruntime", "onnxruntime"),
+    "tflite": (TfliteBackend, "ai_edge_litert", "ai-edge-litert"),
+    "coreml": (CoreMLBackend, "coremltools", "coremltools"),
+}
 
-def onnx_runner(path: str | Path, threads: int = 1) -> Runner:
-    ort = require("onnxruntime", "onnxruntime", "running the ONNX files")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, threads)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+
+def open_backend(fmt: str, path: str | Path, threads: int = 1) -> ModelBackend:
+    """The runtime's backend for ``fmt`` on ``path``; ExportError (one line) when it cannot load."""
+    if fmt not in BACKENDS:
+        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(BACKENDS)}")
+    cls, module, dist = BACKENDS[fmt]
+    require(module, dist, f"running the {fmt} files")
     try:
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ExportError(f"onnxruntime cannot load {Path(path).name}: {exc}") from exc
+        return cls(path, max(1, threads))
+    except BackendError as exc:
+        raise ExportError(str(exc)) from exc
 
+
+def _chunked(backend: ModelBackend, chunk: int) -> Runner:
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         embs, logits = [], []
-        for i in range(0, len(batch), ONNX_BATCH):
-            e, l = session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(batch[i:i + ONNX_BATCH], np.float32)})
+        for i in range(0, len(batch), chunk):
+            e, l = backend.run(np.ascontiguousarray(batch[i:i + chunk], np.float32))
             embs.append(e)
             logits.append(l)
         return np.concatenate(embs), np.concatenate(logits)
@@ -41,38 +54,26 @@ def onnx_runner(path: str | Path, threads: int = 1) -> Runner:
     return run
 
 
+def onnx_runner(path: str | Path, threads: int = 1) -> Runner:
+    """onnxruntime on CPU, ``ONNX_BATCH`` faces per call."""
+    return _chunked(open_backend("onnx", path, threads), ONNX_BATCH)
+
+
 def tflite_runner(path: str | Path, threads: int = 1) -> Runner:
-    require("ai_edge_litert", "ai-edge-litert", "running the TFLite files")
-    from ai_edge_litert.interpreter import Interpreter
-
-    try:
-        interpreter = Interpreter(model_path=str(path), num_threads=max(1, threads))
-        runner = interpreter.get_signature_runner("serving_default")
-    except Exception as exc:
-        raise ExportError(f"ai_edge_litert cannot load {Path(path).name}: {exc}") from exc
-
-    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        embs, logits = [], []
-        for x in batch:  # the file has a static batch of 1 (what a phone runs)
-            out = runner(**{INPUT_NAME: np.ascontiguousarray(x[None], np.float32)})
-            embs.append(out[OUTPUT_NAMES[0]])
-            logits.append(out[OUTPUT_NAMES[1]])
-        return np.concatenate(embs).astype(np.float32), np.concatenate(logits).astype(np.float32)
-
-    return run
+    """ai_edge_litert's interpreter (the files have a static batch of 1: one face per call)."""
+    return open_backend("tflite", path, threads).run
 
 
 def coreml_runner(path: str | Path, threads: int = 1) -> Runner:
-    from . import coreml_export
-
-    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return coreml_export.predict(path, batch)
-
-    return run
+    """Core ML (macOS only)."""
+    return open_backend("coreml", path, threads).run
 
 
 RUNNERS = {"onnx": onnx_runner, "tflite": tflite_runner, "coreml": coreml_runner}
 
 
 def runner_for(fmt: str, path: str | Path, threads: int = 1) -> Runner:
+    """The Runner for a file of format ``fmt``."""
+    if fmt not in RUNNERS:
+        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(RUNNERS)}")
     return RUNNERS[fmt](path, threads)

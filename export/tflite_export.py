@@ -4,9 +4,10 @@
   signature ``serving_default`` with input ``input`` and outputs ``embedding``,
   ``expression_logits``), NCHW or NHWC input;
 - fp16: ai-edge-quantizer weight-only float casting (fp16 weights, fp32 compute);
-- int8: ai-edge-quantizer static recipe (int8 weights per channel, int8
-  activations) calibrated on real faces, with float input/outputs and the
-  modules in ``float_modules`` (always the L2 normalisation tail) left in float.
+- int8: ai-edge-quantizer, int8 weights per channel and either the static
+  recipe (int8 activations, calibrated on real faces, float input/outputs) or
+  the weight-only recipe (float activations); the modules in ``float_modules``
+  (always the L2 normalisation tail) are left in float.
 
 Afterwards the tensors get short names (the converter's names are module paths,
 ~0.1 MB per file) and the key manifest fields go into a ``metadata`` entry.
@@ -18,7 +19,7 @@ import logging
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -66,6 +67,49 @@ def module_regexes(module_path: str) -> list[str]:
     return out
 
 
+def _row_pattern(w: np.ndarray) -> np.ndarray:
+    """Each output row divided by its largest-magnitude entry: invariant to per-channel scale and sign
+    (what BatchNorm folding changes)."""
+    rows = np.asarray(w, np.float64).reshape(w.shape[0], -1)
+    pivot = rows[np.arange(len(rows)), np.abs(rows).argmax(1)]
+    return rows / np.where(pivot == 0, 1.0, pivot)[:, None]
+
+
+def weight_scopes(src: str | Path, weights: Sequence[np.ndarray]) -> list[str]:
+    """Exact scope regexes of the ops whose constant weights are ``weights`` (torch layout: OIHW or OI).
+
+    litert-torch fuses unrelated debug names into op scopes, so module-path regexes can
+    match other layers; the op is found by its weight instead (up to the per-channel
+    scale BatchNorm folding applies) and named by its full scope, as ai-edge-quantizer
+    computes it.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = fb.read_model(str(src))
+    graph = model.subgraphs[0]
+    candidates = []
+    for op in graph.operators:
+        if len(op.inputs) < 2 or op.inputs[1] < 0:
+            continue
+        tensor = graph.tensors[op.inputs[1]]
+        data = model.buffers[tensor.buffer].data
+        if data is None or tensor.type != 0:  # a float32 constant
+            continue
+        w = np.frombuffer(bytes(data), np.float32).reshape(tensor.shape)
+        candidates.append((_row_pattern(w), tfl.get_op_scope(op, graph.tensors)))
+    out = []
+    for weight in weights:
+        w = np.asarray(weight, np.float32)
+        ohwi = w.transpose(0, 2, 3, 1) if w.ndim == 4 else w
+        pattern = _row_pattern(ohwi)
+        found = [scope for cand, scope in candidates if cand.shape == pattern.shape and np.allclose(cand, pattern, atol=1e-4)]
+        if len(found) != 1:
+            raise ExportError(f"{len(found)} TFLite ops carry a weight of shape {list(w.shape)}; expected exactly one")
+        out.append("^" + re.escape(found[0]) + "$")
+    return out
+
+
 def _quantizer(src: Path):
     aeq = require("ai_edge_quantizer", "ai-edge-quantizer", "TFLite quantisation")
     from ai_edge_quantizer import quantizer
@@ -87,25 +131,37 @@ def quantize_fp16(src: str | Path, dst: str | Path) -> Path:
     return Path(dst)
 
 
-def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, float_modules: list[str]) -> list[str]:
-    """Static int8 calibrated on ``calib`` (float32, file layout); returns the regexes kept in float."""
+def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, float_modules: list[str],
+                  activations: str = "int8", fp16_weights: Sequence[np.ndarray] = ()) -> list[str]:
+    """int8 weights (per channel) and, with ``activations="int8"``, static int8 activations calibrated on
+    ``calib`` (float32, file layout); ``"float"``: weight-only (float compute), and the layers whose
+    weights are ``fp16_weights`` (torch layout) stored as float16. Returns the regexes kept float."""
+    if activations not in ("int8", "float"):
+        raise ValueError(f"activations must be 'int8' or 'float', got {activations!r}")
     _, q = _quantizer(Path(src))
     from ai_edge_quantizer import algorithm_manager, recipe
 
     no_quant = algorithm_manager.AlgorithmName.NO_QUANTIZE
-    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    q.load_quantization_recipe(recipe.static_wi8_ai8() if activations == "int8" else recipe.weight_only_wi8_afp32())
     regexes = [rx for m in float_modules for rx in module_regexes(m)]
     for rx in regexes:
         q.update_quantization_recipe(regex=rx, operation_name="*", algorithm_key=no_quant)
-    for io_op in ("INPUT", "OUTPUT"):  # float32 in and out: the runtime feeds normalised floats
-        q.update_quantization_recipe(regex=".*", operation_name=io_op, algorithm_key=no_quant)
-    data = {SIGNATURE: [{INPUT_NAME: np.ascontiguousarray(x[None], dtype=np.float32)} for x in calib]}
+    half = weight_scopes(src, fp16_weights) if fp16_weights else []
+    for rx in half:
+        q.add_weight_only_config(regex=rx, operation_name="*", num_bits=16,
+                                 algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
     try:
-        result = _calibrate_min_max(q, Path(src), data)
-        q.quantize(result).export_model(str(dst), overwrite=True)
+        if activations == "int8":
+            for io_op in ("INPUT", "OUTPUT"):  # float32 in and out: the runtime feeds normalised floats
+                q.update_quantization_recipe(regex=".*", operation_name=io_op, algorithm_key=no_quant)
+            data = {SIGNATURE: [{INPUT_NAME: np.ascontiguousarray(x[None], dtype=np.float32)} for x in calib]}
+            result = q.quantize(_calibrate_min_max(q, Path(src), data))
+        else:
+            result = q.quantize()
+        result.export_model(str(dst), overwrite=True)
     except Exception as exc:
         raise ExportError(f"TFLite int8 quantisation failed: {type(exc).__name__}: {exc}") from exc
-    return regexes
+    return regexes + half
 
 
 def _calibrate_min_max(q: Any, src: Path, data: dict) -> dict:

@@ -1,7 +1,9 @@
 """The shipped default checkpoint, exported to ONNX int8 with the real gates on real faces.
 
 Runs in CI (not marked slow) once ``training/default_model/model.pt`` exists;
-skipped, with that reason, before. The slow variant exports every format.
+skipped, with that reason, before. The parity faces are held-out LFW faces
+plus FER2013 test faces (when the data folder has FER2013). The slow variant
+exports every format.
 """
 
 from __future__ import annotations
@@ -31,10 +33,6 @@ def lfw_images(data_root):
     return path
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (issue 4 open): the first shipped default model's int8 ONNX keeps embedding cosine >= 0.9999 "
-    "but agrees on the top expression for only 93-95 % of held-out faces (gate 99 %), and keeping more layers "
-    "in float pushes it to 1.67 MB (limit 1.6 MB); the export refuses it, as it must"))
 def test_default_checkpoint_exports_to_onnx_int8_within_the_gates(onnx_converters, default_checkpoint, lfw_images,
                                                                    detector_path, tmp_path, capsys):
     from facelivenet.export.cli import main
@@ -51,8 +49,16 @@ def test_default_checkpoint_exports_to_onnx_int8_within_the_gates(onnx_converter
     p = manifest.parity["onnx/int8"]
     assert p["passed"] and p["cosine_mean"] >= 0.995 and p["cosine_min"] >= 0.98
     assert p["expression_top1_agreement"] >= 0.99 and p["faces"] >= 16
-    assert f.size_bytes <= 1_600_000
+    assert f.size_bytes <= 1_600_000 and p["size_bytes"] == f.size_bytes
     assert manifest.checkpoint_sha256 == summary["checkpoint"]["sha256"]
+    assert "l2norm" in p["float_layers"] and p["attempts"][-1]["level"] == p["int8_level"]
+    assert p["quantisation"]["weight_rounding"]["method"].startswith("GPTQ")
+    assert p["self_check"]["passed"]
+    parts = manifest.provenance["parity_faces"].get("parts", [manifest.provenance["parity_faces"]])
+    assert parts[0]["folder"] == "lfw/images"  # LFW faces always among the parity faces
+    if (lfw_images.parents[1] / "fer2013" / "test").is_dir():
+        assert [q["folder"] for q in parts] == ["lfw/images", "fer2013/test"]
+        assert set(p["subsets"]) == {"lfw/images", "fer2013/test"}
 
 
 @pytest.mark.slow

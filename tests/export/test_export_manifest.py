@@ -25,8 +25,8 @@ def test_manifest_validates_and_matches_the_checkpoint(tiny_bundle, tiny_checkpo
     assert manifest.outputs.embedding_normalized and not manifest.outputs.expression_softmax_inside
     for f in manifest.files:
         assert f.sha256 == sha256_file(bundle / f.path)
-    assert sorted(p.name for p in bundle.iterdir()) == sorted(  # models, manifest, detector: no faces
-        [MANIFEST_NAME, "detector"] + [f.path for f in manifest.files])
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(  # models, manifest, detector, self-check: no faces
+        [MANIFEST_NAME, "detector", "self_check.npz"] + [f.path for f in manifest.files])
     assert bundle.stat().st_mode & 0o777 == 0o755
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in bundle.rglob("*") if p.is_file())
 
@@ -52,6 +52,29 @@ def test_provenance_records_data_by_hash(tiny_bundle, jaffe_dir):
     assert prov["exporter"]["torch"] and prov["checkpoint"]["file"] == "tiny.pt"
     # the digest is over image files: recomputable from the folder, and not the digest of all of JAFFE
     assert cal["images_sha256_digest"] != images_digest(list_images(jaffe_dir))
+
+
+def test_self_check_reference_is_recorded_and_passes_on_every_file(tiny_bundle):
+    import numpy as np
+
+    from facelivenet.edge_runtime.backends import open_backend, parity_self_check
+
+    bundle, _ = tiny_bundle
+    manifest = load_manifest(bundle)
+    ref = manifest.provenance["self_check"]
+    assert ref["path"] == "self_check.npz" and ref["sha256"] == sha256_file(bundle / ref["path"])
+    assert isinstance(ref["seed"], int) and "NOT faces" in ref["inputs"]
+    with np.load(bundle / ref["path"]) as data:
+        arrays = {k: data[k] for k in data.files}
+    assert arrays["inputs"].shape[0] == ref["count"] == 8
+    for f in manifest.files:
+        p = manifest.parity[f"{f.format}/{f.precision}"]
+        if f.format == "coreml" and not p.get("measured", True):
+            continue
+        assert p["self_check"]["passed"], (f.path, p["self_check"])
+    f = manifest.file_for("onnx", "int8")  # what a runtime does with it
+    parity_self_check(open_backend("onnx", bundle / f.path), arrays["inputs"], arrays["embedding"],
+                      arrays["expression_logits"])
 
 
 def test_detector_copied_with_hash_and_licence(tiny_bundle, detector_path, monkeypatch):
