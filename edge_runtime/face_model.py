@@ -13,7 +13,7 @@ import numpy as np
 from .backends import ModelBackend, open_backend, parity_self_check
 from .bundle import resolve_bundle_dir
 from .errors import ManifestError
-from .manifest import Manifest, ModelFile, load_manifest, verify_file
+from .manifest import Manifest, ModelFile, load_manifest, sha256_file, verify_file
 from .preprocess import PreprocessConfig, normalize
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,12 @@ class FaceModel:
         ref = (self.manifest.provenance or {}).get("self_check") or (self.manifest.parity or {}).get("self_check")
         if not ref:
             raise ManifestError("the bundle carries no self-check reference outputs; install ai-edge-litert")
-        data = np.load(self.bundle_dir / ref["path"])
-        return parity_self_check(backend, data["inputs"], data["embedding"], data["expression_logits"])
+        path = self.bundle_dir / ref["path"]
+        if not path.is_file() or sha256_file(path) != ref.get("sha256"):
+            raise ManifestError(f"the bundle's self-check file {ref['path']} is missing or does not match its sha256")
+        data = np.load(path)
+        inputs = normalize(data["pixels"], self.preprocess)  # in this file's own layout (NCHW or NHWC)
+        return parity_self_check(backend, inputs, data["embedding"], data["expression_logits"])
 
     def infer(self, crops: np.ndarray) -> ModelOutputs:
         """uint8 aligned crops (N, S, S, 3) or (S, S, 3) in the model's colour mode -> ModelOutputs."""
