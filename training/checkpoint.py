@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from facelivenet.edge_runtime.errors import FaceLiveError
-from facelivenet.edge_runtime.manifest import sha256_file
 
 from .config import ModelConfig, TrainConfig, diff_configs, from_dict, to_dict
 from .model import FaceLiveNet

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,6 @@ from ..config import ModelConfig, TrainConfig, from_dict
 from ..data.face_cache import STATUS_FALLBACK, STATUS_OK, AlignedFaces, AlignSource, load_or_build, load_precropped
 from ..data.sources import expression_alignment
 from ..features import input_batches, trunk_features
-from facelivenet.edge_runtime.progress import progress
 from ..model import FaceLiveNet, count_parameters
 from .errors import ProtocolFileError
 
