@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import reasons
-from .detection import Face, YuNetDetector
+from .detection import Face, YuNetDetector, pick_face
 from .face_model import FaceModel
 from .imageio import to_bgr_uint8
 from .preprocess import face_crop
@@ -168,8 +168,6 @@ class FacePipeline:
 
     def analyze_still(self, image: np.ndarray) -> FrameAnalysis:
         """A still photo that may show bystanders: the central face is analysed, no quality gates, no track."""
-        from .detection import pick_face
-
         t0 = time.perf_counter()
         faces = self.detector.detect(image)
         result = FrameAnalysis(faces=faces, reasons=[], stage_ms={"detect": (time.perf_counter() - t0) * 1e3})
