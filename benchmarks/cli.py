@@ -62,6 +62,7 @@ aligns the faces (a few minutes); later runs reuse the cache."""
 # code, one-line help). ``facelive-bench NAME ...`` hands over to it; without a name the benchmark runs.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attacks": ("facelivenet.benchmarks.attacks.cli", "liveness attacks: APCER per attack type, BPCER"),
+    "device": ("facelivenet.benchmarks.device_cli", "latency + parity with only the edge extra (no torch)"),
 }
 
 
@@ -151,6 +152,38 @@ def _cmd_bench(args: argparse.Namespace) -> HandlerResult:
     return EXIT_OK, result, markdown(result)
 
 
+def _torch_importable() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# The flags that ``facelive-bench device`` shares with the full benchmark (True: takes a value).
+DEVICE_FLAGS = {"--bundle": True, "--detector": True, "--threads": True, "--runs": True, "--warmup": True, "--data": True,
+                "--out": True, "--quick": False, "--json": False, "-q": False, "--quiet": False, "-v": False,
+                "--verbose": False}
+
+
+def _device_argv(argv: list[str]) -> list[str]:
+    """``argv`` less the flags only the full benchmark knows (each dropped one is logged)."""
+    out, i = [], 0
+    while i < len(argv):
+        flag = argv[i].split("=", 1)[0]
+        takes = DEVICE_FLAGS.get(flag)
+        if takes is None:
+            print(f"{PROG}: ignoring {argv[i]} (not used by the edge-only benchmark)", file=sys.stderr)
+            i += 1
+            continue
+        out.append(argv[i])
+        if takes and "=" not in argv[i] and i + 1 < len(argv):
+            out.append(argv[i + 1])
+            i += 1
+        i += 1
+    return out
+
+
 def _subcommand(name: str, argv: list[str]) -> int:
     module_name, _ = SUBCOMMANDS[name]
     try:
@@ -166,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv[0], argv[1:])
+    if not _torch_importable() and not {"-h", "--help"} & set(argv):
+        print(f"{PROG}: torch is not installed: running the edge-only benchmark ({PROG} device); "
+              "the torch row, real-face accuracy and peers need the full install", file=sys.stderr)
+        return _subcommand("device", _device_argv(argv))
     args = parse_args_or_code(build_parser(), argv)
     if isinstance(args, int):
         return args

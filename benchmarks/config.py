@@ -12,8 +12,32 @@ from .latency import DEFAULT_RUNS, DEFAULT_WARMUP, QUICK_RUNS, QUICK_WARMUP
 MAX_THREADS = 256
 
 
+class TimedRuns:
+    """``timed_runs`` / ``warmup_runs`` of a config dataclass with ``runs``, ``warmup`` and ``quick`` fields."""
+
+    runs: int | None
+    warmup: int | None
+    quick: bool
+
+    @property
+    def timed_runs(self) -> int:
+        return self.runs if self.runs is not None else (QUICK_RUNS if self.quick else DEFAULT_RUNS)
+
+    @property
+    def warmup_runs(self) -> int:
+        return self.warmup if self.warmup is not None else (QUICK_WARMUP if self.quick else DEFAULT_WARMUP)
+
+
+def timed_config_dict(cfg: Any) -> dict[str, Any]:
+    """A run config as JSON-ready values: paths as strings, threads as a list, the resolved run counts."""
+    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    d["threads"] = list(cfg.threads)
+    d["runs"], d["warmup"] = cfg.timed_runs, cfg.warmup_runs
+    return d
+
+
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(TimedRuns):
     """What ``facelive-bench`` measures and how."""
 
     bundle: Path
@@ -33,19 +57,9 @@ class BenchConfig:
     dlib: bool = True
     accuracy: bool = True
 
-    @property
-    def timed_runs(self) -> int:
-        return self.runs if self.runs is not None else (QUICK_RUNS if self.quick else DEFAULT_RUNS)
-
-    @property
-    def warmup_runs(self) -> int:
-        return self.warmup if self.warmup is not None else (QUICK_WARMUP if self.quick else DEFAULT_WARMUP)
-
     def to_dict(self) -> dict[str, Any]:
-        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        d["threads"] = list(self.threads)
+        d = timed_config_dict(self)
         d["peer_names"] = None if self.peer_names is None else list(self.peer_names)
-        d["runs"], d["warmup"] = self.timed_runs, self.warmup_runs
         return d
 
 

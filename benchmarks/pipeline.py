@@ -37,11 +37,16 @@ def _camera_frame(data: Path | None):
     return frame
 
 
-def runtime_stages(bundle: Path, threads: int, data: Path | None) -> Sequence[Stage] | None:
+def runtime_stages(bundle: Path, threads: int, data: Path | None, detector: str | Path | None = None,
+                   ) -> Sequence[Stage] | None:
     """The runtime's per-frame stages at 640x480 (detect, align, quality, model, decision) for the bundle's
-    default file (int8 ONNX), exactly as ``facelive auth`` runs them; None without a face to run on."""
+    default file (int8 ONNX), exactly as ``facelive auth`` runs them; None without a face to run on.
+
+    The detector is ``detector``, else $FACELIVE_DETECTOR, else the bundle's own (hash-checked)."""
     import cv2
 
+    from facelivenet.edge_runtime.cli_runtime import verify_bundle_detector
+    from facelivenet.edge_runtime.detection import resolve_detector_path
     from facelivenet.edge_runtime.face_model import FaceModel
     from facelivenet.edge_runtime.face_pipeline import FacePipeline, FrameAnalysis
     from facelivenet.edge_runtime.preprocess import face_crop
@@ -53,7 +58,9 @@ def runtime_stages(bundle: Path, threads: int, data: Path | None) -> Sequence[St
         return None
     cv2.setNumThreads(threads)
     model = FaceModel(bundle, "onnx", "int8", threads)
-    pipeline = FacePipeline(model)
+    detector_path = resolve_detector_path(detector, bundle)
+    verify_bundle_detector(detector_path, model.bundle_dir, model.manifest)
+    pipeline = FacePipeline(model, detector_path=str(detector_path))
     faces = pipeline.detector.detect(frame)
     if len(faces) != 1:
         return None

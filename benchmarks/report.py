@@ -103,8 +103,10 @@ def markdown(result: dict[str, Any]) -> str:
     """The whole result as Markdown tables (rows, peers, targets, notes)."""
     m = result["machine"]
     model = result.get("model") or {}
+    edge = result.get("mode") == "edge"
     lines = [
-        f"# facelive-bench{' (QUICK: fewer runs, subsets)' if result.get('quick') else ''}",
+        f"# facelive-bench{' device (edge runtime only, no torch)' if edge else ''}"
+        f"{' (QUICK: fewer runs, subsets)' if result.get('quick') else ''}",
         "",
         f"Machine: {m['cpu']}, {m.get('logical_cpus', '?')} logical CPUs; measured fp32 GEMM peak "
         + ", ".join(f"{v:.1f} GFLOP/s at {k} thread(s)" for k, v in m.get("peak_gflops_by_threads", {}).items())
@@ -118,6 +120,23 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row_line(r) for r in result["rows"]],
     ]
+    if edge:
+        real = result.get("real_faces")
+        against = (f"{real['faces_used']} of the export's held-out real faces re-aligned here "
+                   f"({real['crops_identical']} crops byte-identical to the export's)" if real else
+                   f"{result['reference']['count']} synthetic self-check inputs")
+        lines += ["", f"Parity above: this device vs the torch outputs saved at export, on {against}. "
+                      "At export, on real held-out faces:", "",
+                  "| format | precision | faces | cosine mean / min | top-1 agree | gate |", "|---|---|---|---|---|---|"]
+        seen = set()
+        for r in result["rows"]:
+            e = r.get("export_parity") or {}
+            if (r["format"], r["precision"]) in seen or "cosine_mean" not in e:
+                continue
+            seen.add((r["format"], r["precision"]))
+            gate = {True: "pass", False: "FAIL"}.get(e.get("passed"), "-")
+            lines.append(f"| {r['format']} | {r['precision']} | {e.get('faces', '-')} | {e['cosine_mean']:.4f} / "
+                         f"{e['cosine_min']:.4f} | {_pct(e.get('expression_top1_agreement'))} | {gate} |")
     if result.get("peers"):
         lines += ["", f"Peers (ratio = {RATIO_DEFINITION}):", "",
                   "| peer | precision | threads | input px | params | FLOPs | median ms | p95 ms | ratio vs ours "

@@ -28,9 +28,13 @@ def write_report(result: dict[str, Any], out: Path) -> dict[str, str]:
     written["result"].write_text(json.dumps(result, indent=2) + "\n")
     written["markdown"].write_text(markdown(result) + "\n")
     written["config"].write_text(json.dumps(result["config"], indent=2) + "\n")
-    written["latency_png"] = plot_latency(result, out / "latency.png")
-    peers_png = plot_peer_ratios(result, out / "peer_ratios.png")
-    if peers_png is not None:
-        written["peer_ratios_png"] = peers_png
+    try:
+        written["latency_png"] = plot_latency(result, out / "latency.png")
+        peers_png = plot_peer_ratios(result, out / "peer_ratios.png")
+    except ImportError as exc:  # an edge-only board: the tables are the report
+        log.warning("no PNG plots (%s): pip install matplotlib to draw them", exc)
+    else:
+        if peers_png is not None:
+            written["peer_ratios_png"] = peers_png
     log.info("report written to %s", out)
     return {k: str(v) for k, v in written.items()}

@@ -245,7 +245,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     for row in rows:
         row["achieved"] = achieved(model.facts["flops"], row["latency_ms"]["median"], peaks.get(str(row["threads"])))
     report.add_ratios(peers, report.our_medians(rows))
-    stages = runtime_stages(cfg.bundle, cfg.threads[0], cfg.data)
+    stages = runtime_stages(cfg.bundle, cfg.threads[0], cfg.data, cfg.detector)
     return {
         "quick": cfg.quick,
         "machine": machine,

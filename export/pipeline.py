@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS, Manifest, Outputs
+from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS, Manifest, Outputs, sha256_file
 
 from . import parity as parity_mod
 from .bundle import BundleWriter, file_name, size_bytes
@@ -170,6 +170,16 @@ class _Exporter:
         record = selfcheck.write(self.writer.tmp, arrays, record)
         self.self_check = (arrays, record)
         return record
+
+    def write_parity_reference(self) -> dict[str, Any]:
+        """``parity_reference.npz`` (the parity faces' images by hash + torch outputs) in the bundle; its record."""
+        from facelivenet.edge_runtime.detection import resolve_detector_path
+
+        from . import parity_reference
+
+        emb, logits = self.reference()
+        return parity_reference.write(self.writer.tmp, self.parity_faces, self.pre, emb, logits,
+                                      sha256_file(resolve_detector_path(self.opts.detector)))
 
     def fields(self, fmt: str, precision: str, layout: str, float_layers: list[str] | None = None,
                quantisation: str | None = None) -> dict[str, Any]:
@@ -473,6 +483,7 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
         with progress.step("torch reference on the parity faces; self-check reference"):
             ex.reference()
             self_check = ex.write_self_check()
+            parity_reference = ex.write_parity_reference()
         for fmt in formats:
             getattr(ex, fmt)(precisions)
 
@@ -491,9 +502,11 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
                 "training": source.training_provenance(),
                 "checkpoint": {"file": source.path.name, "sha256": source.sha256,
                                "completed_stages": source.completed_stages},
+                "model": source.model_facts(),
                 "calibration_faces": calib.record(),
                 "parity_faces": parity_faces.record(),
                 "self_check": self_check,
+                "parity_reference": parity_reference,
                 "thresholds": thresholds_info,
                 "exporter": _versions(),
                 "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

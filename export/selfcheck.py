@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from facelivenet.edge_runtime.backends import SELF_CHECK_MIN_AGREEMENT, SELF_CHECK_MIN_COSINE
 from facelivenet.edge_runtime.manifest import sha256_file
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, normalize
 
@@ -34,9 +35,9 @@ SEED = 20_240_611
 COUNT = 8
 CANDIDATES = 64
 MIN_MARGIN = 0.5
-# parity_self_check's defaults (edge_runtime/backends.py): what a runtime applies.
-CHECK_MIN_COSINE = 0.98
-CHECK_MIN_AGREEMENT = 0.9
+# What a runtime applies (edge_runtime/backends.py, parity_self_check's defaults).
+CHECK_MIN_COSINE = SELF_CHECK_MIN_COSINE
+CHECK_MIN_AGREEMENT = SELF_CHECK_MIN_AGREEMENT
 
 
 def synthetic_pixels(rng: np.random.Generator, size: int, colour: str) -> np.ndarray:

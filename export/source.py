@@ -69,6 +69,16 @@ class CheckpointSource:
     thresholds: Thresholds | None = None
     thresholds_source: dict[str, Any] = field(default_factory=dict)
 
+    def model_facts(self) -> dict[str, Any]:
+        """Parameters and FLOPs of one batch-1 forward pass (multiply and add counted apart), for the manifest:
+        an edge-only benchmark on a device computes its achieved GFLOP/s from them without torch."""
+        from facelivenet.training.flops import count_flops
+        from facelivenet.training.model import count_parameters
+
+        cfg = self.model.cfg
+        return {"params": count_parameters(self.model), "flops": count_flops(self.model, cfg.input_size, cfg.in_channels),
+                "input_size": cfg.input_size, "flops_counted_by": "torch.utils.flop_counter (multiply-add = 2)"}
+
     @property
     def preprocess(self) -> PreprocessConfig:
         return self.config.preprocess

@@ -137,6 +137,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablation(args: argparse.Namespace) -> int:
+    from .evaluation.ablation import markdown
+    from .evaluation.evaluate import EvalOptions, run_branch2_ablation
+
+    opts = EvalOptions(checkpoint=args.checkpoint, data=args.data, tasks=("ckplus48",), out=args.out,
+                       quick=args.quick, detector=args.detector, cache_dir=args.cache_dir, device=args.device,
+                       batch_size=args.batch_size, threads=args.threads, seed=args.seed, progress=not args.quiet)
+    result = run_branch2_ablation(opts, args.variants)
+    print(json.dumps(result) if args.json else markdown(result))
+    return 0
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Where faces come from and how the evaluation runs (shared by evaluate and ablation)."""
+    p.add_argument("--detector", help="YuNet ONNX file (default: $FACELIVE_DETECTOR)")
+    p.add_argument("--cache-dir", help="aligned-face cache (default: $FACELIVE_CACHE or ~/.cache/facelivenet)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch and OpenCV (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the CK+48 per-fold training (default: 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facelive-train",
@@ -196,17 +218,33 @@ def build_parser() -> argparse.ArgumentParser:
                     "a checkpoint that differs is refused")
     ev.add_argument("--set", action="append", metavar="model.KEY=VALUE",
                     help="state an expected model key, e.g. model.embedding_dim=128")
-    ev.add_argument("--detector", help="YuNet ONNX file (default: $FACELIVE_DETECTOR)")
-    ev.add_argument("--cache-dir", help="aligned-face cache (default: $FACELIVE_CACHE or ~/.cache/facelivenet)")
-    ev.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    ev.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
-    ev.add_argument("--threads", type=int, help="CPU threads for torch and OpenCV (default: torch's choice)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the CK+48 per-fold training (default: 0)")
+    _add_run_options(ev)
     ev.add_argument("--auth-expression-threshold", type=float, metavar="P",
                     help="JAFFE: the probe shows the asked expression when P(asked) >= P "
                     "(default: when the asked expression is the argmax)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_cmd_evaluate)
+
+    ab = sub.add_parser(
+        "ablation",
+        help="the paper's Table I: Branch 2 variants (1 or 2 C blocks, + Reduction-B) on CK+48",
+        description="Keep the checkpoint's stem and Branch 1, rebuild Branch 2 as each variant, and score it with "
+        "the CK+48 protocol of `evaluate` (10 subject folds, Branch 2 initialised from Branch 1 and retrained per "
+        "fold). Variants: c1 = one Inception-ResNet-C block; c2 = two (shipped); rb_c2 = its own Reduction-B, "
+        "then two C blocks. Writes ablation.json, ablation.md and a confusion PNG per variant to --out.",
+        epilog="examples:\n  facelive-train ablation --data ../shared/data --json\n"
+        "  facelive-train ablation --checkpoint runs/x/model.pt --variants c1,c2 --quick",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ab.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model)")
+    ab.add_argument("--data", help="folder holding ckplus48/ (default: $FACELIVE_DATA)")
+    ab.add_argument("--variants", help="comma list of c1, c2, rb_c2 (default: all three)")
+    ab.add_argument("--quick", action="store_true", help="3 folds, 3 epochs (a smoke test, not a result)")
+    ab.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ab.add_argument("--out", help="report folder (default: reports/eval/<checkpoint name>-ablation/)")
+    _add_run_options(ab)
+    ab.add_argument("--quiet", action="store_true", help="no progress bars")
+    ab.set_defaults(func=_cmd_ablation)
     return parser
 
 

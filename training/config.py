@@ -95,6 +95,7 @@ class DataConfig:
     augment_flip: bool = True
     augment_crop_pad: int = 8
     teacher: Literal["", "dlib"] = ""  # Stage 1 distillation teacher (training/teacher.py)
+    teacher_workers: int = 1  # processes computing the teacher's descriptors (once; then cached)
 
 
 @dataclass(frozen=True)

@@ -76,29 +76,20 @@ class DlibTeacher:
         return np.asarray(self._net.compute_face_descriptor(chip), dtype=np.float32)
 
 
-def teacher_embeddings(
-    paths: Sequence[str],
-    detector_path: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-) -> np.ndarray:
-    """Teacher descriptors for ``paths`` (N, 128); rows of images without a usable face are zero.
+_worker_state: dict = {}
 
-    Cached in ``<cache>/teacher/<key>.npy`` keyed by the image list, the detector
-    and the teacher's weights, so it is computed once.
-    """
-    teacher = DlibTeacher()
-    detector = YuNetDetector(detector_path)
-    h = hashlib.sha256(f"{teacher.model_sha256}:{sha256_file(detector.model_path)}".encode())
-    for p in paths:
-        h.update(os.path.abspath(p).encode() + b"\0")
-    entry = cache_root(cache_dir) / "teacher" / f"{h.hexdigest()[:16]}.npy"
-    if entry.is_file():
-        log.info("teacher cache hit %s", entry)
-        return np.load(entry)
+
+def _init_worker(detector_path: str) -> None:
+    _worker_state["teacher"] = DlibTeacher()
+    _worker_state["detector"] = YuNetDetector(detector_path)
+
+
+def _describe_paths(paths: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Descriptors of ``paths`` in this worker (zero rows where no usable face), and how many had none."""
+    teacher, detector = _worker_state["teacher"], _worker_state["detector"]
     out = np.zeros((len(paths), TEACHER_DIM), dtype=np.float32)
     missing = 0
-    for i, path in enumerate(show_progress(paths, progress, "teacher descriptors", unit="img")):
+    for i, path in enumerate(paths):
         try:
             image = read_image(path)
         except FaceLiveError as exc:
@@ -110,6 +101,51 @@ def teacher_embeddings(
             missing += 1
             continue
         out[i] = teacher.describe(image, face.box)
+    return out, missing
+
+
+def teacher_embeddings(
+    paths: Sequence[str],
+    detector_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    workers: int = 1,
+) -> np.ndarray:
+    """Teacher descriptors for ``paths`` (N, 128); rows of images without a usable face are zero.
+
+    Cached in ``<cache>/teacher/<key>.npy`` keyed by the image list, the detector
+    and the teacher's weights, so it is computed once. ``workers`` > 1 splits the
+    list over that many processes (dlib runs one face at a time per process).
+    """
+    teacher = DlibTeacher()
+    detector = YuNetDetector(detector_path)
+    h = hashlib.sha256(f"{teacher.model_sha256}:{sha256_file(detector.model_path)}".encode())
+    for p in paths:
+        h.update(os.path.abspath(p).encode() + b"\0")
+    entry = cache_root(cache_dir) / "teacher" / f"{h.hexdigest()[:16]}.npy"
+    if entry.is_file():
+        log.info("teacher cache hit %s", entry)
+        return np.load(entry)
+    chunk = 64
+    chunks = [list(paths[i:i + chunk]) for i in range(0, len(paths), chunk)]
+    parts: list[np.ndarray] = []
+    missing = 0
+    if workers <= 1:
+        _worker_state.update(teacher=teacher, detector=detector)
+        for c in show_progress(chunks, progress, "teacher descriptors", unit="chunk"):
+            out, miss = _describe_paths(c)
+            parts.append(out)
+            missing += miss
+        _worker_state.clear()
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(detector.model_path),)) as pool:
+            for out, miss in show_progress(pool.map(_describe_paths, chunks), progress, "teacher descriptors",
+                                           unit="chunk", total=len(chunks)):
+                parts.append(out)
+                missing += miss
+    out = np.concatenate(parts) if parts else np.zeros((0, TEACHER_DIM), dtype=np.float32)
     entry.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".teacher-", suffix=".npy", dir=entry.parent)
     os.close(fd)

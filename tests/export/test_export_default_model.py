@@ -60,6 +60,23 @@ def test_default_checkpoint_exports_to_onnx_int8_within_the_gates(onnx_converter
         assert [q["folder"] for q in parts] == ["lfw/images", "fer2013/test"]
         assert set(p["subsets"]) == {"lfw/images", "fer2013/test"}
 
+    # the device benchmark re-aligns the same real faces from the data folder (no torch needed there) and
+    # reproduces the export's parity from the bundle's parity_reference.npz
+    from facelivenet.benchmarks.device_cli import main as device_main
+
+    reference = manifest.provenance["parity_reference"]
+    assert reference["faces"] == p["faces"] and "lfw/images" in reference["folders"]
+    code = device_main(["--bundle", str(out), "--data", str(lfw_images.parents[1]), "--runs", "2", "--warmup", "0",
+                        "--detector", str(detector_path), "--json", "-q"])
+    device = json.loads(capsys.readouterr().out)
+    assert code == 0 and device["parity_failed"] == []
+    real = device["real_faces"]
+    assert real["faces_used"] == reference["faces"] and real["crops_identical"] == real["faces_used"]
+    row = next(r for r in device["rows"] if (r["format"], r["precision"]) == ("onnx", "int8"))
+    assert row["parity"]["faces"] == real["faces_used"] and row["parity"]["passed"]
+    assert row["parity"]["expression_top1_agreement"] == pytest.approx(p["expression_top1_agreement"], abs=1e-9)
+    assert row["self_check"]["passed"]
+
 
 @pytest.mark.slow
 def test_default_checkpoint_exports_every_format(converters, default_checkpoint, lfw_images, detector_path, tmp_path,

@@ -13,8 +13,8 @@ from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
 from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, face_crop
 from facelivenet.training.config import DataConfig, TrainConfig, from_dict, to_dict
-from facelivenet.training.data.face_cache import (STATUS_FALLBACK, STATUS_OK, cache_key, load_precropped,
-                                                  upscale_for_detection)
+from facelivenet.edge_runtime.photo_align import upscale_for_detection
+from facelivenet.training.data.face_cache import STATUS_FALLBACK, STATUS_OK, cache_key, load_precropped
 from facelivenet.training.data.sources import expression_data
 from facelivenet.training.evaluation.runner import EvalContext, LoadedCheckpoint
 from facelivenet.training.model import FaceLiveNet

@@ -57,3 +57,6 @@ def test_dlib_teacher_separates_people_on_real_faces(data_root, detector_path, t
     same, diff = np.linalg.norm(emb[0] - emb[1]), np.linalg.norm(emb[0] - emb[2])
     assert same < 0.6 < diff  # dlib's documented decision distance
     assert np.array_equal(teacher_embeddings(paths, detector_path, tmp_path, progress=False), emb)  # cached
+    # two worker processes give the same descriptors, row for row (a fresh cache folder: no hit)
+    split = teacher_embeddings(paths, detector_path, tmp_path / "workers", progress=False, workers=2)
+    assert np.array_equal(split, emb)

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
-import cv2
 import numpy as np
 
-from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
+from facelivenet.edge_runtime.detection import YuNetDetector
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.manifest import sha256_file
+from facelivenet.edge_runtime.photo_align import STATUS_FALLBACK, STATUS_OK, align_photo
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, face_crop
 
 from facelivenet.edge_runtime.progress import progress as show_progress
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "FACELIVE_CACHE"
 AlignSource = Literal["detect", "center_crop"]
 PrecroppedAlign = Literal["center_crop", "detect"]  # how already-cropped faces (FER2013, CK+48) are aligned
-STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE, STATUS_FALLBACK = "ok", "no_face", "unreadable", "center_fallback"
+STATUS_UNREADABLE = "unreadable"
 
 
 def cache_root(explicit: str | Path | None = None) -> Path:
@@ -72,15 +72,6 @@ class AlignedFaces:
         for s in self.status:
             out[s] = out.get(s, 0) + 1
         return out
-
-
-def upscale_for_detection(image: np.ndarray, min_side: int) -> np.ndarray:
-    """``image`` enlarged (bicubic) so its shorter side is at least ``min_side``; as is when already that big."""
-    h, w = image.shape[:2]
-    scale = min_side / min(h, w) if min_side else 1.0
-    if scale <= 1.0:
-        return image
-    return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
 
 
 def align_images(
@@ -117,16 +108,10 @@ def align_images(
             crops[i] = face_crop(image, cfg)
             status.append(STATUS_OK)
             continue
-        work = upscale_for_detection(image, upscale_to)
-        face = pick_face(detector.detect(work), work.shape)
-        if face is not None:
-            crops[i] = face_crop(work, cfg, face.landmarks)
-            status.append(STATUS_OK)
-        elif fallback_fraction:
-            crops[i] = face_crop(image, cfg, crop_fraction=fallback_fraction)
-            status.append(STATUS_FALLBACK)
-        else:
-            status.append(STATUS_NO_FACE)
+        crop, state = align_photo(image, cfg, detector, upscale_to, fallback_fraction)
+        if crop is not None:
+            crops[i] = crop
+        status.append(state)
     return AlignedFaces(crops, list(paths), status)
 
 

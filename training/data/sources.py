@@ -116,7 +116,8 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
     if data.teacher == "dlib":
         from ..teacher import DlibTeacher, teacher_embeddings
 
-        targets = teacher_embeddings([r.path for r in records], data.detector or None, data.cache_dir or None, progress)
+        targets = teacher_embeddings([r.path for r in records], data.detector or None, data.cache_dir or None, progress,
+                                     workers=data.teacher_workers)
         extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(targets).sum(1) > 0).sum())}
     faces = load_or_build(key, [r.path for r in records], pre, source, data.detector or None, data.cache_dir or None,
                           progress=progress)

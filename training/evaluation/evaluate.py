@@ -171,12 +171,17 @@ def _args_record(opts: EvalOptions, ckpt: LoadedCheckpoint, root: Path, out: Pat
     return record
 
 
-def run_evaluation(opts: EvalOptions) -> dict[str, Any]:
-    """Run the requested tasks and write the report folder; returns the evaluation JSON object."""
-    root = data_root(opts.data)
+def _data_folder(explicit: str | Path | None) -> Path:
+    root = data_root(explicit)
     if root is None:
         raise EvaluationError("no data folder: pass --data DIR (holding lfw/, fer2013/, ckplus48/, jaffe/) "
                               "or set FACELIVE_DATA")
+    return root
+
+
+def run_evaluation(opts: EvalOptions) -> dict[str, Any]:
+    """Run the requested tasks and write the report folder; returns the evaluation JSON object."""
+    root = _data_folder(opts.data)
     if not root.is_dir():
         raise EvaluationError(f"data folder {root} does not exist")
     import cv2
@@ -270,3 +275,25 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                          f"{r['acc_expre']:.4f}, Acc_live {r['acc_live']:.4f}, Acc_g {r['acc_g']:.4f}")
     lines.append(f"report: {result['out']}")
     return lines
+
+
+def run_branch2_ablation(opts: EvalOptions, variants: str | None = None) -> dict[str, Any]:
+    """The Table I ablation (:mod:`.ablation`) of ``opts.checkpoint`` on ``<data>/ckplus48``."""
+    from .ablation import parse_variants, run_ablation
+
+    chosen = parse_variants(variants)
+    root = _data_folder(opts.data)
+    if not root.is_dir():
+        raise EvaluationError(f"data folder {root} does not exist")
+    reason = missing_reason("ckplus48", root, opts.detector)
+    if reason:
+        raise EvaluationError(reason.replace("ckplus48 skipped", "the ablation needs CK+48"))
+    ckpt = load_checkpoint(opts.checkpoint, expect=opts.expect_model)
+    out = Path(opts.out) if opts.out else default_out_dir(ckpt.path).with_name(default_out_dir(ckpt.path).name
+                                                                               + "-ablation")
+    out.mkdir(parents=True, exist_ok=True)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    ctx = EvalContext(ckpt, out, opts.detector, opts.cache_dir, _device(opts.device), opts.batch_size, opts.quick,
+                      opts.seed, opts.progress)
+    return run_ablation(ctx, root / "ckplus48", chosen)

@@ -1,0 +1,120 @@
+"""``facelive-bench device``: the torch-free part of the benchmark, for a Raspberry Pi or a phone-class board.
+
+Exit codes: 0 success; 1 a failure (bad bundle, a file failing its parity gate
+on this device: the numbers are still printed); 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, setup_cli_logging
+
+from .errors import BenchError
+
+PROG = "facelive-bench device"
+EXIT_OK, EXIT_PARITY = 0, 1
+log = logging.getLogger("facelivenet.benchmarks.device")
+
+EPILOG = """examples (on the board: pip install "facelivenet[edge]", copy the bundle folder over):
+  facelive-bench device --bundle bundle/ --threads 1,4 --json > device.json
+  facelive-bench device --bundle bundle/ --threads 1,4 --data faces/ --out report/   # + 640x480 pipeline
+  facelive-bench device --quick                        # the shipped bundle, 30 timed runs per row
+
+what is measured: each model file of the bundle (sha256-verified) in a child process of its own: load ms,
+median / p95 / p99 ms at batch 1 after warm-up, RSS, threads, achieved GFLOP/s against the GEMM peak
+measured in the same run; parity on this device against the torch outputs the export saved in the
+bundle, gated like the export: with --data on the export's held-out real faces (parity_reference.npz:
+image hashes + torch outputs; the images are re-read and re-aligned here), always on its synthetic
+self-check inputs (self_check.npz); the export's own parity from the manifest beside it.
+No torch, onnx or converter is imported."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=textwrap.dedent(
+            """\
+            Latency and parity of a bundle on this machine with only the edge runtime
+            installed (numpy, OpenCV, onnxruntime, LiteRT): what to run on the device
+            the bundle is meant for."""
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", type=Path, metavar="B",
+                   help="bundle folder (default: $FACELIVE_BUNDLE, else the shipped default bundle)")
+    p.add_argument("--threads", default="1", metavar="LIST", help="thread counts to time, e.g. 1,4 (default 1)")
+    p.add_argument("--quick", action="store_true", help="30 timed runs after 5 warm-up per row")
+    p.add_argument("--runs", type=int, metavar="N", help="timed runs per row (default 200; 30 with --quick)")
+    p.add_argument("--warmup", type=int, metavar="N", help="untimed warm-up runs (default 20; 5 with --quick)")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="the face data copied to the device (lfw/images, fer2013/test, jaffe): real-face parity "
+                        "against the bundle's parity_reference.npz and the 640x480 pipeline (default: $FACELIVE_DATA)")
+    p.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
+    p.add_argument("--out", type=Path, metavar="REPORT_DIR", help="write result.json, report.md, config.json here")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the result) on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """The resolved :class:`~.device.DeviceConfig`."""
+    from facelivenet.edge_runtime.bundle import resolve_bundle_dir
+
+    from .config import parse_threads
+    from .device import DeviceConfig
+    from .faces import resolve_data_root
+
+    for name, low in (("runs", 1), ("warmup", 0)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise BenchError(f"--{name} must be >= {low}, got {value}")
+    return DeviceConfig(bundle=resolve_bundle_dir(args.bundle), threads=parse_threads(args.threads),
+                        quick=args.quick, runs=args.runs, warmup=args.warmup, data=resolve_data_root(args.data),
+                        detector=args.detector, out=args.out)
+
+
+def _run(args: argparse.Namespace) -> dict:
+    from .device import run_device_benchmark
+
+    cfg = config_from_args(args)
+    result = run_device_benchmark(cfg)
+    if cfg.out is not None:
+        from .report_files import write_report
+
+        result["report_files"] = write_report(result, cfg.out)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the edge-only benchmark; returns the exit code."""
+    args = parse_args_or_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    setup_cli_logging(PROG, args.verbose, args.quiet)
+    failed, result = call_cleanly(PROG, args.json, lambda: _run(args))
+    if failed is not None:
+        return failed
+    if args.json:
+        print(json.dumps(result))
+    else:
+        from .report import markdown
+
+        print(markdown(result))
+    if result["parity_failed"]:
+        print(f"{PROG}: error: parity gate failed on this device for {', '.join(result['parity_failed'])}",
+              file=sys.stderr)
+        return EXIT_PARITY
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

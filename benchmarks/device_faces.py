@@ -1,0 +1,103 @@
+"""Real-face parity on a device: the bundle's ``parity_reference.npz`` re-aligned from the device's own data copy.
+
+The export saved, per held-out face, the image's path below its folder label,
+the image's sha256, how it was aligned and the torch model's outputs
+(:mod:`facelivenet.export.parity_reference`). Here each image is read from
+``<data>/<folder>/<relpath>``, checked against its sha256, aligned with the
+runtime's code (:func:`facelivenet.edge_runtime.photo_align.align_photo`) and
+the device's OpenCV, and fed to each model file. ``crops_identical`` says how
+many aligned crops came out byte-identical to the export's: parity then covers
+the device's own preprocessing too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facelivenet.edge_runtime.errors import FaceLiveError
+from facelivenet.edge_runtime.manifest import Manifest, sha256_file
+
+from .errors import BenchError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReferenceFaces:
+    """The re-aligned faces that were found, with the torch outputs saved for them."""
+
+    crops: np.ndarray
+    embedding: np.ndarray
+    expression_logits: np.ndarray
+    folders: list[str]  # per face
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_reference_faces(bundle: Path, manifest: Manifest, data: Path,
+                         detector: str | Path | None = None) -> ReferenceFaces | None:
+    """The bundle's reference faces re-aligned from ``data``; None when the bundle has no reference."""
+    from facelivenet.edge_runtime.detection import YuNetDetector, resolve_detector_path
+    from facelivenet.edge_runtime.imageio import read_image
+    from facelivenet.edge_runtime.photo_align import align_photo
+
+    record = (manifest.provenance or {}).get("parity_reference")
+    if not record:
+        return None
+    path = bundle / record["path"]
+    if not path.is_file() or sha256_file(path) != record.get("sha256"):
+        raise BenchError(f"{path} is missing or does not match the sha256 in the manifest")
+    with np.load(path) as npz:
+        ref = {k: npz[k] for k in npz.files}
+    detector_path = resolve_detector_path(detector, bundle)
+    det = YuNetDetector(detector_path)
+    pre = manifest.preprocess
+    keep: list[int] = []
+    crops: list[np.ndarray] = []
+    missing = changed = unaligned = identical = 0
+    for i, (k, rel, want) in enumerate(zip(ref["folder_index"], ref["relpath"], ref["image_sha256"])):
+        folder = str(ref["folders"][k])
+        image_path = data / folder / str(rel)
+        if not image_path.is_file():
+            missing += 1
+            continue
+        if sha256_file(image_path) != want:
+            changed += 1
+            continue
+        how = record["folders"].get(folder, {})
+        try:
+            image = read_image(image_path)
+        except FaceLiveError:
+            changed += 1
+            continue
+        if how.get("align") == "center_crop":
+            from facelivenet.edge_runtime.preprocess import face_crop
+
+            crop = face_crop(image, pre)
+        else:
+            crop, _ = align_photo(image, pre, det, int(how.get("upscale_to") or 0), how.get("fallback_fraction"))
+        if crop is None:
+            unaligned += 1
+            continue
+        identical += hashlib.sha256(np.ascontiguousarray(crop).tobytes()).hexdigest() == ref["crop_sha256"][i]
+        keep.append(i)
+        crops.append(crop)
+    total = len(ref["relpath"])
+    info = {"faces_in_reference": total, "faces_used": len(keep), "missing_images": missing,
+            "changed_images": changed, "no_face_now": unaligned, "crops_identical": int(identical),
+            "detector_same_as_export": sha256_file(detector_path) == record.get("detector_sha256"),
+            "data": str(data)}
+    log.info("reference faces: %d of %d re-aligned from %s (%d crops byte-identical to the export's)",
+             len(keep), total, data, identical)
+    if not keep:
+        raise BenchError(f"none of the bundle's {total} reference faces were found under {data} "
+                         f"(expected {', '.join(str(f) for f in ref['folders'])} there)")
+    idx = np.asarray(keep)
+    return ReferenceFaces(np.stack(crops), ref["embedding"][idx].astype(np.float32),
+                          ref["expression_logits"][idx].astype(np.float32),
+                          [str(ref["folders"][k]) for k in ref["folder_index"][idx]], info)

@@ -1,0 +1,141 @@
+"""``facelive-bench device``: the latency + parity benchmark with only the ``edge`` extra importable.
+
+The edge-only runs happen in fresh interpreters whose ``PYTHONPATH`` starts with
+stand-in packages for everything outside the edge extra (torch, onnx, the
+converters, matplotlib, ...): importing one records its name and raises
+ImportError, in the benchmark and in every row's child process alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelivenet.edge_runtime.bundle import resolve_bundle_dir
+from facelivenet.edge_runtime.manifest import MANIFEST_NAME, sha256_file
+
+NOT_IN_EDGE = ("torch", "torchvision", "onnx", "onnxscript", "litert_torch", "ai_edge_quantizer", "coremltools",
+               "matplotlib", "tqdm", "dlib", "face_recognition_models", "kivy", "tensorflow")
+BLOCKER = """import os
+with open(os.environ["FACELIVE_BLOCKED_LOG"], "a") as fh:
+    fh.write(__name__ + "\\n")
+raise ImportError(__name__ + " is not part of the edge extra (blocked by the test)")
+"""
+
+
+@pytest.fixture(scope="module")
+def edge_env(tmp_path_factory) -> dict[str, str]:
+    """An environment in which only the edge extra's packages import."""
+    root = tmp_path_factory.mktemp("edge-only")
+    for name in NOT_IN_EDGE:
+        (root / name).mkdir()
+        (root / name / "__init__.py").write_text(BLOCKER)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["FACELIVE_BLOCKED_LOG"] = str(root / "blocked.log")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _bench(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "facelivenet.benchmarks.cli", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _blocked(env: dict[str, str]) -> set[str]:
+    log = Path(env["FACELIVE_BLOCKED_LOG"])
+    return set(log.read_text().split()) if log.is_file() else set()
+
+
+def test_device_bench_runs_the_shipped_bundle_without_torch(edge_env, tmp_path):
+    proc = _bench(edge_env, "device", "--runs", "3", "--warmup", "1", "--json", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["mode"] == "edge"
+    rows = {(r["format"], r["precision"]): r for r in result["rows"]}
+    manifest = json.loads((resolve_bundle_dir(None) / MANIFEST_NAME).read_text())
+    assert set(rows) == {(f["format"], f["precision"]) for f in manifest["files"] if f["format"] != "coreml"}
+    for key, row in rows.items():
+        assert row["latency_ms"]["median"] > 0 and row["load_ms"] >= 0 and row["rss_mb"] > 0
+        assert row["parity"]["reference"] == "self_check.npz"
+        assert row["parity"]["passed"] is True, (key, row["parity"])
+        assert row["parity"]["cosine_min"] > 0.98
+        assert row["export_parity"]["faces"] >= 100  # the real faces the export gated on
+    assert result["parity_failed"] == []
+    assert {"result", "markdown", "config"} <= set(result["report_files"])
+    # nothing outside the edge extra was imported; matplotlib may be tried for the plots and is skipped
+    assert _blocked(edge_env) <= {"matplotlib"}, _blocked(edge_env)
+
+
+def test_full_bench_falls_back_to_the_device_bench_without_torch(edge_env):
+    proc = _bench(edge_env, "--quick", "--runs", "2", "--warmup", "0", "--no-peers", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "torch is not installed" in proc.stderr and "ignoring --no-peers" in proc.stderr
+    assert json.loads(proc.stdout)["mode"] == "edge"
+    assert "torch" in _blocked(edge_env)  # the one probe for torch, which decided the fallback
+
+
+def _copy_bundle(tmp_path: Path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(resolve_bundle_dir(None), dst)
+    return dst
+
+
+def _rewrite_self_check(bundle: Path, change) -> None:
+    """Alter self_check.npz and re-record its sha256 (a consistent but wrong reference)."""
+    path = bundle / "self_check.npz"
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    change(arrays)
+    np.savez(path, **arrays)
+    manifest_path = bundle / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    manifest["provenance"]["self_check"]["sha256"] = sha256_file(path)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_a_file_that_disagrees_with_the_reference_fails_the_run(tmp_path, capsys):
+    from facelivenet.benchmarks.device_cli import main
+
+    bundle = _copy_bundle(tmp_path)
+
+    def swap_logits(a):  # another model's answers: top-1 agreement collapses
+        a["expression_logits"] = a["expression_logits"][:, ::-1].copy()
+
+    _rewrite_self_check(bundle, swap_logits)
+    code = main(["--bundle", str(bundle), "--runs", "2", "--warmup", "0", "--json", "-q"])
+    captured = capsys.readouterr()
+    assert code == 1
+    result = json.loads(captured.out)
+    assert result["parity_failed"] and all(not r["parity"]["passed"] for r in result["rows"])
+    assert "parity gate failed on this device" in captured.err
+
+
+def test_an_altered_reference_file_is_refused(tmp_path, capsys):
+    from facelivenet.benchmarks.device_cli import main
+
+    bundle = _copy_bundle(tmp_path)
+    with np.load(bundle / "self_check.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["embedding"] = -arrays["embedding"]
+    np.savez(bundle / "self_check.npz", **arrays)  # the manifest still holds the old sha256
+    code = main(["--bundle", str(bundle), "--runs", "2", "--json", "-q"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert "does not match the sha256" in json.loads(out.out)["error"]
+
+
+def test_bad_options_name_the_problem(capsys):
+    from facelivenet.benchmarks.device_cli import main
+
+    assert main(["--runs", "0", "-q"]) == 1
+    assert "--runs must be >= 1" in capsys.readouterr().err
+    assert main(["--threads", "x", "-q"]) == 1
+    assert "--threads" in capsys.readouterr().err
