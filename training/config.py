@@ -96,6 +96,7 @@ class DataConfig:
     augment_crop_pad: int = 8
     teacher: Literal["", "dlib"] = ""  # Stage 1 distillation teacher (training/teacher.py)
     teacher_workers: int = 1  # processes computing the teacher's descriptors (once; then cached)
+    teacher_centre: bool = True  # distil toward mean-centred descriptors (training/teacher.py: centre_descriptors)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def timing_face(data: Path | None, detector: Any) -> tuple[np.ndarray, list[floa
     if data is not None:
         from facelivenet.edge_runtime.detection import YuNetDetector
         from facelivenet.edge_runtime.imageio import read_image
-        from facelivenet.training.data.face_cache import pick_face
+        from facelivenet.edge_runtime.detection import pick_face
 
         from ..faces import lfw_images
 

@@ -31,15 +31,21 @@ raise ImportError(__name__ + " is not part of the edge extra (blocked by the tes
 
 
 @pytest.fixture(scope="module")
-def edge_env(tmp_path_factory) -> dict[str, str]:
-    """An environment in which only the edge extra's packages import."""
+def blockers(tmp_path_factory) -> Path:
+    """A folder of stand-in packages for everything outside the edge extra."""
     root = tmp_path_factory.mktemp("edge-only")
     for name in NOT_IN_EDGE:
         (root / name).mkdir()
         (root / name / "__init__.py").write_text(BLOCKER)
+    return root
+
+
+@pytest.fixture()
+def edge_env(blockers, tmp_path) -> dict[str, str]:
+    """An environment in which only the edge extra's packages import; blocked imports logged per test."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["FACELIVE_BLOCKED_LOG"] = str(root / "blocked.log")
+    env["PYTHONPATH"] = os.pathsep.join([str(blockers), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["FACELIVE_BLOCKED_LOG"] = str(tmp_path / "blocked.log")
     env["OMP_NUM_THREADS"] = "1"
     return env
 
@@ -54,31 +60,39 @@ def _blocked(env: dict[str, str]) -> set[str]:
     return set(log.read_text().split()) if log.is_file() else set()
 
 
-def test_device_bench_runs_the_shipped_bundle_without_torch(edge_env, tmp_path):
-    proc = _bench(edge_env, "device", "--runs", "3", "--warmup", "1", "--json", "--out", str(tmp_path / "r"))
+def test_device_bench_runs_the_shipped_bundle_without_torch(edge_env, data_root, detector_path, tmp_path):
+    """The shipped bundle on real faces re-aligned from the data folder, with only the edge extra."""
+    proc = _bench(edge_env, "device", "--runs", "3", "--warmup", "1", "--data", str(data_root), "--detector",
+                  str(detector_path), "--json", "--out", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["mode"] == "edge"
     rows = {(r["format"], r["precision"]): r for r in result["rows"]}
     manifest = json.loads((resolve_bundle_dir(None) / MANIFEST_NAME).read_text())
     assert set(rows) == {(f["format"], f["precision"]) for f in manifest["files"] if f["format"] != "coreml"}
+    real = result["real_faces"]
+    assert real["faces_used"] == manifest["provenance"]["parity_reference"]["faces"] >= 300
+    assert real["crops_identical"] == real["faces_used"]  # this machine aligns exactly as the export did
     for key, row in rows.items():
         assert row["latency_ms"]["median"] > 0 and row["load_ms"] >= 0 and row["rss_mb"] > 0
-        assert row["parity"]["reference"] == "self_check.npz"
-        assert row["parity"]["passed"] is True, (key, row["parity"])
-        assert row["parity"]["cosine_min"] > 0.98
-        assert row["export_parity"]["faces"] >= 100  # the real faces the export gated on
-    assert result["parity_failed"] == []
+        assert row["parity"]["passed"] is True and row["parity"]["faces"] == real["faces_used"], (key, row["parity"])
+        assert row["self_check"]["reference"] == "self_check.npz" and row["self_check"]["passed"] is True
+        exported = row["export_parity"]
+        assert row["parity"]["expression_top1_agreement"] == pytest.approx(exported["expression_top1_agreement"])
+    assert result["parity_failed"] == [] and result["pipeline"]["measured"]
     assert {"result", "markdown", "config"} <= set(result["report_files"])
     # nothing outside the edge extra was imported; matplotlib may be tried for the plots and is skipped
     assert _blocked(edge_env) <= {"matplotlib"}, _blocked(edge_env)
 
 
 def test_full_bench_falls_back_to_the_device_bench_without_torch(edge_env):
-    proc = _bench(edge_env, "--quick", "--runs", "2", "--warmup", "0", "--no-peers", "--json")
+    env = {k: v for k, v in edge_env.items() if k != "FACELIVE_DATA"}  # no data: the synthetic reference only
+    proc = _bench(env, "--quick", "--runs", "2", "--warmup", "0", "--no-peers", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "torch is not installed" in proc.stderr and "ignoring --no-peers" in proc.stderr
-    assert json.loads(proc.stdout)["mode"] == "edge"
+    result = json.loads(proc.stdout)
+    assert result["mode"] == "edge" and result["real_faces"] is None
+    assert all(r["parity"]["reference"] == "self_check.npz" and r["parity"]["passed"] for r in result["rows"])
     assert "torch" in _blocked(edge_env)  # the one probe for torch, which decided the fallback
 
 
@@ -101,9 +115,10 @@ def _rewrite_self_check(bundle: Path, change) -> None:
     manifest_path.write_text(json.dumps(manifest))
 
 
-def test_a_file_that_disagrees_with_the_reference_fails_the_run(tmp_path, capsys):
+def test_a_file_that_disagrees_with_the_reference_fails_the_run(tmp_path, capsys, monkeypatch):
     from facelivenet.benchmarks.device_cli import main
 
+    monkeypatch.delenv("FACELIVE_DATA", raising=False)  # the synthetic reference is the one altered here
     bundle = _copy_bundle(tmp_path)
 
     def swap_logits(a):  # another model's answers: top-1 agreement collapses
@@ -118,9 +133,10 @@ def test_a_file_that_disagrees_with_the_reference_fails_the_run(tmp_path, capsys
     assert "parity gate failed on this device" in captured.err
 
 
-def test_an_altered_reference_file_is_refused(tmp_path, capsys):
+def test_an_altered_reference_file_is_refused(tmp_path, capsys, monkeypatch):
     from facelivenet.benchmarks.device_cli import main
 
+    monkeypatch.delenv("FACELIVE_DATA", raising=False)
     bundle = _copy_bundle(tmp_path)
     with np.load(bundle / "self_check.npz") as data:
         arrays = {k: data[k] for k in data.files}

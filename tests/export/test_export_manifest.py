@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from facelivenet.edge_runtime.errors import ManifestError
@@ -25,8 +26,14 @@ def test_manifest_validates_and_matches_the_checkpoint(tiny_bundle, tiny_checkpo
     assert manifest.outputs.embedding_normalized and not manifest.outputs.expression_softmax_inside
     for f in manifest.files:
         assert f.sha256 == sha256_file(bundle / f.path)
-    assert sorted(p.name for p in bundle.iterdir()) == sorted(  # models, manifest, detector, self-check: no faces
-        [MANIFEST_NAME, "detector", "self_check.npz"] + [f.path for f in manifest.files])
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(  # models, manifest, detector, references: no faces
+        [MANIFEST_NAME, "detector", "self_check.npz", "parity_reference.npz"] + [f.path for f in manifest.files])
+    with np.load(bundle / "parity_reference.npz") as ref:  # hashes, paths and model outputs; never pixels
+        assert set(ref.files) == {"folders", "folder_index", "relpath", "image_sha256", "crop_sha256", "embedding",
+                                  "expression_logits"}
+        faces = manifest.provenance["parity_reference"]["faces"]
+        assert ref["embedding"].shape == (faces, manifest.outputs.embedding_dim) and len(ref["relpath"]) == faces
+        assert all(ref[k].dtype.kind in "Uif" and ref[k].ndim <= 2 for k in ref.files)
     assert bundle.stat().st_mode & 0o777 == 0o755
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in bundle.rglob("*") if p.is_file())
 

@@ -43,7 +43,26 @@ def test_fit_with_a_teacher_logs_the_distillation_term(tiny_train_config, tmp_pa
     records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["teacher"]) for r in records)
     prov = json.loads((tmp_path / "run" / "provenance.json").read_text())["stage1"]
-    assert prov["teacher"] == {"name": "fake", "described": 32}
+    assert prov["teacher"]["name"] == "fake" and prov["teacher"]["described"] == 32
+    assert prov["teacher"]["centred"] is True
+
+
+def test_centred_descriptors_drop_the_shared_direction_and_keep_missing_rows_empty():
+    from facelivenet.training.teacher import centre_descriptors
+
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=128).astype(np.float32) * 3  # a large shared component, as in dlib's descriptors
+    raw = common + rng.normal(size=(200, 128)).astype(np.float32)
+    raw[5] = 0.0  # an image the teacher could not describe
+    unit = raw[10:60] / np.linalg.norm(raw[10:60], axis=1, keepdims=True)
+    assert (unit @ unit.T)[np.triu_indices(50, 1)].mean() > 0.8  # raw: everyone looks alike
+    out, how = centre_descriptors(raw)
+    assert how["centred"] and how["mean_norm"] > 20
+    assert np.all(out[5] == 0.0)
+    keep = np.delete(np.arange(200), 5)
+    assert np.allclose(np.linalg.norm(out[keep], axis=1), 1.0, atol=1e-5)
+    c = out[keep][:50]
+    assert abs((c @ c.T)[np.triu_indices(50, 1)].mean()) < 0.05  # centred: unrelated people near orthogonal
 
 
 def test_dlib_teacher_separates_people_on_real_faces(data_root, detector_path, tmp_path):

@@ -119,6 +119,11 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         targets = teacher_embeddings([r.path for r in records], data.detector or None, data.cache_dir or None, progress,
                                      workers=data.teacher_workers)
         extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(targets).sum(1) > 0).sum())}
+        if data.teacher_centre:
+            from ..teacher import centre_descriptors
+
+            targets, how = centre_descriptors(targets)
+            extra["teacher"].update(how)
     faces = load_or_build(key, [r.path for r in records], pre, source, data.detector or None, data.cache_dir or None,
                           progress=progress)
     ds, kept, stats = _build(key, records, faces, pre, data, root, augment, seed, targets)

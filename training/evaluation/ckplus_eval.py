@@ -89,6 +89,7 @@ def _reset_head(head: nn.Linear, seed: int) -> None:
 
 def train_fold(ctx: EvalContext, x: torch.Tensor, y: torch.Tensor, recipe: CkplusRecipe, seed: int):
     """Stage 2 on trunk features ``x`` with six-class targets ``y``; returns the trained model (eval mode)."""
+    torch.manual_seed(seed)  # dropout masks: the same fold trains alike whatever ran before it
     model = ctx.ckpt.fresh_model()
     model.init_expression_branch_from_identity()
     _reset_head(model.expression_head, seed)
