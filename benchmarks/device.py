@@ -177,11 +177,16 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
 
         rows, skipped = file_rows(cfg.bundle, manifest, cfg.threads, cfg.timed_runs, cfg.warmup_runs, input_for,
                                   run_isolated)
-    faces = None
+    faces, real_info = None, None
     if cfg.data is not None:
         faces = load_reference_faces(cfg.bundle, manifest, cfg.data, cfg.detector)
         if faces is None:
             notes.append(NO_REFERENCE_NOTE)
+        elif not len(faces.crops):
+            notes.append(f"none of the bundle's reference faces are under {cfg.data} (copy its "
+                         f"{', '.join(sorted(set((manifest.provenance.get('parity_reference') or {}).get('folders', {}))))}"
+                         " folders there): parity on the synthetic self-check inputs only")
+            real_info, faces = faces.info, None
     else:
         notes.append(NO_DATA_NOTE)
     done: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any] | None]] = {}
@@ -216,7 +221,7 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
         "model": {"params": facts.get("params"), "flops": facts.get("flops"), "input_size": size},
         "reference": {"file": record.get("path", "self_check.npz"), "count": int(len(reference["inputs"])),
                       "inputs": record.get("inputs")},
-        "real_faces": faces.info if faces is not None else None,
+        "real_faces": faces.info if faces is not None else real_info,
         "timing_input": "the first self_check.npz input (a synthetic pattern; latency does not depend on pixels)",
         "rows": rows,
         "skipped": skipped,

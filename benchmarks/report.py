@@ -121,7 +121,7 @@ def markdown(result: dict[str, Any]) -> str:
         *[_row_line(r) for r in result["rows"]],
     ]
     if edge:
-        real = result.get("real_faces")
+        real = result.get("real_faces") if (result.get("real_faces") or {}).get("faces_used") else None
         against = (f"{real['faces_used']} of the export's held-out real faces re-aligned here "
                    f"({real['crops_identical']} crops byte-identical to the export's)" if real else
                    f"{result['reference']['count']} synthetic self-check inputs")

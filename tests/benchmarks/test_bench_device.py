@@ -96,6 +96,24 @@ def test_full_bench_falls_back_to_the_device_bench_without_torch(edge_env):
     assert "torch" in _blocked(edge_env)  # the one probe for torch, which decided the fallback
 
 
+def test_data_without_the_reference_folders_falls_back_to_the_self_check(data_root, detector_path, tmp_path, capsys):
+    from facelivenet.benchmarks.device_cli import main
+
+    if not (data_root / "jaffe").is_dir():
+        pytest.skip("JAFFE absent")
+    only_jaffe = tmp_path / "data"
+    only_jaffe.mkdir()
+    (only_jaffe / "jaffe").symlink_to(data_root / "jaffe")  # faces for the pipeline, none of the parity folders
+    code = main(["--data", str(only_jaffe), "--detector", str(detector_path), "--runs", "2", "--warmup", "0",
+                 "--json", "-q"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["real_faces"]["faces_used"] == 0
+    assert result["real_faces"]["missing_images"] == result["real_faces"]["faces_in_reference"]
+    assert all(r["parity"]["reference"] == "self_check.npz" for r in result["rows"])
+    assert any("none of the bundle's reference faces" in n for n in result["notes"])
+    assert result["pipeline"]["measured"]  # the JAFFE photo still times the 640x480 pipeline
+
+
 def _copy_bundle(tmp_path: Path) -> Path:
     dst = tmp_path / "bundle"
     shutil.copytree(resolve_bundle_dir(None), dst)
