@@ -190,10 +190,7 @@ def parity_and_accuracy(run: Runner, layout: str, precision: str | None, sets: E
     parity: dict[str, Any] = {}
     if reference is not None and sets.parity is not None:
         emb, logits = run(sets.parity.tensor(sets.pre, layout))
-        parity = parity_mod.measure(reference[0], reference[1], emb, logits)
-        if precision in parity_mod.GATES:
-            failures = parity_mod.check(precision, parity)
-            parity.update(gate=parity_mod.gate_dict(precision), passed=not failures, failures=failures)
+        parity = parity_mod.gated(precision, reference[0], reference[1], emb, logits)
     accuracy: dict[str, Any] = {}
     if sets.lfw is not None:
         emb, _ = run_crops(run, sets.lfw.crops, sets.pre, layout)

@@ -6,12 +6,14 @@ LiteRT, but no torch, onnx or converters. This benchmark needs nothing else:
 - every model file of the bundle is sha256-verified, opened by the runtime's own
   backend and timed in a child process of its own (load ms, median / p95 / p99,
   RSS, threads), exactly as in the full benchmark;
-- parity is measured ON THIS DEVICE against the reference outputs the export
-  saved in the bundle (``self_check.npz``: synthetic inputs and the torch
-  model's outputs for them; no faces are shipped), with the export's gates per
-  precision; a file that fails them makes the command exit non-zero;
-- the parity each file reached at export, on real held-out faces, is carried
-  over from the manifest next to it (``export_parity``);
+- parity is measured ON THIS DEVICE against the torch outputs the export saved
+  in the bundle, with the export's gates per precision: with ``--data`` on the
+  export's held-out real faces, re-read and re-aligned here
+  (``parity_reference.npz``, :mod:`.device_faces`), and always on the
+  synthetic self-check inputs (``self_check.npz``); a file that fails makes
+  the command exit non-zero. No faces are shipped in the bundle;
+- the parity each file reached at export is carried over from the manifest
+  next to it (``export_parity``);
 - achieved GFLOP/s uses the FLOP count the export recorded in the manifest
   (``provenance.model.flops``), against the GEMM peak measured in this run;
 - with ``--data`` (a JAFFE or LFW folder copied over), the per-frame pipeline
@@ -95,30 +97,25 @@ def _inputs_in_layout(x_nchw: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1) if layout == "NHWC" else x_nchw)
 
 
-def device_parity(bundle: Path, fmt: str, precision: str, rel_path: str, layout: str, threads: int,
-                  reference: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Parity of one file run on this device vs the saved torch outputs, with the export's gate."""
+def device_parity(backend, precision: str, layout: str, reference: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Parity of one file on the self-check inputs vs the saved torch outputs: the export's gate for its
+    precision, and at every precision the floor the runtime applies before trusting a legacy interpreter."""
     from facelivenet.export import parity as parity_mod  # numpy only
 
-    backend = open_backend(fmt, bundle / rel_path, threads)
     emb, logits = backend.run(_inputs_in_layout(reference["inputs"], layout))
-    out = parity_mod.measure(reference["embedding"], reference["expression_logits"], emb, logits)
-    out["expression_agreement"] = out.get("expression_top1_agreement")
-    failures = parity_mod.check(precision, out) if precision in parity_mod.GATES else []
-    # and, at every precision, the rule the runtime applies before trusting a legacy interpreter
+    out = parity_mod.gated(precision, reference["embedding"], reference["expression_logits"], emb, logits)
+    failures = list(out.get("failures", []))
     if out["cosine_min"] < SELF_CHECK_MIN_COSINE:
         failures.append(f"self-check cosine min {out['cosine_min']:.6f} < {SELF_CHECK_MIN_COSINE}")
     if out["expression_top1_agreement"] < SELF_CHECK_MIN_AGREEMENT:
         failures.append(f"self-check expression agreement {out['expression_top1_agreement']:.4f} < "
                         f"{SELF_CHECK_MIN_AGREEMENT}")
-    out.update(reference="self_check.npz", runtime=backend.name, passed=not failures, failures=failures)
-    if precision in parity_mod.GATES:
-        out["gate"] = parity_mod.gate_dict(precision)
+    out.update(expression_agreement=out["expression_top1_agreement"], reference="self_check.npz",
+               runtime=backend.name, passed=not failures, failures=failures)
     return out
 
 
-def real_face_parity(bundle: Path, fmt: str, precision: str, rel_path: str, layout: str, threads: int,
-                     faces: "ReferenceFaces", pre) -> dict[str, Any]:
+def real_face_parity(backend, precision: str, layout: str, faces: ReferenceFaces, pre) -> dict[str, Any]:
     """Parity of one file on the re-aligned reference faces vs the torch outputs saved at export, gated like
     the export (per precision), with one summary per data folder."""
     import dataclasses
@@ -126,20 +123,15 @@ def real_face_parity(bundle: Path, fmt: str, precision: str, rel_path: str, layo
     from facelivenet.edge_runtime.preprocess import normalize
     from facelivenet.export import parity as parity_mod
 
-    backend = open_backend(fmt, bundle / rel_path, threads)
     x = np.ascontiguousarray(normalize(faces.crops, dataclasses.replace(pre, layout=layout)), np.float32)
     embs, logits = zip(*(backend.run(x[i:i + 64]) for i in range(0, len(x), 64)))
     emb, logit = np.concatenate(embs), np.concatenate(logits)
-    out = parity_mod.measure(faces.embedding, faces.expression_logits, emb, logit)
-    out["expression_agreement"] = out["expression_top1_agreement"]
-    failures = parity_mod.check(precision, out) if precision in parity_mod.GATES else []
+    out = parity_mod.gated(precision, faces.embedding, faces.expression_logits, emb, logit)
     folders = np.asarray(faces.folders)
     out["subsets"] = {f: parity_mod.summary(faces.embedding[folders == f], faces.expression_logits[folders == f],
                                             emb[folders == f], logit[folders == f]) for f in dict.fromkeys(faces.folders)}
-    out.update(reference="parity_reference.npz (real faces re-aligned on this device)", runtime=backend.name,
-               passed=not failures, failures=failures)
-    if precision in parity_mod.GATES:
-        out["gate"] = parity_mod.gate_dict(precision)
+    out.update(expression_agreement=out["expression_top1_agreement"],
+               reference="parity_reference.npz (real faces re-aligned on this device)", runtime=backend.name)
     return out
 
 
@@ -183,9 +175,9 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
         if faces is None:
             notes.append(NO_REFERENCE_NOTE)
         elif not len(faces.crops):
-            notes.append(f"none of the bundle's reference faces are under {cfg.data} (copy its "
-                         f"{', '.join(sorted(set((manifest.provenance.get('parity_reference') or {}).get('folders', {}))))}"
-                         " folders there): parity on the synthetic self-check inputs only")
+            folders = ", ".join(manifest.provenance["parity_reference"]["folders"])
+            notes.append(f"none of the bundle's reference faces are under {cfg.data} (copy its {folders} folders "
+                         "there): parity on the synthetic self-check inputs only")
             real_info, faces = faces.info, None
     else:
         notes.append(NO_DATA_NOTE)
@@ -193,10 +185,11 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
     for row in rows:
         key = (row["format"], row["precision"])
         if key not in done:
-            args = (cfg.bundle, *key, row["path"], row["layout"], max(cfg.threads))
             try:
-                done[key] = (device_parity(*args, reference),
-                             real_face_parity(*args, faces, manifest.preprocess) if faces is not None else None)
+                backend = open_backend(row["format"], cfg.bundle / row["path"], max(cfg.threads))
+                done[key] = (device_parity(backend, row["precision"], row["layout"], reference),
+                             real_face_parity(backend, row["precision"], row["layout"], faces, manifest.preprocess)
+                             if faces is not None else None)
             except FaceLiveError as exc:
                 done[key] = ({"skipped": str(exc), "passed": False}, None)
         row["self_check"], real = done[key]

@@ -12,7 +12,6 @@ the device's own preprocessing too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from facelivenet.edge_runtime.detection import YuNetDetector, resolve_detector_path
 from facelivenet.edge_runtime.errors import FaceLiveError
+from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.manifest import Manifest, sha256_file
+from facelivenet.edge_runtime.photo_align import align_photo, crop_sha256
+from facelivenet.edge_runtime.preprocess import face_crop
 
 from .errors import BenchError
 
@@ -43,10 +46,6 @@ def load_reference_faces(bundle: Path, manifest: Manifest, data: Path,
                          detector: str | Path | None = None) -> ReferenceFaces | None:
     """The bundle's reference faces re-aligned from ``data`` (none when ``data`` lacks their images);
     None when the bundle has no reference."""
-    from facelivenet.edge_runtime.detection import YuNetDetector, resolve_detector_path
-    from facelivenet.edge_runtime.imageio import read_image
-    from facelivenet.edge_runtime.photo_align import align_photo
-
     record = (manifest.provenance or {}).get("parity_reference")
     if not record:
         return None
@@ -77,15 +76,13 @@ def load_reference_faces(bundle: Path, manifest: Manifest, data: Path,
             changed += 1
             continue
         if how.get("align") == "center_crop":
-            from facelivenet.edge_runtime.preprocess import face_crop
-
             crop = face_crop(image, pre)
         else:
             crop, _ = align_photo(image, pre, det, int(how.get("upscale_to") or 0), how.get("fallback_fraction"))
         if crop is None:
             unaligned += 1
             continue
-        identical += hashlib.sha256(np.ascontiguousarray(crop).tobytes()).hexdigest() == ref["crop_sha256"][i]
+        identical += crop_sha256(crop) == ref["crop_sha256"][i]
         keep.append(i)
         crops.append(crop)
     total = len(ref["relpath"])

@@ -9,6 +9,8 @@ are enlarged first so YuNet finds them, and may fall back to a centre crop.
 
 from __future__ import annotations
 
+import hashlib
+
 import cv2
 import numpy as np
 
@@ -38,3 +40,8 @@ def align_photo(image: np.ndarray, cfg: PreprocessConfig, detector: YuNetDetecto
     if fallback_fraction:
         return face_crop(image, cfg, crop_fraction=fallback_fraction), STATUS_FALLBACK
     return None, STATUS_NO_FACE
+
+
+def crop_sha256(crop: np.ndarray) -> str:
+    """sha256 of an aligned uint8 crop's bytes (C order): tells whether two machines aligned a photo alike."""
+    return hashlib.sha256(np.ascontiguousarray(crop, np.uint8).tobytes()).hexdigest()

@@ -80,3 +80,13 @@ def check(precision: str, metrics: dict) -> list[str]:
 
 def gate_dict(precision: str) -> dict:
     return {k: v for k, v in asdict(GATES[precision]).items() if v is not None}
+
+
+def gated(precision: str | None, ref_emb: np.ndarray, ref_logits: np.ndarray, emb: np.ndarray,
+          logits: np.ndarray) -> dict:
+    """:func:`measure`, plus ``gate``, ``failures`` and ``passed`` when ``precision`` has a gate."""
+    out: dict = measure(ref_emb, ref_logits, emb, logits)
+    if precision in GATES:
+        failures = check(precision, out)
+        out.update(gate=gate_dict(precision), passed=not failures, failures=failures)
+    return out

@@ -16,23 +16,18 @@ Keys: ``folders`` (str, one per part), ``folder_index`` (int per face),
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 
 from facelivenet.edge_runtime.manifest import sha256_file
+from facelivenet.edge_runtime.photo_align import crop_sha256
 from facelivenet.edge_runtime.preprocess import PreprocessConfig
 
 from .calibration import CENTRE_CROP, FaceSet
 
 REFERENCE_NAME = "parity_reference.npz"
-
-
-def crop_sha256(crop: np.ndarray) -> str:
-    """sha256 of an aligned uint8 crop's bytes (C order)."""
-    return hashlib.sha256(np.ascontiguousarray(crop, np.uint8).tobytes()).hexdigest()
 
 
 def _relpath(path: str, folder: str) -> str:

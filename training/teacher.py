@@ -101,9 +101,12 @@ def _init_worker(detector_path: str) -> None:
     _worker_state["detector"] = YuNetDetector(detector_path)
 
 
-def _describe_paths(paths: Sequence[str]) -> tuple[np.ndarray, int]:
-    """Descriptors of ``paths`` in this worker (zero rows where no usable face), and how many had none."""
-    teacher, detector = _worker_state["teacher"], _worker_state["detector"]
+def _describe_in_worker(paths: Sequence[str]) -> tuple[np.ndarray, int]:
+    return _describe_paths(paths, _worker_state["teacher"], _worker_state["detector"])
+
+
+def _describe_paths(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetDetector) -> tuple[np.ndarray, int]:
+    """Descriptors of ``paths`` (zero rows where no usable face), and how many had none."""
     out = np.zeros((len(paths), TEACHER_DIM), dtype=np.float32)
     missing = 0
     for i, path in enumerate(paths):
@@ -148,12 +151,10 @@ def teacher_embeddings(
     parts: list[np.ndarray] = []
     missing = 0
     if workers <= 1:
-        _worker_state.update(teacher=teacher, detector=detector)
         for c in show_progress(chunks, progress, "teacher descriptors", unit="chunk"):
-            out, miss = _describe_paths(c)
+            out, miss = _describe_paths(c, teacher, detector)
             parts.append(out)
             missing += miss
-        _worker_state.clear()
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -162,7 +163,7 @@ def teacher_embeddings(
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                  initargs=(str(detector.model_path),)) as pool:
-            for out, miss in show_progress(pool.map(_describe_paths, chunks), progress, "teacher descriptors",
+            for out, miss in show_progress(pool.map(_describe_in_worker, chunks), progress, "teacher descriptors",
                                            unit="chunk", total=len(chunks)):
                 parts.append(out)
                 missing += miss

@@ -176,14 +176,14 @@ def _data_folder(explicit: str | Path | None) -> Path:
     if root is None:
         raise EvaluationError("no data folder: pass --data DIR (holding lfw/, fer2013/, ckplus48/, jaffe/) "
                               "or set FACELIVE_DATA")
+    if not root.is_dir():
+        raise EvaluationError(f"data folder {root} does not exist")
     return root
 
 
 def run_evaluation(opts: EvalOptions) -> dict[str, Any]:
     """Run the requested tasks and write the report folder; returns the evaluation JSON object."""
     root = _data_folder(opts.data)
-    if not root.is_dir():
-        raise EvaluationError(f"data folder {root} does not exist")
     import cv2
 
     threads = torch.get_num_threads(), cv2.getNumThreads()
@@ -283,14 +283,12 @@ def run_branch2_ablation(opts: EvalOptions, variants: str | None = None) -> dict
 
     chosen = parse_variants(variants)
     root = _data_folder(opts.data)
-    if not root.is_dir():
-        raise EvaluationError(f"data folder {root} does not exist")
     reason = missing_reason("ckplus48", root, opts.detector)
     if reason:
         raise EvaluationError(reason.replace("ckplus48 skipped", "the ablation needs CK+48"))
     ckpt = load_checkpoint(opts.checkpoint, expect=opts.expect_model)
-    out = Path(opts.out) if opts.out else default_out_dir(ckpt.path).with_name(default_out_dir(ckpt.path).name
-                                                                               + "-ablation")
+    default = default_out_dir(ckpt.path)
+    out = Path(opts.out) if opts.out else default.with_name(default.name + "-ablation")
     out.mkdir(parents=True, exist_ok=True)
     if opts.threads:
         torch.set_num_threads(opts.threads)
