@@ -51,6 +51,20 @@ class FerSet:
 
 
 @dataclass
+class JaffeSet:
+    """The evaluation's JAFFE authentication pairs (paper eq. 8) as indices into their aligned images."""
+
+    crops: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    id_true: np.ndarray
+    ex_true: np.ndarray
+    asked: np.ndarray
+    ref_subject: np.ndarray
+    probe_subject: np.ndarray
+
+
+@dataclass
 class EvalSets:
     """Everything a file is measured on; a set is None when its data is absent (``notes`` says why)."""
 
@@ -59,10 +73,11 @@ class EvalSets:
     lfw: LfwSet | None
     fer: FerSet | None
     notes: list[str]
+    jaffe: JaffeSet | None = None
 
     def parity_only(self) -> "EvalSets":
         """The same sets without the task-accuracy ones."""
-        return EvalSets(self.pre, self.parity, None, None, self.notes)
+        return EvalSets(self.pre, self.parity, None, None, self.notes, None)
 
 
 def lfw_set(data: Path, pre: Any, trained_on: dict[str, Any], detector: Any, cache_dir: Any, quick: bool) -> LfwSet:
@@ -127,6 +142,29 @@ def fer_set(data: Path, pre: Any, cache_dir: Any, quick: bool, align: tuple[str,
                   f"{len(records)} test images evenly spaced over the sorted list" if quick else None)
 
 
+def jaffe_set(data: Path, pre: Any, detector: Any, cache_dir: Any) -> JaffeSet:
+    """The JAFFE pairs and aligned faces ``facelive-train evaluate`` uses (same cache name and key)."""
+    from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
+    from facelivenet.training.data.face_cache import load_or_build
+    from facelivenet.training.evaluation.auth_eval import FALLBACK_FRACTION
+    from facelivenet.training.evaluation.auth_protocol import jaffe_auth_pairs, parse_jaffe_name
+
+    root = data / "jaffe"
+    if not root.is_dir():
+        raise FaceLiveError(f"{root} does not exist")
+    pairs = jaffe_auth_pairs(root)
+    images = sorted({p.reference for p in pairs} | {p.probe for p in pairs})
+    faces = load_or_build("jaffe", [str(root / p) for p in images], pre, "detect", detector, cache_dir,
+                          FALLBACK_FRACTION, progress=False)
+    row = {p: i for i, p in enumerate(images)}
+    return JaffeSet(np.asarray(faces.crops), np.array([row[p.reference] for p in pairs]),
+                    np.array([row[p.probe] for p in pairs]), np.array([p.id_true for p in pairs]),
+                    np.array([p.ex_true for p in pairs]),
+                    np.array([EXPRESSION_LABELS.index(p.asked_expression) for p in pairs]),
+                    np.array([parse_jaffe_name(p.reference)[0] for p in pairs]),
+                    np.array([parse_jaffe_name(p.probe)[0] for p in pairs]))
+
+
 def load_eval_sets(data: Path, pre: Any, parity_faces: Any, trained_on: dict[str, Any], detector: Any,
                    cache_dir: Any, quick: bool, expression_align: tuple[str, int] = ("center_crop", 0)) -> EvalSets:
     """The LFW and FER2013 sets that exist under ``data`` (a missing one is noted, not fatal)."""
@@ -140,9 +178,14 @@ def load_eval_sets(data: Path, pre: Any, parity_faces: Any, trained_on: dict[str
         fer = fer_set(data, pre, cache_dir, quick, expression_align, detector)
     except FaceLiveError as exc:
         notes.append(f"FER2013 accuracy skipped: {exc}")
+    jaffe = None
+    try:
+        jaffe = jaffe_set(data, pre, detector, cache_dir)
+    except FaceLiveError as exc:
+        notes.append(f"JAFFE Acc_g skipped: {exc}")
     for note in notes:
         log.warning("%s", note)
-    return EvalSets(pre, parity_faces, lfw, fer, notes)
+    return EvalSets(pre, parity_faces, lfw, fer, notes, jaffe)
 
 
 def run_crops(run: Runner, crops: np.ndarray, pre: Any, layout: str) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +225,32 @@ def fer_accuracy(logits: np.ndarray, s: FerSet) -> dict[str, Any]:
     return out
 
 
+def jaffe_accuracy(emb: np.ndarray, logits: np.ndarray, s: JaffeSet) -> dict[str, Any]:
+    """The paper's eq. 8 on JAFFE exactly as the evaluation scores it (leave-one-subject-out thresholds,
+    argmax expression rule)."""
+    from facelivenet.export.parity import cosine_rows
+    from facelivenet.training.evaluation.auth_eval import loso_thresholds
+
+    scores = cosine_rows(emb[s.left], emb[s.right])
+    thresholds = loso_thresholds(scores, s.id_true, s.ref_subject, s.probe_subject)
+    verified = scores >= np.array([thresholds[r] for r in s.ref_subject])
+    z = logits[s.right] - logits[s.right].max(axis=1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    m = metrics.authentication_metrics_from_decisions(s.id_true, s.ex_true, verified,
+                                                      metrics.expression_decisions(probs, s.asked, None))
+    return {"acc_g": m.acc_g, "acc_verif": m.acc_verif, "acc_expre": m.acc_expre, "acc_live": m.acc_live,
+            "pairs": m.n_pairs}
+
+
+def add_deltas(accuracy: dict[str, Any], torch_accuracy: dict[str, Any]) -> None:
+    """``delta_vs_torch``: this file's task numbers minus the torch model's on the same sets."""
+    keys = {"lfw": "accuracy", "fer2013": "accuracy", "authentication_jaffe": "acc_g"}
+    delta = {task: accuracy[task][k] - torch_accuracy[task][k] for task, k in keys.items()
+             if k in (accuracy.get(task) or {}) and k in (torch_accuracy.get(task) or {})}
+    if delta:
+        accuracy["delta_vs_torch"] = delta
+
+
 def parity_and_accuracy(run: Runner, layout: str, precision: str | None, sets: EvalSets,
                         reference: tuple[np.ndarray, np.ndarray] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(parity, accuracy) of one model; ``reference`` None for the torch model itself (no parity)."""
@@ -198,4 +267,7 @@ def parity_and_accuracy(run: Runner, layout: str, precision: str | None, sets: E
     if sets.fer is not None:
         _, logits = run_crops(run, sets.fer.crops, sets.pre, layout)
         accuracy["fer2013"] = fer_accuracy(logits, sets.fer)
+    if sets.jaffe is not None:
+        emb, logits = run_crops(run, sets.jaffe.crops, sets.pre, layout)
+        accuracy["authentication_jaffe"] = jaffe_accuracy(emb, logits, sets.jaffe)
     return parity, accuracy

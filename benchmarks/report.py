@@ -82,12 +82,21 @@ def _row_line(r: dict[str, Any]) -> str:
     cos = f"{par['cosine_mean']:.4f} / {par['cosine_min']:.4f}" if "cosine_mean" in par else "-"
     agree = _pct(par.get("expression_top1_agreement"))
     gate = {True: "pass", False: "FAIL"}.get(par.get("passed"), "-")
-    lfw = _pct((acc.get("lfw") or {}).get("accuracy"))
-    fer = _pct((acc.get("fer2013") or {}).get("accuracy"))
+    delta = acc.get("delta_vs_torch") or {}
+
+    def task(name: str, key: str, fmt) -> str:
+        value = (acc.get(name) or {}).get(key)
+        if value is None:
+            return "-"
+        return fmt(value) + (f" ({100 * delta[name]:+.1f})" if name in delta else "")
+
+    lfw = task("lfw", "accuracy", _pct)
+    fer = task("fer2013", "accuracy", _pct)
+    acc_g = task("authentication_jaffe", "acc_g", lambda v: f"{v:.3f}")
     achieved = f"{ach['gflops']:.1f} ({_pct(ach.get('fraction_of_peak'))})" if ach else "-"
     return (f"| {r['format']} | {r['precision']} | {r['threads']} | {_size(r.get('size_bytes'))} | {_ms(r['load_ms'])} "
             f"| {_ms(lat['median'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {r.get('rss_mb') or '-'} | {achieved} "
-            f"| {cos} | {agree} | {gate} | {lfw} | {fer} |")
+            f"| {cos} | {agree} | {gate} | {lfw} | {fer} | {acc_g} |")
 
 
 def _peer_line(p: dict[str, Any]) -> str:
@@ -116,10 +125,13 @@ def markdown(result: dict[str, Any]) -> str:
         "batch 1.",
         "",
         "| format | precision | threads | size | load ms | median ms | p95 ms | p99 ms | RSS MB | GFLOP/s (of peak) "
-        "| cosine mean / min | top-1 agree | gate | LFW acc | FER2013 acc |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cosine mean / min | top-1 agree | gate | LFW acc | FER2013 acc | JAFFE Acc_g |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row_line(r) for r in result["rows"]],
     ]
+    if any((r.get("accuracy") or {}).get("delta_vs_torch") for r in result["rows"]):
+        lines += ["", "In brackets: the file's number minus the torch model's on the same faces, in points "
+                      "(Acc_g x 100)."]
     if edge:
         real = result.get("real_faces") if (result.get("real_faces") or {}).get("faces_used") else None
         against = (f"{real['faces_used']} of the export's held-out real faces re-aligned here "

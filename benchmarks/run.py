@@ -79,7 +79,7 @@ def _evaluate(cfg: BenchConfig, manifest: Manifest, rows: list[dict[str, Any]], 
 
     from facelivenet.export.runners import runner_for
 
-    from .accuracy import load_eval_sets, parity_and_accuracy
+    from .accuracy import add_deltas, load_eval_sets, parity_and_accuracy
 
     pre = manifest.preprocess
     sets = load_eval_sets(cfg.data, pre, parity_faces, model.trained_on, cfg.detector, cfg.cache_dir, cfg.quick,
@@ -114,6 +114,10 @@ def _evaluate(cfg: BenchConfig, manifest: Manifest, rows: list[dict[str, Any]], 
                     done[key][1]["skipped"] = QUICK_ACCURACY_NOTE
                 log.info("%s %s: parity %s", *key, {k: v for k, v in done[key][0].items() if "cosine" in k})
             row["parity"], row["accuracy"] = done[key]
+        torch_accuracy = done.get(("torch", "fp32"), ({}, {}))[1]
+        for key, (_, accuracy) in done.items():
+            if key[0] != "torch":
+                add_deltas(accuracy, torch_accuracy)
     finally:
         torch.set_num_threads(saved)
 

@@ -140,3 +140,15 @@ def test_peak_keeps_the_best_sample(monkeypatch):
     machine.remeasure(m)
     assert m["peak_gflops_samples"] == {"1": [10.0, 30.0], "2": [20.0, 5.0]}
     assert m["peak_gflops"] == 30.0 and m["peak_gflops_by_threads"] == {"1": 30.0, "2": 20.0}
+
+
+def test_deltas_are_the_file_minus_the_torch_model_per_task():
+    from facelivenet.benchmarks.accuracy import add_deltas
+
+    torch_acc = {"lfw": {"accuracy": 0.90}, "fer2013": {"accuracy": 0.55}, "authentication_jaffe": {"acc_g": 0.816}}
+    file_acc = {"lfw": {"accuracy": 0.88}, "authentication_jaffe": {"acc_g": 0.820}, "fer2013": {"skipped": "x"}}
+    add_deltas(file_acc, torch_acc)
+    assert file_acc["delta_vs_torch"] == pytest.approx({"lfw": -0.02, "authentication_jaffe": 0.004})
+    nothing: dict = {"skipped": "quick"}
+    add_deltas(nothing, torch_acc)
+    assert "delta_vs_torch" not in nothing
