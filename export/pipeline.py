@@ -443,6 +443,30 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
         cv2.setNumThreads(saved_threads[1])
 
 
+def gather_faces(opts: ExportOptions, source: CheckpointSource, calib_dir: Path,
+                 progress: Progress) -> tuple[FaceSet, FaceSet]:
+    """(calibration, held-out parity) faces: ``calib_dir`` faces plus, with ``opts.expression_data``, expression
+    faces aligned the way the checkpoint's Stage 2 aligned them. One progress step per source."""
+    with progress.step(f"faces: detect + align from {calib_dir}"):
+        calib, parity_faces = collect_faces(
+            calib_dir, source.preprocess, detector=opts.detector, calib_count=opts.calib_count,
+            min_calib=opts.min_calib, parity_count=opts.parity_count, min_parity=opts.min_parity,
+            parity_dir=opts.parity_data, cache_dir=opts.cache_dir, seed=opts.seed, progress=False)
+        progress.note(f"{len(calib)} calibration faces, {len(parity_faces)} held-out parity faces")
+    if opts.expression_data is not None:
+        with progress.step(f"expression faces from {opts.expression_data}"):
+            data_cfg = source.config.data
+            expr_calib, expr_parity = collect_expression_faces(
+                opts.expression_data, source.preprocess, opts.expression_count, opts.expression_count,
+                align=getattr(data_cfg, "expression_align", "center_crop"),
+                upscale_to=getattr(data_cfg, "expression_upscale", 0), detector=opts.detector,
+                cache_dir=opts.cache_dir, seed=opts.seed, progress=False)
+            calib = merge_sets([calib, expr_calib], "calibration")
+            parity_faces = merge_sets([parity_faces, expr_parity], "parity")
+            progress.note(f"+{len(expr_calib)} calibration, +{len(expr_parity)} parity faces")
+    return calib, parity_faces
+
+
 def _step_count(formats: Sequence[str], precisions: Sequence[str], expression_faces: bool) -> int:
     """Progress steps: checkpoint, faces (+ expression faces), reference + self-check, GPTQ, per format."""
     fp = len({"fp32", "fp16"} & set(precisions))
@@ -462,23 +486,7 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
             thresholds, thresholds_info = resolve_thresholds(source, opts.thresholds, opts.evaluation)
             progress.note(f"{source.path} (sha256 {source.sha256[:12]}..., stages {source.completed_stages}); "
                           f"thresholds: {thresholds_info['source']}")
-        with progress.step(f"faces: detect + align from {calib_dir}"):
-            calib, parity_faces = collect_faces(
-                calib_dir, source.preprocess, detector=opts.detector, calib_count=opts.calib_count,
-                min_calib=opts.min_calib, parity_count=opts.parity_count, min_parity=opts.min_parity,
-                parity_dir=opts.parity_data, cache_dir=opts.cache_dir, seed=opts.seed, progress=False)
-            progress.note(f"{len(calib)} calibration faces, {len(parity_faces)} held-out parity faces")
-        if opts.expression_data is not None:
-            with progress.step(f"expression faces from {opts.expression_data}"):
-                data_cfg = source.config.data
-                expr_calib, expr_parity = collect_expression_faces(
-                    opts.expression_data, source.preprocess, opts.expression_count, opts.expression_count,
-                    align=getattr(data_cfg, "expression_align", "center_crop"),
-                    upscale_to=getattr(data_cfg, "expression_upscale", 0), detector=opts.detector,
-                    cache_dir=opts.cache_dir, seed=opts.seed, progress=False)
-                calib = merge_sets([calib, expr_calib], "calibration")
-                parity_faces = merge_sets([parity_faces, expr_parity], "parity")
-                progress.note(f"+{len(expr_calib)} calibration, +{len(expr_parity)} parity faces")
+        calib, parity_faces = gather_faces(opts, source, calib_dir, progress)
         ex = _Exporter(opts, source, calib, parity_faces, writer, Path(work), progress, thresholds)
         with progress.step("torch reference on the parity faces; self-check reference"):
             ex.reference()

@@ -50,6 +50,7 @@ class Int8Level:
 # conv, heads or residual adds in float do not close it): top-1 agreement
 # 93-96 %. Float activations with GPTQ int8 weights: 98.6 % and 99.8 %; plus
 # the scan's fp16 layers (61 % of the per-layer logit MSE): 99.8 %.
+# ``python -m facelivenet.export.int8_scan`` measures the static level region by region.
 INT8_LEVELS: tuple[Int8Level, ...] = (
     Int8Level("static int8", "int8", FLOAT_TAIL),
     Int8Level("int8 weights, float activations", "float", FLOAT_TAIL),

@@ -1,0 +1,273 @@
+"""Where static int8 activations cost parity: the ONNX int8 file probed one region of the network at a time.
+
+``python -m facelivenet.export.int8_scan [--checkpoint C] [--calib DIR] [--out DIR] [--json]``
+
+The export tries static int8 first (:data:`.wrappers.INT8_LEVELS`) and keeps the
+activations float when that misses the gate. This scan shows where the loss
+comes from, on the faces the export uses (same calibration and held-out parity
+faces, same GPTQ-rounded weights, same onnxruntime QDQ settings):
+
+- the whole network static int8, once per calibration method;
+- per top-level region of the network (stem, each Inception-ResNet stage, the
+  two branches, the heads): one file with only that region's activations
+  float, and one with only that region's activations int8;
+- the file the export falls back to (int8 weights, float activations);
+- how close the torch model's top two expression logits are on the parity
+  faces: the agreement gate can only be met by a file whose logit error is
+  small against those margins.
+
+Writes ``int8_scan.json``, ``int8_scan.md`` and ``config.json`` (the resolved
+options) to ``--out``. The scan chooses nothing that ships: it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import parity as parity_mod
+from .errors import ExportError
+from .wrappers import FLOAT_TAIL
+
+log = logging.getLogger(__name__)
+
+PROG = "python -m facelivenet.export.int8_scan"
+METHODS = ("minmax", "entropy", "percentile")
+MARGINS = (0.05, 0.1, 0.2)
+NET = "net"  # the FaceLiveNet inside ExportModel: ONNX node scopes start with "net."
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What one scan measures (saved as ``config.json`` next to the report)."""
+
+    out: Path
+    checkpoint: Path | None = None
+    calib: Path | None = None
+    expression_data: Path | None = None
+    detector: Path | None = None
+    cache_dir: Path | None = None
+    methods: tuple[str, ...] = METHODS
+    threads: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ExportError(f"unknown calibration method(s) {', '.join(unknown) or '(none)'}; "
+                              f"valid: {', '.join(METHODS)}")
+        if self.threads < 1:
+            raise ExportError(f"--threads must be >= 1, got {self.threads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
+def regions(net: Any) -> list[str]:
+    """ONNX scope names (``net.<child>``) of the network's top-level modules that hold a Conv or Linear."""
+    from torch import nn
+
+    return [f"{NET}.{name}" for name, child in net.named_children()
+            if any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in child.modules())]
+
+
+def top_level(net: Any) -> list[str]:
+    """ONNX scope names of every top-level module of the network."""
+    return [f"{NET}.{name}" for name, _ in net.named_children()]
+
+
+def margin_shares(logits: np.ndarray) -> dict[str, float]:
+    """Share of faces whose top two logits differ by less than each of :data:`MARGINS`."""
+    top2 = np.sort(np.asarray(logits, np.float64), axis=1)[:, -2:]
+    gap = top2[:, 1] - top2[:, 0]
+    return {f"{m:g}": float((gap < m).mean()) for m in MARGINS}
+
+
+class Prober:
+    """Builds one int8 ONNX file from the fp32 graph and measures it against the torch reference."""
+
+    def __init__(self, proto: Any, scopes: dict[str, list[str]], calib: np.ndarray, parity_x: np.ndarray,
+                 ref: tuple[np.ndarray, np.ndarray], threads: int, work: Path):
+        self.proto, self.scopes, self.calib, self.parity_x = proto, scopes, calib, parity_x
+        self.ref, self.threads, self.work = ref, threads, work
+
+    def _measure(self, proto: Any) -> dict[str, Any]:
+        from . import onnx_export
+        from .runners import runner_for
+
+        path = onnx_export.save(proto, self.work / "probe.onnx")
+        emb, logits = runner_for("onnx", path, self.threads)(self.parity_x)
+        m = parity_mod.measure(*self.ref, emb, logits)
+        rmse = float(np.sqrt(np.mean((logits.astype(np.float64) - self.ref[1]) ** 2)))
+        return {"cosine_mean": m["cosine_mean"], "cosine_min": m["cosine_min"],
+                "expression_top1_agreement": m["expression_top1_agreement"], "logit_rmse": rmse,
+                "passes_int8_gate": not parity_mod.check("int8", m),
+                "quantize_nodes": sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)}
+
+    def static(self, float_modules: Sequence[str], method: str = "minmax") -> dict[str, Any]:
+        """Static int8 QDQ with ``float_modules`` (and the normalisation tail) kept float."""
+        from .quantize_onnx import quantize_int8
+
+        proto, _ = quantize_int8(self.proto, self.scopes, self.calib, [*FLOAT_TAIL, *float_modules], method)
+        return self._measure(proto)
+
+    def weights_only(self) -> dict[str, Any]:
+        """int8 weights, float activations: what the export falls back to."""
+        from .quantize_onnx import quantize_weights_int8
+
+        proto, _, _ = quantize_weights_int8(self.proto, self.scopes, list(FLOAT_TAIL))
+        return self._measure(proto)
+
+
+def scan_network(net: Any, prober: Prober, methods: Sequence[str],
+                 step: Callable[[str], Any]) -> list[dict[str, Any]]:
+    """The report's rows, one per probe (see the module docstring)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(kind: str, region: str | None, method: str, measure: Callable[[], dict[str, Any]]) -> None:
+        label = f"{kind}{f' {region}' if region else ''} ({method})"
+        with step(label):
+            rows.append({"probe": kind, "region": region, "method": method, **measure()})
+
+    for method in methods:
+        add("all int8", None, method, lambda m=method: prober.static([], m))
+    everything = top_level(net)
+    for region in regions(net):
+        add("float only", region, "minmax", lambda r=region: prober.static([r]))
+        add("int8 only", region, "minmax", lambda r=region: prober.static([x for x in everything if x != r]))
+    add("weights only", None, "-", prober.weights_only)
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown table, with the margins the agreement gate is up against."""
+    gate = report["gate"]
+    lines = [f"# Static int8 scan: {report['checkpoint']['file']} (sha256 {report['checkpoint']['sha256'][:12]})", "",
+             f"{report['calibration_faces']} calibration faces, {report['parity_faces']} held-out parity faces; "
+             f"int8 gate: cosine mean >= {gate['cosine_mean']}, min >= {gate['cosine_min']}, "
+             f"expression top-1 agreement >= {gate['top1_agreement']}.", "",
+             "| probe | region | calibration | cos mean | cos min | top-1 agreement | logit RMSE | QDQ nodes | gate |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['probe']} | {r['region'] or 'whole network'} | {r['method']} | {r['cosine_mean']:.5f} | "
+                     f"{r['cosine_min']:.4f} | {100 * r['expression_top1_agreement']:.1f} % | {r['logit_rmse']:.4f} | "
+                     f"{r['quantize_nodes']} | {'pass' if r['passes_int8_gate'] else 'miss'} |")
+    shares = ", ".join(f"{100 * v:.1f} % under {k}" for k, v in report["top2_margin_shares"].items())
+    lines += ["", f"Torch model's top-2 expression logit margin on the parity faces: {shares}.",
+              "'float only R': every activation int8 except region R's; 'int8 only R': only region R's activations "
+              "int8 (a region's boundary tensors are shared with its neighbours). Weights are GPTQ-rounded int8 "
+              "in every row.", ""]
+    return "\n".join(lines)
+
+
+def run_scan(cfg: ScanConfig, progress_enabled: bool = True) -> dict[str, Any]:
+    """Collect the faces, build and measure every probe, write the report folder; returns the report."""
+    from .int8_source import Int8Sources
+    from .onnx_export import export_fp32, simplify
+    from .pipeline import ExportOptions, _default_calib, gather_faces
+    from .progress import Progress
+    from .source import load_source
+    from .wrappers import ExportModel, torch_reference
+
+    import torch
+
+    start = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    calib_dir = Path(cfg.calib) if cfg.calib else _default_calib()
+    if not calib_dir.is_dir():
+        raise ExportError(f"calibration folder {calib_dir} does not exist")
+    if cfg.expression_data is not None and not Path(cfg.expression_data).is_dir():
+        raise ExportError(f"expression data folder {cfg.expression_data} does not exist")
+    source = load_source(cfg.checkpoint)
+    n_regions = len(regions(source.model))
+    progress = Progress(4 + (cfg.expression_data is not None) + len(cfg.methods) + 2 * n_regions + 1,
+                        enabled=progress_enabled)
+    opts = ExportOptions(out=cfg.out, checkpoint=cfg.checkpoint, calib=calib_dir, expression_data=cfg.expression_data,
+                         detector=cfg.detector, cache_dir=cfg.cache_dir, seed=cfg.seed, threads=cfg.threads)
+    calib, parity_faces = gather_faces(opts, source, calib_dir, progress)
+    pre = source.preprocess
+    with progress.step("torch reference on the parity faces"):
+        parity_x = parity_faces.tensor(pre, pre.layout)
+        ref = torch_reference(source.model, parity_faces.tensor(pre, "NCHW"))
+    sources = Int8Sources(source.model, calib.tensor(pre, "NCHW"), progress.step, progress.note)
+    rounded, _ = sources.rounded()
+    with progress.step("onnx fp32 graph of the GPTQ-rounded model"):
+        proto, scopes = export_fp32(ExportModel(rounded, pre.layout), pre.input_size)
+        proto, _ = simplify(proto)
+    with tempfile.TemporaryDirectory(prefix="facelive-int8-scan-") as work:
+        prober = Prober(proto, scopes, calib.tensor(pre, pre.layout), parity_x, ref, cfg.threads, Path(work))
+        rows = scan_network(source.model, prober, cfg.methods, progress.step)
+    report = {
+        "checkpoint": {"file": source.path.name, "path": str(source.path), "sha256": source.sha256},
+        "calibration_faces": len(calib), "parity_faces": len(parity_faces),
+        "calibration_record": calib.record(), "parity_record": parity_faces.record(),
+        "gate": parity_mod.gate_dict("int8"),
+        "top2_margin_shares": margin_shares(ref[1]),
+        "rows": rows,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "int8_scan.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "int8_scan.md").write_text(markdown(report))
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    report["files"] = [str(out / n) for n in ("int8_scan.json", "int8_scan.md", "config.json")]
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .pipeline import default_expression_data
+
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                epilog="example: python -m facelivenet.export.int8_scan --threads 2 "
+                                       "--out reports/int8_scan")
+    p.add_argument("--checkpoint", type=Path, metavar="C", help="checkpoint (default: the shipped default model)")
+    p.add_argument("--calib", type=Path, metavar="DIR", help="face images (default: $FACELIVE_DATA/lfw/images)")
+    p.add_argument("--expression-data", type=Path, metavar="DIR", default=default_expression_data(),
+                   help="FER2013-style train/ and test/ (default: $FACELIVE_DATA/fer2013 when present)")
+    p.add_argument("--no-expression-data", action="store_true", help="calibrate and measure on --calib faces only")
+    p.add_argument("--detector", type=Path, metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR)")
+    p.add_argument("--methods", default=",".join(METHODS), metavar="LIST",
+                   help=f"calibration methods for the whole-network rows (default {','.join(METHODS)})")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads (default 1)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="aligned-face cache")
+    p.add_argument("--out", type=Path, default=Path("reports/int8_scan"), metavar="DIR",
+                   help="report folder (default reports/int8_scan)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
+    try:
+        cfg = ScanConfig(out=args.out, checkpoint=args.checkpoint, calib=args.calib,
+                         expression_data=None if args.no_expression_data else args.expression_data,
+                         detector=args.detector, cache_dir=args.cache_dir,
+                         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+                         threads=args.threads)
+        report = run_scan(cfg, progress_enabled=not args.quiet)
+    except ExportError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(markdown(report), end="")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
