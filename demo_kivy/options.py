@@ -125,7 +125,8 @@ def settings_from_args(args: argparse.Namespace, db: str) -> DemoSettings:
     """The app's settings from the parsed command line (validated)."""
     return DemoSettings(
         bundle=args.bundle, fmt=args.format, precision=args.precision, threads=args.threads, detector=args.detector,
-        max_pixels=args.max_pixels, threshold=args.threshold, expression_threshold=args.expression_threshold,
+        max_pixels=args.max_pixels, public_key=args.public_key, threshold=args.threshold,
+        expression_threshold=args.expression_threshold,
         challenge=tuple(c.strip() for c in args.challenge.split(",") if c.strip()), length=args.length,
         fixed_order=args.fixed_order, seed=args.seed, hold_frames=args.hold_frames, step_timeout_s=args.step_timeout,
         max_failures=args.max_failures, lockout_window_s=args.lockout_window, enroll_frames=args.enroll_frames,

@@ -35,6 +35,7 @@ class DemoSettings:
     threads: int = 1
     detector: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    public_key: str | None = None  # enforce a signed bundle manifest (edge_runtime.signing)
     # decision
     threshold: float | None = None  # verification cosine; None = the bundle's
     expression_threshold: float | None = None  # None = the bundle's
@@ -112,11 +113,12 @@ class DemoSettings:
     def model_args(self) -> argparse.Namespace:
         """The model options as ``facelive``'s parser would give them (for ``cli_runtime.build_pipeline``)."""
         return argparse.Namespace(bundle=self.bundle, format=self.fmt, precision=self.precision,
-                                  threads=self.threads, detector=self.detector, max_pixels=self.max_pixels)
+                                  threads=self.threads, detector=self.detector, max_pixels=self.max_pixels,
+                                  public_key=self.public_key)
 
     def model_key(self) -> tuple:
         """Settings that need the model reloaded when they change."""
-        return (self.bundle, self.fmt, self.precision, self.threads, self.detector, self.max_pixels)
+        return (self.bundle, self.fmt, self.precision, self.threads, self.detector, self.max_pixels, self.public_key)
 
     @property
     def enroll_spec(self) -> tuple[str, ...]:

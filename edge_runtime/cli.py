@@ -80,18 +80,86 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder (holds manifest.json)")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the model files")
+    p.add_argument("--public-key", metavar="PEM", help="also require a valid signature by this Ed25519 key "
+                   "(default: $FACELIVE_BUNDLE_PUBLIC_KEY)")
     _add_json(p)
     p.set_defaults(handler=_cmd_inspect)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> HandlerResult:
+    from . import signing
     from .manifest import load_manifest
 
-    manifest = load_manifest(args.bundle, verify_files=not args.no_verify)
+    manifest = load_manifest(args.bundle, verify_files=not args.no_verify, public_key=args.public_key)
     log.info("%s: manifest valid, %d file(s)%s", args.bundle, len(manifest.files),
              "" if args.no_verify else ", sha256 verified")
     d = manifest.to_dict()
-    return EXIT_OK, d, _manifest_summary(d, args.bundle, verified=not args.no_verify)
+    key = signing.resolve_public_key(args.public_key)
+    signed = (Path(args.bundle) / signing.SIGNATURE_NAME).is_file()
+    status = ("verified with " + str(key)) if key else ("present, not checked (no --public-key)" if signed else "none")
+    text = _manifest_summary(d, args.bundle, verified=not args.no_verify) + f"\nsignature  {status}"
+    return EXIT_OK, d, text
+
+
+# --------------------------------------------------------------------------- keygen, sign
+
+
+def _add_keygen(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "keygen",
+        help="make an Ed25519 key pair for signing bundles",
+        description=textwrap.dedent(
+            """\
+            Write DIR/NAME.key (the private key, mode 0600: keep it off the
+            devices) and DIR/NAME.pub (the public key the devices hold). Refuses
+            to overwrite an existing key. Needs: pip install "facelivenet[sign]"."""
+        ),
+        epilog=_epilog("facelive keygen --out keys/", "facelive sign bundle/ --key keys/deployer.key"),
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the two key files")
+    p.add_argument("--name", default="deployer", help="file name stem (default deployer)")
+    _add_json(p)
+    p.set_defaults(handler=_cmd_keygen)
+
+
+def _cmd_keygen(args: argparse.Namespace) -> HandlerResult:
+    from .signing import generate_keypair
+
+    out = generate_keypair(args.out, args.name)
+    return EXIT_OK, out, (f"private key {out['private_key']} (keep it secret)\n"
+                          f"public key  {out['public_key']} (fingerprint {out['fingerprint']})")
+
+
+def _add_sign(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sign",
+        help="sign a bundle's manifest so devices refuse edited copies",
+        description=textwrap.dedent(
+            """\
+            Check BUNDLE (schema and every file's sha256), then sign the exact
+            bytes of its manifest.json with an Ed25519 private key and write
+            BUNDLE/manifest.sig. A device given the public key (--public-key or
+            $FACELIVE_BUNDLE_PUBLIC_KEY) then refuses the bundle if anything in
+            the manifest (thresholds included) or, through its hashes, any file
+            was changed. Sign again after any re-export."""
+        ),
+        epilog=_epilog("facelive sign bundle/ --key keys/deployer.key",
+                       "facelive inspect bundle/ --public-key keys/deployer.pub",
+                       "facelive auth --user alice --bundle bundle/ --public-key keys/deployer.pub"),
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder (holds manifest.json)")
+    p.add_argument("--key", type=Path, required=True, metavar="PEM", help="the Ed25519 private key (facelive keygen)")
+    _add_json(p)
+    p.set_defaults(handler=_cmd_sign)
+
+
+def _cmd_sign(args: argparse.Namespace) -> HandlerResult:
+    from .signing import sign_bundle
+
+    out = sign_bundle(args.bundle, args.key)
+    return EXIT_OK, out, f"signed {args.bundle}/manifest.json with key {out['key_fingerprint']} -> {out['path']}"
 
 
 def _manifest_summary(d: dict[str, Any], bundle: Path, verified: bool) -> str:
@@ -266,6 +334,8 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     cli_runtime.add_users,
     _add_inspect,
     _add_detect,
+    _add_keygen,
+    _add_sign,
 ]
 
 

@@ -68,6 +68,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="int8", help="model precision (default int8)")
     g.add_argument("--threads", type=count(1, 64), default=1, metavar="N", help="CPU threads, 1-64 (default 1)")
     g.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
+    g.add_argument("--public-key", metavar="PEM", help="refuse the bundle unless its manifest is signed by this "
+                   "Ed25519 key (default: $FACELIVE_BUNDLE_PUBLIC_KEY; see facelive sign)")
     g.add_argument("--max-pixels", type=count(1, 1_000_000_000), default=16_000_000, metavar="N",
                    help="refuse images with more pixels than this (default 16,000,000)")
 
@@ -81,7 +83,7 @@ def build_pipeline(args: argparse.Namespace, detect_every: int = 1):
     import cv2
 
     cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's pool: keep it to the same core budget
-    model = FaceModel(args.bundle, args.format, args.precision, args.threads)
+    model = FaceModel(args.bundle, args.format, args.precision, args.threads, public_key=args.public_key)
     detector = resolve_detector_path(args.detector, bundle_dir=model.bundle_dir)
     verify_bundle_detector(detector, model.bundle_dir, model.manifest)
     cfg = PipelineConfig(detect_every=detect_every, max_image_pixels=args.max_pixels)

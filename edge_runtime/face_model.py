@@ -46,9 +46,10 @@ class FaceModel:
     """A bundle's model file opened on a backend, after its sha256 matched the manifest."""
 
     def __init__(self, bundle: str | Path | None = None, fmt: str = DEFAULT_FORMAT,
-                 precision: str = DEFAULT_PRECISION, threads: int = 1) -> None:
+                 precision: str = DEFAULT_PRECISION, threads: int = 1, public_key: str | Path | None = None) -> None:
         self.bundle_dir = resolve_bundle_dir(bundle)
-        self.manifest: Manifest = load_manifest(self.bundle_dir, verify_files=False)
+        # public_key (else $FACELIVE_BUNDLE_PUBLIC_KEY): the manifest must be signed by it (signing.py)
+        self.manifest: Manifest = load_manifest(self.bundle_dir, verify_files=False, public_key=public_key)
         self.file: ModelFile = self.manifest.file_for(fmt, precision)
         path = verify_file(self.bundle_dir, self.file)  # never run a file the manifest does not vouch for
         self.preprocess: PreprocessConfig = dataclasses.replace(self.manifest.preprocess, layout=self.file.layout)

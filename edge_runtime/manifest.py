@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from .errors import ManifestError
 from .labels import EXPRESSION_LABELS
 from .preprocess import PreprocessConfig
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -190,16 +193,29 @@ def manifest_from_dict(d: dict[str, Any]) -> Manifest:
     )
 
 
-def load_manifest(bundle_dir: str | Path, verify_files: bool = True) -> Manifest:
-    """Read and validate ``bundle_dir/manifest.json``; with ``verify_files`` check every file's sha256."""
+def load_manifest(bundle_dir: str | Path, verify_files: bool = True, public_key: str | Path | None = None) -> Manifest:
+    """Read and validate ``bundle_dir/manifest.json``; with ``verify_files`` check every file's sha256.
+
+    With a public key (``public_key``, else ``$FACELIVE_BUNDLE_PUBLIC_KEY``; ``""``: none) the manifest
+    must carry a valid signature by it (:mod:`.signing`), checked on the very bytes that are parsed.
+    """
+    from . import signing
+
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST_NAME
     if not path.is_file():
         raise ManifestError(f"no {MANIFEST_NAME} in {bundle_dir}: is this a bundle written by facelive-export?")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except OSError as exc:
         raise ManifestError(f"cannot read {path}: {exc}") from exc
+    key = signing.resolve_public_key(public_key)
+    if key is not None:
+        signing.verify_signature(bundle_dir, raw, key)
+    elif (bundle_dir / signing.SIGNATURE_NAME).is_file():
+        log.info("%s is signed; set --public-key or $%s to enforce the signature", bundle_dir, signing.PUBLIC_KEY_ENV)
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path} is not valid JSON: {exc}") from exc
     except RecursionError as exc:

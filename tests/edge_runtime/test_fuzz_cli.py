@@ -40,7 +40,7 @@ FUZZ = settings(max_examples=int(os.environ.get("FACELIVE_FUZZ_EXAMPLES", "40"))
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 EXIT_CODES = {0, 1, 2, 4}
 ODD_VALUE, STRAY_TOKEN, OPTIONAL = 1 / 12, 1 / 10, 1 / 4  # chances: an odd value, a stray token, an optional argument  # success, failure, usage, rejected (3 = an internal error: a bug)
-COMMANDS = ["enroll", "auth", "verify", "calibrate", "users", "inspect", "detect"]
+COMMANDS = ["enroll", "auth", "verify", "calibrate", "users", "inspect", "detect", "keygen", "sign"]
 INTS = ["-1", "0", "1", "2", "3", "7"]
 FLOATS = ["-1", "0", "0.5", "1e-3", "0.99", "1", "-0.5", "1e5", "30"]
 NUMBERS = sorted(set(INTS + FLOATS)) + ["x1"]
