@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as _dt
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from .errors import FaceLiveError, ImageReadError
 from .face_pipeline import FacePipeline
 from .imageio import read_image
 from .manifest import Manifest, load_manifest, save_manifest, sha256_file
+from .signing import SIGNATURE_NAME
+
+log = logging.getLogger(__name__)
 
 
 class PairsError(FaceLiveError):
@@ -160,7 +164,11 @@ def write_calibrated_bundle(src: Path, dst: Path, manifest: Manifest, force: boo
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
+    stale = tmp / SIGNATURE_NAME
+    if stale.exists():  # the new thresholds are a new manifest: the source's signature no longer vouches for it
+        stale.unlink()
+        log.warning("the calibrated copy is unsigned: sign it with `facelive sign %s --key KEY`", dst)
     save_manifest(manifest, tmp)
-    load_manifest(tmp, verify_files=True)
+    load_manifest(tmp, verify_files=True, public_key="")
     tmp.rename(dst)
     return dst

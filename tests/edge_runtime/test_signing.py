@@ -141,3 +141,20 @@ def test_cli_keygen_sign_and_the_runtime_refusing_an_edited_copy(tmp_path):
     err = run.stderr.strip().splitlines()
     assert len(err) == 1 and "manifest was edited after signing" in err[0]
     assert "edited after signing" in json.loads(run.stdout)["error"]
+
+
+def test_a_calibrated_copy_of_a_signed_bundle_drops_the_stale_signature(signed, keys, tmp_path, monkeypatch):
+    import dataclasses
+
+    from facelivenet.edge_runtime.verification import write_calibrated_bundle
+
+    monkeypatch.setenv(signing.PUBLIC_KEY_ENV, keys["public_key"])  # enforced on devices, and here
+    manifest = load_manifest(signed)
+    lowered = dataclasses.replace(manifest, thresholds=dataclasses.replace(manifest.thresholds,
+                                                                           verification_cosine=0.5))
+    out = write_calibrated_bundle(signed, tmp_path / "calibrated", lowered)
+    assert not (out / signing.SIGNATURE_NAME).exists()
+    with pytest.raises(ManifestError, match="is not signed"):  # refused until the deployer signs it again
+        load_manifest(out)
+    signing.sign_bundle(out, keys["private_key"])
+    assert load_manifest(out).thresholds.verification_cosine == 0.5
