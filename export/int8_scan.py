@@ -173,28 +173,34 @@ def markdown(report: dict[str, Any]) -> str:
 
 def run_scan(cfg: ScanConfig, progress_enabled: bool = True) -> dict[str, Any]:
     """Collect the faces, build and measure every probe, write the report folder; returns the report."""
-    from .int8_source import Int8Sources
-    from .onnx_export import export_fp32, simplify
-    from .pipeline import ExportOptions, _default_calib, gather_faces
-    from .progress import Progress
+    from .pipeline import ExportOptions, check_face_inputs
     from .source import load_source
-    from .wrappers import ExportModel, torch_reference
 
     import torch
 
     start = time.perf_counter()
+    opts = ExportOptions(out=cfg.out, checkpoint=cfg.checkpoint, calib=cfg.calib, expression_data=cfg.expression_data,
+                         detector=cfg.detector, cache_dir=cfg.cache_dir, seed=cfg.seed, threads=cfg.threads)
+    calib_dir = check_face_inputs(opts)
+    saved_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
-    calib_dir = Path(cfg.calib) if cfg.calib else _default_calib()
-    if not calib_dir.is_dir():
-        raise ExportError(f"calibration folder {calib_dir} does not exist")
-    if cfg.expression_data is not None and not Path(cfg.expression_data).is_dir():
-        raise ExportError(f"expression data folder {cfg.expression_data} does not exist")
-    source = load_source(cfg.checkpoint)
+    try:
+        return _scan(cfg, opts, calib_dir, load_source(cfg.checkpoint), start, progress_enabled)
+    finally:  # a library call must not leave the caller's process with another thread count
+        torch.set_num_threads(saved_threads)
+
+
+def _scan(cfg: ScanConfig, opts: Any, calib_dir: Path, source: Any, start: float,
+          progress_enabled: bool) -> dict[str, Any]:
+    from .int8_source import Int8Sources
+    from .onnx_export import export_fp32, simplify
+    from .pipeline import gather_faces
+    from .progress import Progress
+    from .wrappers import ExportModel, torch_reference
+
     n_regions = len(regions(source.model))
     progress = Progress(4 + (cfg.expression_data is not None) + len(cfg.methods) + 2 * n_regions + 1,
                         enabled=progress_enabled)
-    opts = ExportOptions(out=cfg.out, checkpoint=cfg.checkpoint, calib=calib_dir, expression_data=cfg.expression_data,
-                         detector=cfg.detector, cache_dir=cfg.cache_dir, seed=cfg.seed, threads=cfg.threads)
     calib, parity_faces = gather_faces(opts, source, calib_dir, progress)
     pre = source.preprocess
     with progress.step("torch reference on the parity faces"):

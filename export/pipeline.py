@@ -420,14 +420,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
         raise ExportError(f"unknown TFLite layout {opts.tflite_layout!r}; valid: NCHW, NHWC")
     for fmt in formats:
         check_format_available(fmt)
-    calib_dir = Path(opts.calib) if opts.calib else _default_calib()
-    if not calib_dir.is_dir():
-        raise ExportError(f"calibration folder {calib_dir} does not exist" if not calib_dir.exists()
-                          else f"calibration folder {calib_dir} is not a folder")
-    if opts.detector is not None and not Path(opts.detector).is_file():
-        raise ExportError(f"detector {opts.detector} does not exist")
-    if opts.expression_data is not None and not Path(opts.expression_data).is_dir():
-        raise ExportError(f"expression data folder {opts.expression_data} does not exist")
+    calib_dir = check_face_inputs(opts)
 
     import cv2
 
@@ -441,6 +434,20 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
     finally:  # a library call must not leave the caller's process single-threaded
         torch.set_num_threads(saved_threads[0])
         cv2.setNumThreads(saved_threads[1])
+
+
+def check_face_inputs(opts: ExportOptions) -> Path:
+    """The calibration folder (``--calib``, else the data root's LFW images), after checking it, the detector
+    and the expression data folder exist: cheap checks, before anything slow."""
+    calib_dir = Path(opts.calib) if opts.calib else _default_calib()
+    if not calib_dir.is_dir():
+        raise ExportError(f"calibration folder {calib_dir} does not exist" if not calib_dir.exists()
+                          else f"calibration folder {calib_dir} is not a folder")
+    if opts.detector is not None and not Path(opts.detector).is_file():
+        raise ExportError(f"detector {opts.detector} does not exist")
+    if opts.expression_data is not None and not Path(opts.expression_data).is_dir():
+        raise ExportError(f"expression data folder {opts.expression_data} does not exist")
+    return calib_dir
 
 
 def gather_faces(opts: ExportOptions, source: CheckpointSource, calib_dir: Path,
