@@ -128,8 +128,13 @@ def real_face_parity(backend, precision: str, layout: str, faces: ReferenceFaces
     emb, logit = np.concatenate(embs), np.concatenate(logits)
     out = parity_mod.gated(precision, faces.embedding, faces.expression_logits, emb, logit)
     folders = np.asarray(faces.folders)
-    out["subsets"] = {f: parity_mod.summary(faces.embedding[folders == f], faces.expression_logits[folders == f],
-                                            emb[folders == f], logit[folders == f]) for f in dict.fromkeys(faces.folders)}
+    parts = {f: folders == f for f in dict.fromkeys(faces.folders)}
+    out["subsets"] = {f: parity_mod.summary(faces.embedding[m], faces.expression_logits[m], emb[m], logit[m])
+                      for f, m in parts.items()}
+    # the model on the export's exact crops, and on crops this device's alignment moved in their last bits
+    out["by_crop"] = {name: parity_mod.summary(faces.embedding[m], faces.expression_logits[m], emb[m], logit[m])
+                      if m.any() else None
+                      for name, m in (("identical", faces.identical), ("differing", ~faces.identical))}
     out.update(expression_agreement=out["expression_top1_agreement"],
                reference="parity_reference.npz (real faces re-aligned on this device)", runtime=backend.name)
     return out

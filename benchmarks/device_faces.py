@@ -6,8 +6,12 @@ the image's sha256, how it was aligned and the torch model's outputs
 ``<data>/<folder>/<relpath>``, checked against its sha256, aligned with the
 runtime's code (:func:`facelivenet.edge_runtime.photo_align.align_photo`) and
 the device's OpenCV, and fed to each model file. ``crops_identical`` says how
-many aligned crops came out byte-identical to the export's: parity then covers
-the device's own preprocessing too.
+many aligned crops came out byte-identical to the export's. Another CPU or
+OpenCV build may move a landmark in its last bits and a crop by a grey level,
+so identity of crops is reported, never required: the model outputs on the
+re-aligned faces are what the parity gates judge (with the export's tolerances),
+split into identical and differing crops, and the OpenCV version and CPU
+features of both machines are reported next to it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from facelivenet.edge_runtime.detection import YuNetDetector, resolve_detector_p
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.manifest import Manifest, sha256_file
-from facelivenet.edge_runtime.photo_align import align_photo, crop_sha256
+from facelivenet.edge_runtime.photo_align import align_photo, alignment_platform, crop_sha256
 from facelivenet.edge_runtime.preprocess import face_crop
 
 from .errors import BenchError
@@ -39,6 +43,7 @@ class ReferenceFaces:
     embedding: np.ndarray
     expression_logits: np.ndarray
     folders: list[str]  # per face
+    identical: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))  # per face: crop as the export's
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,7 +64,8 @@ def load_reference_faces(bundle: Path, manifest: Manifest, data: Path,
     pre = manifest.preprocess
     keep: list[int] = []
     crops: list[np.ndarray] = []
-    missing = changed = unaligned = identical = 0
+    same: list[bool] = []
+    missing = changed = unaligned = 0
     for i, (k, rel, want) in enumerate(zip(ref["folder_index"], ref["relpath"], ref["image_sha256"])):
         folder = str(ref["folders"][k])
         image_path = data / folder / str(rel)
@@ -82,21 +88,37 @@ def load_reference_faces(bundle: Path, manifest: Manifest, data: Path,
         if crop is None:
             unaligned += 1
             continue
-        identical += crop_sha256(crop) == ref["crop_sha256"][i]
+        same.append(crop_sha256(crop) == ref["crop_sha256"][i])
         keep.append(i)
         crops.append(crop)
-    total = len(ref["relpath"])
+    total, identical = len(ref["relpath"]), int(sum(same))
     info = {"faces_in_reference": total, "faces_used": len(keep), "missing_images": missing,
-            "changed_images": changed, "no_face_now": unaligned, "crops_identical": int(identical),
+            "changed_images": changed, "no_face_now": unaligned, "crops_identical": identical,
+            "crops_identical_fraction": round(identical / len(keep), 4) if keep else None,
             "detector_same_as_export": sha256_file(detector_path) == record.get("detector_sha256"),
+            "aligned_here_with": alignment_platform(),
+            "export_aligned_with": record.get("aligned_with"),  # None: exported before it was recorded
             "data": str(data)}
     log.info("reference faces: %d of %d re-aligned from %s (%d crops byte-identical to the export's)",
              len(keep), total, data, identical)
     if not keep:
         log.warning("none of the bundle's %d reference faces were found under %s (expected %s there): parity on "
                     "the synthetic self-check inputs only", total, data, ", ".join(str(f) for f in ref["folders"]))
-        return ReferenceFaces(np.zeros((0,), np.uint8), np.zeros((0,)), np.zeros((0,)), [], info)
+        return ReferenceFaces(np.zeros((0,), np.uint8), np.zeros((0,)), np.zeros((0,)), [], info=info)
     idx = np.asarray(keep)
     return ReferenceFaces(np.stack(crops), ref["embedding"][idx].astype(np.float32),
                           ref["expression_logits"][idx].astype(np.float32),
-                          [str(ref["folders"][k]) for k in ref["folder_index"][idx]], info)
+                          [str(ref["folders"][k]) for k in ref["folder_index"][idx]], np.asarray(same, bool), info)
+
+
+def crop_drift(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """How far two alignments of the same faces (uint8 ``[N,H,W,C]``, e.g. two CPUs) moved apart, in grey levels:
+    identical crops, and over the differing ones the largest pixel difference and the largest per-crop mean."""
+    if a.shape != b.shape:
+        raise ValueError(f"crop arrays differ in shape: {a.shape} vs {b.shape}")
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).reshape(len(a), -1)
+    moved = diff.max(axis=1, initial=0) > 0
+    return {"crops": int(len(a)), "identical": int((~moved).sum()),
+            "max_abs_diff": int(diff.max(initial=0)),
+            "max_crop_mean_abs_diff": round(float(diff[moved].mean(axis=1).max()), 4) if moved.any() else 0.0,
+            "changed_pixel_fraction": round(float((diff[moved] > 0).mean()), 6) if moved.any() else 0.0}

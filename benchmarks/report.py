@@ -108,6 +108,15 @@ def _peer_line(p: dict[str, Any]) -> str:
             f"| {_ms(lat['p95'])} | {ratio} | {lfw} |")
 
 
+def _aligned_with(real: dict[str, Any]) -> str:
+    """``; OpenCV 5.0.0 on x86_64 here, ... at export``: what the crops' last bits depend on."""
+    def where(p: dict[str, Any] | None) -> str:
+        return f"OpenCV {p['opencv']} on {p['machine']}" if p else "not recorded"
+
+    here = real.get("aligned_here_with")
+    return f"; aligned with {where(here)} here, {where(real.get('export_aligned_with'))} at export" if here else ""
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The whole result as Markdown tables (rows, peers, targets, notes)."""
     m = result["machine"]
@@ -135,8 +144,8 @@ def markdown(result: dict[str, Any]) -> str:
     if edge:
         real = result.get("real_faces") if (result.get("real_faces") or {}).get("faces_used") else None
         against = (f"{real['faces_used']} of the export's held-out real faces re-aligned here "
-                   f"({real['crops_identical']} crops byte-identical to the export's)" if real else
-                   f"{result['reference']['count']} synthetic self-check inputs")
+                   f"({real['crops_identical']} crops byte-identical to the export's{_aligned_with(real)})" if real
+                   else f"{result['reference']['count']} synthetic self-check inputs")
         lines += ["", f"Parity above: this device vs the torch outputs saved at export, on {against}. "
                       "At export, on real held-out faces:", "",
                   "| format | precision | faces | cosine mean / min | top-1 agree | gate |", "|---|---|---|---|---|---|"]

@@ -10,6 +10,7 @@ are enlarged first so YuNet finds them, and may fall back to a centre crop.
 from __future__ import annotations
 
 import hashlib
+import platform
 
 import cv2
 import numpy as np
@@ -45,3 +46,29 @@ def align_photo(image: np.ndarray, cfg: PreprocessConfig, detector: YuNetDetecto
 def crop_sha256(crop: np.ndarray) -> str:
     """sha256 of an aligned uint8 crop's bytes (C order): tells whether two machines aligned a photo alike."""
     return hashlib.sha256(np.ascontiguousarray(crop, np.uint8).tobytes()).hexdigest()
+
+
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+              "asimd", "asimdhp", "asimddp", "i8mm", "sve", "bf16")
+
+
+def cpu_simd_flags() -> list[str]:
+    """The SIMD features this CPU reports (Linux ``/proc/cpuinfo`` ``flags`` / ``Features``; [] elsewhere)."""
+    try:
+        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            have = set(value.split())
+            return [f for f in SIMD_FLAGS if f in have]
+    return []
+
+
+def alignment_platform() -> dict[str, object]:
+    """What decides an aligned crop's last bits on this machine: OpenCV's version, the kernels it was built to
+    dispatch to and the CPU's SIMD features (a crop can differ by a grey level between CPUs)."""
+    line = cv2.getCPUFeaturesLine() if hasattr(cv2, "getCPUFeaturesLine") else ""
+    return {"opencv": cv2.__version__, "numpy": np.__version__, "machine": platform.machine(),
+            "opencv_dispatch": " ".join(line.split()), "cpu_simd": cpu_simd_flags()}

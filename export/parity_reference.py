@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from facelivenet.edge_runtime.manifest import sha256_file
-from facelivenet.edge_runtime.photo_align import crop_sha256
+from facelivenet.edge_runtime.photo_align import alignment_platform, crop_sha256
 from facelivenet.edge_runtime.preprocess import PreprocessConfig
 
 from .calibration import CENTRE_CROP, FaceSet
@@ -73,6 +73,7 @@ def write(folder: Path, faces: FaceSet, cfg: PreprocessConfig, embedding: np.nda
         "faces": len(rel),
         "folders": {p.folder: {"faces": len(p), **_alignment(p, cfg)} for p in parts},
         "detector_sha256": detector_sha256,
+        "aligned_with": alignment_platform(),  # crop_sha256 holds on this OpenCV + CPU; elsewhere a few may differ
         "contents": "per held-out parity face: image path below its folder, image and aligned-crop sha256, the "
                     "torch model's embedding (float16) and expression logits; no pixels",
         "used_by": "facelive-bench device --data DIR (real-face parity on a device without torch); "

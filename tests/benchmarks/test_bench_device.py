@@ -72,17 +72,69 @@ def test_device_bench_runs_the_shipped_bundle_without_torch(edge_env, data_root,
     assert set(rows) == {(f["format"], f["precision"]) for f in manifest["files"] if f["format"] != "coreml"}
     real = result["real_faces"]
     assert real["faces_used"] == manifest["provenance"]["parity_reference"]["faces"] >= 300
-    assert real["crops_identical"] == real["faces_used"]  # this machine aligns exactly as the export did
+    # another CPU may align a few crops a grey level apart: reported, not required; the model outputs are gated
+    assert 0 <= real["crops_identical"] <= real["faces_used"]
+    assert real["crops_identical_fraction"] == round(real["crops_identical"] / real["faces_used"], 4)
+    assert real["aligned_here_with"]["opencv"] and real["aligned_here_with"]["machine"]
     for key, row in rows.items():
         assert row["latency_ms"]["median"] > 0 and row["load_ms"] >= 0 and row["rss_mb"] > 0
         assert row["parity"]["passed"] is True and row["parity"]["faces"] == real["faces_used"], (key, row["parity"])
         assert row["self_check"]["reference"] == "self_check.npz" and row["self_check"]["passed"] is True
+        by_crop = row["parity"]["by_crop"]
+        assert sum(s["faces"] for s in by_crop.values() if s) == real["faces_used"]
+        assert (by_crop["identical"] or {"faces": 0})["faces"] == real["crops_identical"]
+        # near-tie faces may flip where crops moved; within 1 % of the export's agreement on its own crops
         exported = row["export_parity"]
-        assert row["parity"]["expression_top1_agreement"] == pytest.approx(exported["expression_top1_agreement"])
+        assert row["parity"]["expression_top1_agreement"] == pytest.approx(exported["expression_top1_agreement"],
+                                                                           abs=0.01)
     assert result["parity_failed"] == [] and result["pipeline"]["measured"]
     assert {"result", "markdown", "config"} <= set(result["report_files"])
     # nothing outside the edge extra was imported; matplotlib may be tried for the plots and is skipped
     assert _blocked(edge_env) <= {"matplotlib"}, _blocked(edge_env)
+
+
+ALIGN_CHILD = """import sys, numpy as np
+from pathlib import Path
+from facelivenet.edge_runtime.bundle import resolve_bundle_dir
+from facelivenet.edge_runtime.manifest import load_manifest
+from facelivenet.benchmarks.device_faces import load_reference_faces
+b = resolve_bundle_dir(None)
+np.save(sys.argv[3], load_reference_faces(b, load_manifest(b), Path(sys.argv[1]), sys.argv[2]).crops)
+"""
+
+
+def test_another_simd_path_moves_the_reference_crops_by_at_most_a_grey_level(data_root, detector_path, tmp_path):
+    """The reference faces aligned here and in a child whose OpenCV may not use AVX/AVX2/AVX-512 (another CPU
+    in effect, where this one has them): crops may differ, but only in their last bit, on a few pixels."""
+    from facelivenet.benchmarks.device_faces import crop_drift, load_reference_faces
+    from facelivenet.edge_runtime.manifest import load_manifest
+
+    bundle = resolve_bundle_dir(None)
+    here = load_reference_faces(bundle, load_manifest(bundle), data_root, detector_path)
+    if not len(here.crops):
+        pytest.skip("the reference faces' images are not in the data folder")
+    env = dict(os.environ, OPENCV_CPU_DISABLE="AVX512-SKX,AVX2,AVX,FMA3,FP16")
+    out = tmp_path / "crops.npy"
+    proc = subprocess.run([sys.executable, "-c", ALIGN_CHILD, str(data_root), str(detector_path), str(out)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    drift = crop_drift(here.crops, np.load(out))
+    assert drift["crops"] == len(here.crops)
+    assert drift["max_abs_diff"] <= 2 and drift["max_crop_mean_abs_diff"] <= 0.05, drift  # a pixel's shift: >> 1
+    assert drift["changed_pixel_fraction"] <= 0.01, drift
+
+
+def test_crop_drift_measures_a_shifted_crop():
+    from facelivenet.benchmarks.device_faces import crop_drift
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    b = a.copy()
+    b[1] = np.roll(a[1], 1, axis=1)  # one crop shifted by a pixel
+    drift = crop_drift(a, b)
+    assert drift["identical"] == 2 and drift["max_abs_diff"] > 2 and drift["max_crop_mean_abs_diff"] > 1
+    assert crop_drift(a, a) == {"crops": 3, "identical": 3, "max_abs_diff": 0, "max_crop_mean_abs_diff": 0.0,
+                                "changed_pixel_fraction": 0.0}
 
 
 def test_full_bench_falls_back_to_the_device_bench_without_torch(edge_env):
