@@ -12,8 +12,8 @@ PYTEST_ARGS ?= -m "not slow"
 
 $(BIN)/.installed: pyproject.toml .ci/constraints.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c .ci/constraints.txt -e ".[edge,train,export,dev,teacher,demo,sign]"
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -c .ci/constraints.txt -e ".[edge,train,export,dev,teacher,demo,sign]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -24,8 +24,9 @@ InputFor = Callable[[str], str]  # layout -> path of a .npy batch-1 input
 
 
 def file_rows(bundle: Path, manifest: Manifest, threads: Sequence[int], runs: int, warmup: int,
-              input_for: InputFor, run: JobRunner) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """(latency rows, skipped entries) for every file of the bundle at every thread count."""
+              input_for: InputFor, run: JobRunner, gemm_n: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(latency rows, skipped entries) for every file of the bundle at every thread count; with ``gemm_n``
+    each row's process also samples the GEMM peak between its timed calls."""
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     present = {f.format for f in manifest.files}
@@ -35,7 +36,7 @@ def file_rows(bundle: Path, manifest: Manifest, threads: Sequence[int], runs: in
     for f in manifest.files:
         for t in threads:
             job = {"kind": "bundle_file", "format": f.format, "path": str(bundle / f.path), "threads": t,
-                   "runs": runs, "warmup": warmup, "input": input_for(f.layout)}
+                   "runs": runs, "warmup": warmup, "input": input_for(f.layout), "gemm_n": gemm_n}
             try:
                 result = run(job)
             except FaceLiveError as exc:
@@ -49,12 +50,12 @@ def file_rows(bundle: Path, manifest: Manifest, threads: Sequence[int], runs: in
 
 
 def torch_rows(checkpoint: Path, threads: Sequence[int], runs: int, warmup: int, input_for: InputFor,
-               run: JobRunner) -> list[dict[str, Any]]:
+               run: JobRunner, gemm_n: int = 0) -> list[dict[str, Any]]:
     """Latency rows of the checkpoint's torch model (fp32, eval mode, inference mode)."""
     rows = []
     for t in threads:
         result = run({"kind": "torch", "checkpoint": str(checkpoint), "threads": t, "runs": runs, "warmup": warmup,
-                      "input": input_for("NCHW")})
+                      "input": input_for("NCHW"), "gemm_n": gemm_n})
         rows.append({"format": "torch", "precision": "fp32", "threads": t, "path": str(checkpoint),
                      "layout": "NCHW", "size_bytes": checkpoint.stat().st_size, **result, "parity": {},
                      "accuracy": {}})

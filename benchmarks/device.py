@@ -43,7 +43,7 @@ from .config import TimedRuns, timed_config_dict
 from .device_faces import ReferenceFaces, load_reference_faces
 from .errors import BenchError
 from .faces import synthetic_input
-from .machine import achieved, machine_section, remeasure
+from .machine import achieved, fold_row_peaks, machine_section, remeasure
 from .pipeline import pipeline_section, runtime_stages
 from .worker import run_isolated
 
@@ -72,6 +72,8 @@ class DeviceConfig(TimedRuns):
     data: Path | None = None
     detector: str | None = None
     out: Path | None = None
+    faces: int | None = None  # at most this many reference faces (evenly spread); None: all
+    gemm_n: int | None = None  # GEMM size of the peak; None: the default
 
     def to_dict(self) -> dict[str, Any]:
         return timed_config_dict(self)
@@ -159,7 +161,7 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
     facts = dict((manifest.provenance or {}).get("model") or {})
     if not facts.get("flops"):
         notes.append(NO_FLOPS_NOTE)
-    machine = machine_section(cfg.threads, cfg.quick)
+    machine = machine_section(cfg.threads, cfg.quick, cfg.gemm_n)
     size = manifest.preprocess.input_size
     with tempfile.TemporaryDirectory(prefix="facelive-bench-device-") as tmp:
         saved: dict[str, str] = {}
@@ -173,10 +175,10 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
             return saved[layout]
 
         rows, skipped = file_rows(cfg.bundle, manifest, cfg.threads, cfg.timed_runs, cfg.warmup_runs, input_for,
-                                  run_isolated)
+                                  run_isolated, machine["gemm"]["n"])
     faces, real_info = None, None
     if cfg.data is not None:
-        faces = load_reference_faces(cfg.bundle, manifest, cfg.data, cfg.detector)
+        faces = load_reference_faces(cfg.bundle, manifest, cfg.data, cfg.detector, cfg.faces)
         if faces is None:
             notes.append(NO_REFERENCE_NOTE)
         elif not len(faces.crops):
@@ -202,6 +204,7 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
         row["export_parity"] = _export_parity(manifest, *key)
         row["accuracy"] = {}
     remeasure(machine)
+    fold_row_peaks(machine, rows)
     peaks = machine["peak_gflops_by_threads"]
     for row in rows:
         row["achieved"] = (achieved(facts["flops"], row["latency_ms"]["median"], peaks.get(str(row["threads"])))

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, metavar="DIR",
                    help="the face data copied to the device (lfw/images, fer2013/test, jaffe): real-face parity "
                         "against the bundle's parity_reference.npz and the 640x480 pipeline (default: $FACELIVE_DATA)")
+    p.add_argument("--faces", type=int, metavar="N",
+                   help="at most N of the reference faces, evenly spread (a slow board or an emulator; default all)")
+    p.add_argument("--gemm-n", type=int, metavar="N",
+                   help="size of the float32 GEMM that measures the peak (default 2048; 1536 with --quick)")
     p.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
     p.add_argument("--out", type=Path, metavar="REPORT_DIR", help="write result.json, report.md, config.json here")
     p.add_argument("--json", action="store_true", help="print one JSON object (the result) on stdout")
@@ -73,13 +77,14 @@ def config_from_args(args: argparse.Namespace):
     from .device import DeviceConfig
     from .faces import resolve_data_root
 
-    for name, low in (("runs", 1), ("warmup", 0)):
+    for name, low in (("runs", 1), ("warmup", 0), ("faces", 1), ("gemm_n", 16)):
         value = getattr(args, name)
         if value is not None and value < low:
-            raise BenchError(f"--{name} must be >= {low}, got {value}")
+            raise BenchError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
     return DeviceConfig(bundle=resolve_bundle_dir(args.bundle), threads=parse_threads(args.threads),
                         quick=args.quick, runs=args.runs, warmup=args.warmup, data=resolve_data_root(args.data),
-                        detector=args.detector, out=args.out)
+                        detector=args.detector, out=args.out, faces=args.faces,
+                        gemm_n=args.gemm_n)
 
 
 def _run(args: argparse.Namespace) -> dict:

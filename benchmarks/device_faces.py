@@ -47,10 +47,10 @@ class ReferenceFaces:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def load_reference_faces(bundle: Path, manifest: Manifest, data: Path,
-                         detector: str | Path | None = None) -> ReferenceFaces | None:
-    """The bundle's reference faces re-aligned from ``data`` (none when ``data`` lacks their images);
-    None when the bundle has no reference."""
+def load_reference_faces(bundle: Path, manifest: Manifest, data: Path, detector: str | Path | None = None,
+                         limit: int | None = None) -> ReferenceFaces | None:
+    """The bundle's reference faces re-aligned from ``data`` (none when ``data`` lacks their images); at most
+    ``limit`` of them, evenly spread over the reference (a slow board); None when the bundle has no reference."""
     record = (manifest.provenance or {}).get("parity_reference")
     if not record:
         return None
@@ -66,7 +66,10 @@ def load_reference_faces(bundle: Path, manifest: Manifest, data: Path,
     crops: list[np.ndarray] = []
     same: list[bool] = []
     missing = changed = unaligned = 0
-    for i, (k, rel, want) in enumerate(zip(ref["folder_index"], ref["relpath"], ref["image_sha256"])):
+    total = len(ref["relpath"])
+    chosen = range(total) if not limit or limit >= total else np.linspace(0, total - 1, limit).round().astype(int)
+    for i in chosen:
+        k, rel, want = ref["folder_index"][i], ref["relpath"][i], ref["image_sha256"][i]
         folder = str(ref["folders"][k])
         image_path = data / folder / str(rel)
         if not image_path.is_file():
@@ -91,8 +94,8 @@ def load_reference_faces(bundle: Path, manifest: Manifest, data: Path,
         same.append(crop_sha256(crop) == ref["crop_sha256"][i])
         keep.append(i)
         crops.append(crop)
-    total, identical = len(ref["relpath"]), int(sum(same))
-    info = {"faces_in_reference": total, "faces_used": len(keep), "missing_images": missing,
+    identical = int(sum(same))
+    info = {"faces_in_reference": total, "faces_chosen": len(chosen), "faces_used": len(keep), "missing_images": missing,
             "changed_images": changed, "no_face_now": unaligned, "crops_identical": identical,
             "crops_identical_fraction": round(identical / len(keep), 4) if keep else None,
             "detector_same_as_export": sha256_file(detector_path) == record.get("detector_sha256"),

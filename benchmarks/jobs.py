@@ -52,7 +52,15 @@ def _timed(job: dict[str, Any], load: Callable[[], tuple[Callable[[], Any], dict
         after, peak, threads = rss_mb(), peak_rss_mb(), thread_count()  # the model alone, warmed up
         fns.append(_open_bundle_file(reference["format"], reference["path"], int(job["threads"]),
                                      np.load(reference["input"]))[0])
-    timed = time_interleaved(fns, runs=int(job["runs"]), warmup=int(job["warmup"]))
+    between, samples, every = None, [], 0
+    if job.get("gemm_n"):  # peak samples between the model's timed calls (machine.fold_row_peaks)
+        from .machine import GEMM_SAMPLES_PER_ROW, gemm_sampler
+
+        between, samples = gemm_sampler(int(job["gemm_n"]))
+        between()  # untimed first product (allocations, BLAS threads)
+        samples.clear()
+        every = max(1, int(job["runs"]) // GEMM_SAMPLES_PER_ROW)
+    timed = time_interleaved(fns, runs=int(job["runs"]), warmup=int(job["warmup"]), between=between, every=every)
     if not reference:
         after, peak, threads = rss_mb(), peak_rss_mb(), thread_count()
     out = {
@@ -64,6 +72,8 @@ def _timed(job: dict[str, Any], load: Callable[[], tuple[Callable[[], Any], dict
         "peak_rss_mb": round(peak, 1),
         "process_threads": threads,
     }
+    if samples:
+        out["gemm_gflops_samples"] = [round(v, 2) for v in samples]
     if reference:
         out["reference_latency_ms"] = timed[1][0].to_dict()
         out["reference"] = {k: reference[k] for k in ("format", "path")}

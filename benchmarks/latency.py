@@ -57,9 +57,11 @@ def time_callable(fn: Callable[[], Any], runs: int = DEFAULT_RUNS, warmup: int =
 
 
 def time_interleaved(fns: Sequence[Callable[[], Any]], runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
-                     clock: Callable[[], float] = time.perf_counter) -> list[tuple[LatencyStats, list[float]]]:
+                     clock: Callable[[], float] = time.perf_counter, between: Callable[[], Any] | None = None,
+                     every: int = 0) -> list[tuple[LatencyStats, list[float]]]:
     """Time several callables in alternation (one call of each per round), so that a busy machine slows
-    them alike and their ratio stays fair; (stats, per-call ms) of each, in order."""
+    them alike and their ratio stays fair; (stats, per-call ms) of each, in order. ``between`` (untimed,
+    e.g. a GEMM peak sample) runs before the first round and after every ``every`` rounds."""
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
     if warmup < 0:
@@ -68,9 +70,13 @@ def time_interleaved(fns: Sequence[Callable[[], Any]], runs: int = DEFAULT_RUNS,
         for fn in fns:
             fn()
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(runs):
+    for i in range(runs):
+        if between is not None and every > 0 and i % every == 0:
+            between()
         for fn, out in zip(fns, times):
             start = clock()
             fn()
             out.append((clock() - start) * 1000.0)
+    if between is not None and every > 0:
+        between()
     return [(summarize(t, warmup), t) for t in times]

@@ -22,7 +22,7 @@ from .config import BenchConfig
 from .faces import real_faces
 from .inputs import InputStore
 from .jobs import run_job
-from .machine import achieved, machine_section, remeasure
+from .machine import achieved, fold_row_peaks, machine_section, remeasure
 from .pipeline import pipeline_section, runtime_stages
 from .worker import run_isolated
 
@@ -232,9 +232,10 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
 
         with phase("bundle rows"):
             rows, skipped = file_rows(cfg.bundle, manifest, cfg.threads, cfg.timed_runs, cfg.warmup_runs, input_for,
-                                      run)
+                                      run, machine["gemm"]["n"])
         with phase("torch rows"):
-            rows += torch_rows(checkpoint, cfg.threads, cfg.timed_runs, cfg.warmup_runs, input_for, run)
+            rows += torch_rows(checkpoint, cfg.threads, cfg.timed_runs, cfg.warmup_runs, input_for, run,
+                               machine["gemm"]["n"])
             model = _Model(checkpoint)
         if cfg.data is not None and cfg.accuracy:
             with phase("parity and accuracy"):
@@ -245,6 +246,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
                 peers = _peers(cfg, inputs, run, phase, notes, _reference(cfg, manifest, input_for))
         with phase("machine peak again"):
             remeasure(machine)
+            fold_row_peaks(machine, rows)
     peaks = machine["peak_gflops_by_threads"]
     for row in rows:
         row["achieved"] = achieved(model.facts["flops"], row["latency_ms"]["median"], peaks.get(str(row["threads"])))

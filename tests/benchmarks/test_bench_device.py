@@ -218,10 +218,28 @@ def test_an_altered_reference_file_is_refused(tmp_path, capsys, monkeypatch):
     assert "does not match the sha256" in json.loads(out.out)["error"]
 
 
+def test_a_slow_board_can_take_fewer_reference_faces_and_a_smaller_gemm(data_root, detector_path, capsys):
+    from facelivenet.benchmarks.device_cli import main
+
+    code = main(["--data", str(data_root), "--detector", str(detector_path), "--faces", "12", "--gemm-n", "128",
+                 "--runs", "2", "--warmup", "0", "--json", "-q"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0, result
+    real = result["real_faces"]
+    if real["faces_used"] == 0:
+        pytest.skip("the reference faces' images are not in the data folder")
+    assert real["faces_chosen"] == 12 and real["faces_used"] <= 12
+    assert result["machine"]["gemm"]["n"] == 128
+    assert all(r["parity"]["faces"] == real["faces_used"] for r in result["rows"])
+    assert all(len(r["gemm_gflops_samples"]) >= 2 for r in result["rows"])  # sampled inside each row's process
+
+
 def test_bad_options_name_the_problem(capsys):
     from facelivenet.benchmarks.device_cli import main
 
     assert main(["--runs", "0", "-q"]) == 1
     assert "--runs must be >= 1" in capsys.readouterr().err
+    assert main(["--faces", "0", "-q"]) == 1
+    assert "--faces must be >= 1" in capsys.readouterr().err
     assert main(["--threads", "x", "-q"]) == 1
     assert "--threads" in capsys.readouterr().err
