@@ -1,4 +1,4 @@
-"""The result screen: accepted or rejected, and why, in plain words."""
+"""The result screen: accepted or rejected, and why, in plain words, with the session's evidence."""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ from kivy.uix.screenmanager import Screen
 from .widgets import BAD, GOOD
 
 Builder.load_string("""
+<MonoLines@Label>:
+    text: ''
+    font_size: '14sp'
+    font_name: 'RobotoMono-Regular'
+    text_size: self.width, None
+    size_hint_y: None
+    height: self.texture_size[1] + dp(8)
+    halign: 'left'
+
 <ResultScreen>:
     BoxLayout:
         orientation: 'vertical'
@@ -33,15 +42,10 @@ Builder.load_string("""
             id: detail
             text: ''
             color: 0.75, 0.77, 0.8, 1
-        Label:
+        MonoLines:
+            id: evidence
+        MonoLines:
             id: steps
-            text: ''
-            font_size: '14sp'
-            font_name: 'RobotoMono-Regular'
-            text_size: self.width, None
-            size_hint_y: None
-            height: self.texture_size[1] + dp(8)
-            halign: 'left'
         Widget:
         Action:
             text: 'Try again'
@@ -53,13 +57,34 @@ Builder.load_string("""
 
 
 def step_lines(steps: list[dict[str, Any]]) -> str:
-    """One line per challenge step: asked expression, passed or not, time, best probability, identity."""
+    """One line per challenge step: asked expression, passed or not, time, best probability, identity,
+    and for an expression step its rise over the face at rest (log-odds)."""
     lines = []
     for s in steps:
         duration = "-" if s.get("duration_s") is None else f"{s['duration_s']:.1f} s"
         identity = "-" if s.get("min_identity") is None else f"{s['min_identity']:.3f}"
+        rise = "" if s.get("margin") is None else f"  rise {s['margin']:+.2f}"
         lines.append(f"{s['expected']:<9} {'passed' if s['passed'] else 'FAILED':<7} {duration:>6}"
-                     f"  p {s['best_probability']:.2f}  id {identity}")
+                     f"  p {s['best_probability']:.2f}  id {identity}{rise}")
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def evidence_lines(outcome: dict[str, Any]) -> str:
+    """The session's identity evidence and expression margin, each against its threshold ('' when absent)."""
+    ev, ex = outcome.get("identity") or {}, outcome.get("expression") or {}
+    lines = []
+    if ev:
+        lines.append(f"identity at rest {_num(ev.get('aggregate'))} (>= {_num(ev.get('aggregate_threshold'))}, "
+                     f"{ev.get('neutral_frames', 0)} frames)")
+        lines.append(f"continuity min   {_num(ev.get('min_continuity'))} (>= {_num(ev.get('continuity_threshold'))})")
+        lines.append(f"identity min     {_num(ev.get('min_score'))} (floor {_num(ev.get('floor_threshold'))})")
+    if ex:
+        margins = ", ".join("-" if m is None else f"{m:+.2f}" for m in ex.get("margins", [])) or "-"
+        lines.append(f"expression rise  {margins} (>= {ex.get('margin_threshold', 0):.2f} over rest)")
     return "\n".join(lines)
 
 
@@ -78,6 +103,7 @@ class ResultScreen(Screen):
         ids.reasons.text = ("Every step was passed in time by the enrolled person" if accepted
                             else "\n".join(w[:1].upper() + w[1:] for w in words))
         ids.detail.text = outcome.get("detail", "") if not accepted else ""
+        ids.evidence.text = evidence_lines(outcome)
         ids.steps.text = step_lines(outcome.get("steps", []))
 
     def summary_text(self) -> str:

@@ -304,6 +304,9 @@ def cmd_enroll(args: argparse.Namespace):
 
 
 def add_auth(sub: argparse._SubParsersAction) -> None:
+    from .expression_baseline import DEFAULT_MARGIN
+    from .identity_evidence import DEFAULT_FLOOR_GAP
+
     p = _parser(sub, "auth", "authenticate a user: identity + a random expression challenge, on live frames", """\
         Draw a random challenge from --challenge (default happy,surprise; neutral
         comes before each expression), then judge the frames of --source: exactly
@@ -331,7 +334,14 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step-timeout", type=positive_float, default=5.0, metavar="S", help="seconds per step (default 5)")
     p.add_argument("--threshold", type=finite_float, metavar="COS", help="verification cosine (default: the bundle's)")
     p.add_argument("--expression-threshold", type=finite_float, metavar="P",
-                   help="expression probability (default: the bundle's)")
+                   help="the old global expression floor (default: the bundle's); reported, no longer decides")
+    p.add_argument("--expression-margin", type=finite_float, metavar="LOGODDS",
+                   help=f"an expression counts when its log-odds rose this much over the face at rest "
+                        f"(default {DEFAULT_MARGIN})")
+    p.add_argument("--identity-floor", type=finite_float, metavar="COS",
+                   help=f"per-frame identity floor (default: the verification cosine - {DEFAULT_FLOOR_GAP})")
+    p.add_argument("--continuity", type=finite_float, metavar="COS",
+                   help="per-frame continuity with the previous frames (default: the verification cosine)")
     p.add_argument("--detect-every", type=count(1, 1000), default=1, metavar="N",
                    help="full-frame detection every N frames, window re-detection in between (default 1)")
     p.add_argument("--max-failures", type=count(1, 1_000_000), default=5, metavar="N", help="failures that lock the user out (default 5)")
@@ -344,6 +354,7 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
 
 def session_config(args: argparse.Namespace, manifest) -> "SessionConfig":
     """Thresholds from the bundle unless overridden, and the timing options."""
+    from .expression_baseline import DEFAULT_MARGIN
     from .session import SessionConfig
 
     thr = manifest.thresholds
@@ -352,9 +363,21 @@ def session_config(args: argparse.Namespace, manifest) -> "SessionConfig":
             verification_threshold=args.threshold if args.threshold is not None else thr.verification_cosine,
             expression_threshold=(args.expression_threshold if args.expression_threshold is not None
                                   else thr.expression_probability),
-            hold_frames=args.hold_frames, step_timeout_s=args.step_timeout)
+            hold_frames=args.hold_frames, step_timeout_s=args.step_timeout,
+            expression_margin=args.expression_margin if args.expression_margin is not None else DEFAULT_MARGIN,
+            identity_floor=args.identity_floor, continuity_threshold=args.continuity)
     except ValueError as exc:
         raise RuntimeCliError(str(exc)) from exc
+
+
+def identity_summary(ev: dict) -> str:
+    """One line of a session's identity evidence (IdentityEvidence.to_dict())."""
+    def f(v):
+        return "-" if v is None else f"{v:.3f}"
+    return (f"aggregate {f(ev.get('aggregate'))} (>= {f(ev.get('aggregate_threshold'))}, "
+            f"{ev.get('neutral_frames', 0)} frames at rest), continuity min {f(ev.get('min_continuity'))} "
+            f"(>= {f(ev.get('continuity_threshold'))}), score min {f(ev.get('min_score'))} "
+            f"(floor {f(ev.get('floor_threshold'))})")
 
 
 def cmd_auth(args: argparse.Namespace):
@@ -382,7 +405,10 @@ def cmd_auth(args: argparse.Namespace):
     payload = result.to_dict()
     payload.update(user=args.user, source=source.describe(), model=pipeline.model.description,
                    thresholds={"verification_cosine": cfg.verification_threshold,
-                               "expression_probability": cfg.expression_threshold},
+                               "expression_probability": cfg.expression_threshold,
+                               "identity_floor": cfg.identity_rule.floor, "continuity": cfg.identity_rule.continuity,
+                               "continuity_window": cfg.identity_rule.window,
+                               "expression_margin": cfg.expression_margin},
                    challenge_orders=distinct_orders(ccfg))
     lines = [f"{result.decision.upper()} {args.user!r}: challenge {' -> '.join(['neutral -> ' + e for e in result.challenge])}"]
     for r in result.reasons:
@@ -393,7 +419,9 @@ def cmd_auth(args: argparse.Namespace):
         d = s.to_dict()
         lines.append(f"  step {s.expected:<9} {'passed' if s.passed else 'FAILED':<7} {d['duration_s'] if d['duration_s'] is not None else '-':>6} s"
                      f"  frames {s.frames:>3}  best p {s.best_probability:.2f}"
-                     f"  min identity {'-' if s.min_identity is None else f'{s.min_identity:.3f}'}")
+                     f"  min identity {'-' if s.min_identity is None else f'{s.min_identity:.3f}'}"
+                     f"{'' if s.margin is None else f'  rise {s.margin:+.2f}'}")
+    lines.append(f"  identity: {identity_summary(result.identity)}")
     if result.decision != "accept":
         payload["message"] = f"rejected: {', '.join(result.reasons)}"
     return (EXIT_OK if result.decision == "accept" else EXIT_REJECTED), payload, "\n".join(lines)

@@ -2,22 +2,35 @@
 
 Per frame (DESIGN.md section 5): exactly one face (else MULTIPLE_FACES, or
 NO_FACE once the face has been gone for more than ``max_missing_frames``); the
-same tracked face (else TRACK_LOST); its identity score against the template at
-or above the threshold on EVERY analysed frame (else IDENTITY_MISMATCH). An
-expression is "shown" on a frame when it is the most probable of the seven
-AND its probability reaches the expression threshold; the asked expression
-shown on ``hold_frames`` consecutive analysed frames passes the step. A
-neutral step asks for a face at rest: it holds while NONE of the challenge's
-expressions is shown (the classifier's "neutral" itself is its least reliable
-class on posed faces: 17-60 % recall on JAFFE). Security needs only that:
-a photo frozen on an expression fails the neutral step, a photo at rest
-never shows the expression. Each step has its
-own deadline (CHALLENGE_TIMEOUT). Holding another challenge expression than
-the asked one for ``hold_frames`` frames rejects at once (WRONG_EXPRESSION):
-a replay in the wrong order, or a photo showing an expression at a neutral
-step, fails there. The expression of the step just passed is tolerated during
-the next step (people relax slowly). Frames failing a quality gate are not
-judged and break the hold streak.
+same tracked face (else TRACK_LOST); then the frame's identity evidence and
+its expression.
+
+Identity (:mod:`.identity_evidence`) is decided from the whole session, not
+its worst frame: every frame must stay close to the session's own recent
+frames (continuity) and above a floor that only catches gross mismatches
+(either failing rejects at once, IDENTITY_MISMATCH); when every step has
+passed, the mean embedding of the frames that held the neutral steps (the
+face at rest) must match the template (the aggregate), else
+IDENTITY_MISMATCH.
+
+Expressions (:mod:`.expression_baseline`) are judged against the person's
+own face at rest: the frames that held the neutral steps make the rest
+profile, and an expression is SHOWN when its log-odds rose by the margin over
+that profile and it beats the challenge's other expressions. The asked
+expression shown on ``hold_frames`` consecutive analysed frames passes the
+step. A neutral step holds while no challenge expression is shown (the first
+one, before any profile exists, while the face is steady); its held frames
+join the profile. Each step has its own deadline (CHALLENGE_TIMEOUT).
+Showing another challenge expression than the asked one for ``hold_frames``
+frames rejects at once (WRONG_EXPRESSION): a replay in the wrong order fails
+there. The expression of the step just passed is tolerated during the next
+step (people relax slowly). Frames failing a quality gate are not judged and
+break the hold streak. A photo never rises above its own rest profile, so it
+fails the first expression step (CHALLENGE_TIMEOUT), whatever expression it
+shows.
+
+``expression_threshold`` (the old global floor) no longer takes part in the
+decision; it stays in the config and the JSON for their shape.
 """
 
 from __future__ import annotations
@@ -29,7 +42,9 @@ import numpy as np
 
 from . import reasons
 from .challenge import NEUTRAL, with_neutral_steps
+from .expression_baseline import DEFAULT_MARGIN, ExpressionBaseline
 from .face_pipeline import FrameAnalysis
+from .identity_evidence import DEFAULT_WINDOW, IdentityEvidence, IdentityRule, default_rule
 from .labels import EXPRESSION_LABELS
 
 PENDING, ACCEPT, REJECT = "pending", "accept", "reject"
@@ -37,11 +52,18 @@ PENDING, ACCEPT, REJECT = "pending", "accept", "reject"
 
 @dataclass(frozen=True)
 class SessionConfig:
+    """Session thresholds. ``verification_threshold`` is the identity aggregate's; floor and continuity
+    default from it (:func:`identity_evidence.default_rule`) unless given."""
+
     verification_threshold: float
-    expression_threshold: float
+    expression_threshold: float  # the old global floor: validated and reported, no longer decides
     hold_frames: int = 3
     step_timeout_s: float = 5.0
     max_missing_frames: int = 2
+    expression_margin: float = DEFAULT_MARGIN  # log-odds rise over the face at rest
+    identity_floor: float | None = None
+    continuity_threshold: float | None = None
+    continuity_window: int = DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.verification_threshold <= 1.0:
@@ -50,6 +72,14 @@ class SessionConfig:
             raise ValueError(f"expression threshold must be a probability in (0, 1], got {self.expression_threshold}")
         if self.hold_frames < 1 or self.step_timeout_s <= 0 or self.max_missing_frames < 0:
             raise ValueError("hold_frames >= 1, step_timeout_s > 0 and max_missing_frames >= 0 are required")
+        if not self.expression_margin > 0:
+            raise ValueError(f"expression margin must be > 0 (log-odds), got {self.expression_margin}")
+        self.identity_rule  # validates the floor, continuity and window
+
+    @property
+    def identity_rule(self) -> IdentityRule:
+        return default_rule(self.verification_threshold, self.identity_floor, self.continuity_threshold,
+                            self.continuity_window)
 
 
 @dataclass
@@ -61,10 +91,13 @@ class StepRecord:
     frames: int = 0  # analysed frames during the step
     best_probability: float = 0.0  # of the expected expression
     min_identity: float | None = None
+    margin: float | None = None  # expression steps: the asked expression's best log-odds rise over the face at rest
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["duration_s"] = None if self.ended_s is None else round(self.ended_s - self.started_s, 4)
+        if d["margin"] is not None:
+            d["margin"] = round(d["margin"], 4)
         return d
 
 
@@ -79,6 +112,8 @@ class SessionResult:
     min_identity: float | None
     identity_scores: list[float] = field(default_factory=list)
     detail: str = ""
+    identity: dict[str, Any] = field(default_factory=dict)  # IdentityEvidence.to_dict()
+    expression: dict[str, Any] = field(default_factory=dict)  # margin threshold, rest profile, margins per step
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +125,8 @@ class SessionResult:
             "analysed_frames": self.analysed_frames,
             "min_identity": self.min_identity,
             "detail": self.detail,
+            "identity": dict(self.identity),
+            "expression": dict(self.expression),
         }
 
 
@@ -101,7 +138,6 @@ class AuthSession:
         self.challenge = tuple(challenge)
         self.cfg = cfg
         self.step_labels = with_neutral_steps(self.challenge)
-        self._challenge_set = set(self.challenge)
         self.status = PENDING
         self.reasons: list[str] = []
         self.detail = ""
@@ -109,6 +145,9 @@ class AuthSession:
         self.frames = 0
         self.analysed = 0
         self.identity_scores: list[float] = []
+        self.identity = IdentityEvidence(self.template, cfg.identity_rule)
+        self.expressions = ExpressionBaseline(self.challenge, cfg.expression_margin)
+        self._held: list[tuple[np.ndarray, np.ndarray]] = []  # (probabilities, embedding) of a neutral hold streak
         self._streak = 0
         self._wrong_streak = 0
         self._missing = 0
@@ -137,6 +176,10 @@ class AuthSession:
             self.steps[-1].ended_s = t
         return self.status
 
+    def _break_hold(self) -> None:
+        self._streak = self._wrong_streak = 0
+        self._held = []
+
     # ------------------------------------------------------------------ feed
 
     def feed(self, a: FrameAnalysis, t: float) -> str:
@@ -149,13 +192,11 @@ class AuthSession:
         if t > self.deadline():
             if not self._seen_face:
                 return self._reject(reasons.NO_FACE, t, "no usable face appeared before the first deadline")
-            extra = f" (last frames: {', '.join(self._last_quality)})" if self._last_quality else ""
-            return self._reject(reasons.CHALLENGE_TIMEOUT, t,
-                                f"'{self.steps[-1].expected}' was not held in time{extra}")
+            return self._reject(reasons.CHALLENGE_TIMEOUT, t, self._timeout_detail())
         if reasons.MULTIPLE_FACES in a.reasons:
             return self._reject(reasons.MULTIPLE_FACES, t)
         if reasons.NO_FACE in a.reasons:
-            self._streak = self._wrong_streak = 0
+            self._break_hold()
             if self._seen_face:
                 self._missing += 1
                 if self._missing > self.cfg.max_missing_frames:
@@ -166,45 +207,84 @@ class AuthSession:
         if reasons.TRACK_LOST in a.reasons or not a.continuous:
             return self._reject(reasons.TRACK_LOST, t)
         if not a.analysed:
-            self._streak = self._wrong_streak = 0
+            self._break_hold()
             self._last_quality = list(a.reasons)
             return self.status
         self._last_quality = []
         return self._judge(a, t)
 
+    def _timeout_detail(self) -> str:
+        step = self.steps[-1]
+        detail = f"'{step.expected}' was not held in time"
+        if step.expected != NEUTRAL and step.margin is not None and step.margin < self.expressions.margin:
+            detail += (f" (its best rise over the face at rest was {step.margin:.2f} < margin "
+                       f"{self.expressions.margin:.2f} log-odds)")
+        if self._last_quality:
+            detail += f" (last frames: {', '.join(self._last_quality)})"
+        return detail
+
+    def _shown(self, step: StepRecord, probs: np.ndarray) -> str | None:
+        """The challenge expression shown on this frame; before any rest profile, against the hold streak."""
+        if self.expressions.ready:
+            return self.expressions.shown(probs)
+        reference = self.expressions.reference_of([p for p, _ in self._held])
+        return None if reference is None else self.expressions.shown(probs, reference)
+
     def _judge(self, a: FrameAnalysis, t: float) -> str:
         self.analysed += 1
         step = self.steps[-1]
         step.frames += 1
-        score = float(np.dot(a.embedding, self.template))
+        if self.analysed == 1:
+            mismatch = self.identity.check_dimension(np.asarray(a.embedding))
+            if mismatch:
+                return self._reject(reasons.MODEL_MISMATCH, t, mismatch)
+        failure = self.identity.frame(a.embedding)
+        score = self.identity.scores[-1]
         self.identity_scores.append(score)
         step.min_identity = score if step.min_identity is None else min(step.min_identity, score)
-        if score < self.cfg.verification_threshold:
-            return self._reject(reasons.IDENTITY_MISMATCH, t,
-                                f"identity score {score:.3f} < threshold {self.cfg.verification_threshold:.3f}")
-        probs = a.probabilities
-        asked = EXPRESSION_LABELS.index(step.expected)
-        step.best_probability = max(step.best_probability, float(probs[asked]))
-        shown = EXPRESSION_LABELS[int(np.argmax(probs))]
-        confident = float(probs.max()) >= self.cfg.expression_threshold
-        if step.expected == NEUTRAL:  # at rest: none of the challenge's expressions on the face
-            holds = not (confident and shown in self._challenge_set)
+        if failure:
+            return self._reject(reasons.IDENTITY_MISMATCH, t, failure)
+        probs = np.asarray(a.probabilities)
+        step.best_probability = max(step.best_probability, float(probs[EXPRESSION_LABELS.index(step.expected)]))
+        shown = self._shown(step, probs)
+        if step.expected == NEUTRAL:
+            holds = shown is None
+            wrong_possible = self.expressions.ready  # no profile yet: a change only breaks the hold
         else:
-            holds = confident and shown == step.expected
-        self._streak = self._streak + 1 if holds else 0
+            rise = self.expressions.rises(probs)[step.expected]
+            step.margin = rise if step.margin is None else max(step.margin, rise)
+            holds = shown == step.expected
+            wrong_possible = True
         previous = self.step_labels[self.step_index - 1] if self.step_index > 0 else NEUTRAL
-        wrong = confident and shown != step.expected and shown in self._challenge_set and shown != previous
+        wrong = wrong_possible and shown is not None and shown != step.expected and shown != previous
         self._wrong_streak = self._wrong_streak + 1 if wrong else 0
         if self._wrong_streak >= self.cfg.hold_frames:
             return self._reject(reasons.WRONG_EXPRESSION, t, f"'{shown}' shown while '{step.expected}' was asked")
+        if holds:
+            self._streak += 1
+            if step.expected == NEUTRAL:
+                self._held.append((probs, np.asarray(a.embedding)))
+        else:
+            self._streak = 0
+            self._held = []
         if self._streak >= self.cfg.hold_frames:
-            step.passed, step.ended_s = True, t
-            self._streak = self._wrong_streak = 0
-            if self.step_index == len(self.step_labels):
-                self.status = ACCEPT
-                self.detail = "identity held on every frame and every asked expression was shown in time"
-            else:
-                self.steps.append(StepRecord(self.step_labels[self.step_index], started_s=t))
+            return self._pass_step(step, t)
+        return self.status
+
+    def _pass_step(self, step: StepRecord, t: float) -> str:
+        step.passed, step.ended_s = True, t
+        for probs, embedding in self._held:  # a neutral step's held frames are the face at rest
+            self.expressions.add_rest(probs)
+            self.identity.add_rest(embedding)
+        self._break_hold()
+        if self.step_index < len(self.step_labels):
+            self.steps.append(StepRecord(self.step_labels[self.step_index], started_s=t))
+            return self.status
+        failure = self.identity.final()
+        if failure:
+            return self._reject(reasons.IDENTITY_MISMATCH, t, failure)
+        self.status = ACCEPT
+        self.detail = "the identity evidence held and every asked expression was shown in time"
         return self.status
 
     def finish(self, t: float | None = None, reason: str = reasons.SOURCE_ENDED, detail: str = "") -> SessionResult:
@@ -213,6 +293,15 @@ class AuthSession:
             end = t if t is not None else (self.steps[-1].started_s if self.steps else 0.0)
             self._reject(reason, end, detail)
         return self.result()
+
+    def expression_evidence(self) -> dict[str, Any]:
+        """The rest profile, the margin threshold and each expression step's best rise, for JSON."""
+        return {
+            "margin_threshold": round(self.expressions.margin, 4),
+            "rest_profile": self.expressions.profile(),
+            "rest_frames": self.expressions.frames,
+            "margins": [None if s.margin is None else round(s.margin, 4) for s in self.steps if s.expected != NEUTRAL],
+        }
 
     def result(self) -> SessionResult:
         return SessionResult(
@@ -225,4 +314,6 @@ class AuthSession:
             min_identity=min(self.identity_scores) if self.identity_scores else None,
             identity_scores=list(self.identity_scores),
             detail=self.detail,
+            identity=self.identity.to_dict(),
+            expression=self.expression_evidence(),
         )

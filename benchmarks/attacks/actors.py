@@ -9,6 +9,12 @@ right now (``None`` once it has decided) and answers with a frame spec, or
   the asked expression; they hold one take (one image) of it and, when the
   step does not pass, try another take every 1-2 s, as people do when the
   system does not react. Every frame gets a random ``live`` jitter variant.
+  With ``transition_frames`` > 0 (the smooth session model, :data:`SMOOTH`),
+  a change of face is not a cut: over that many frames the old and the new
+  still cross-fade while the head makes a small nod (up to
+  ``NOD_PX`` pixels down and back), as a face does between two expressions at
+  10 fps. ``same_person(a, b)`` says which changes are a person's own (faded);
+  the others stay cuts (a stage swap puts another person in place at once).
 - :class:`Still`: one image held up (a photo), with ``photo`` jitter.
 - :class:`Clip`: a recorded list of frames played as it is, whatever is asked.
 - :class:`WithBystander` / :class:`WithJump`: another actor's frames with a
@@ -23,9 +29,22 @@ import numpy as np
 
 from facelivenet.edge_runtime.challenge import NEUTRAL
 
-from .render import BASE, BYSTANDER, FrameSpec, Placement
+from .render import BASE, BYSTANDER, FrameSpec, Layer, Placement
 
 ImagesFor = Callable[[str], Sequence[str]]
+SamePerson = Callable[[str, str], bool]
+TRANSITION_FRAMES = 4  # 0.4 s at 10 fps: a face's change between two expressions
+NOD_PX = 2.0  # the head's small motion during a transition (down and back), pixels
+SMOOTH = (f"smooth: each change of a person's own face is a {TRANSITION_FRAMES}-frame cross-fade of the two "
+          f"stills with a nod of up to {NOD_PX:g} px; live jitter on every other frame")
+CUTS = "cuts: each change of face is a one-frame cut from one still to the next; live jitter on every frame"
+
+
+def transition_layer(placement: Placement, old: str, new: str, k: int, frames: int) -> Layer:
+    """Frame ``k`` (0-based) of a ``frames``-frame cross-fade from ``old`` to ``new``, with the nod."""
+    mix = (k + 1) / (frames + 1)
+    nod = round(NOD_PX * float(np.sin(np.pi * mix)))
+    return Layer(old, placement.cx, placement.cy + nod, placement.scale, blend=new, mix=round(mix, 4))
 
 
 class Actor(Protocol):
@@ -39,12 +58,17 @@ class Performer:
 
     def __init__(self, images_for: ImagesFor, rng: np.random.Generator, variants: int,
                  placement: Placement = BASE, reaction: tuple[int, int] = (1, 5),
-                 take_frames: tuple[int, int] = (10, 21)) -> None:
+                 take_frames: tuple[int, int] = (10, 21), transition_frames: int = 0,
+                 same_person: SamePerson | None = None) -> None:
         self.images_for, self.rng, self.variants = images_for, rng, variants
         self.placement, self.reaction, self.take_frames = placement, reaction, take_frames
+        self.transition_frames = transition_frames
+        self.same_person = same_person or (lambda a, b: True)
         self._target = self._shown = NEUTRAL
         self._switch_at = 0
         self._take, self._take_until = self._new_take(NEUTRAL, 0)
+        self._fade_from: str | None = None
+        self._fade_at = 0
 
     def _new_take(self, label: str, i: int, previous: str | None = None) -> tuple[str, int]:
         options = list(self.images_for(label))
@@ -54,6 +78,12 @@ class Performer:
             options.remove(previous)
         return options[int(self.rng.integers(len(options)))], i + int(self.rng.integers(*self.take_frames))
 
+    def _change_take(self, take: tuple[str, int], i: int) -> None:
+        old = self._take
+        self._take, self._take_until = take
+        if self.transition_frames > 0 and old != self._take and self.same_person(old, self._take):
+            self._fade_from, self._fade_at = old, i
+
     def label_at(self, i: int, expected: str | None) -> str:
         """The expression shown at frame ``i`` (advances the performer's state)."""
         if expected is not None and expected != self._target:
@@ -61,14 +91,20 @@ class Performer:
             self._switch_at = i + int(self.rng.integers(*self.reaction))
         if self._shown != self._target and i >= self._switch_at:
             self._shown = self._target
-            self._take, self._take_until = self._new_take(self._shown, i)
+            self._change_take(self._new_take(self._shown, i), i)
         elif i >= self._take_until:
-            self._take, self._take_until = self._new_take(self._shown, i, self._take)
+            self._change_take(self._new_take(self._shown, i, self._take), i)
         return self._shown
 
     def spec(self, i: int, expected: str | None) -> FrameSpec:
         self.label_at(i, expected)
-        return FrameSpec((self.placement.layer(self._take),), "live", int(self.rng.integers(self.variants)))
+        variant = int(self.rng.integers(self.variants))
+        k = i - self._fade_at
+        if self._fade_from is not None and k < self.transition_frames:
+            # a transition is the same frames whenever it recurs (its jitter follows k), so caches hit
+            layer = transition_layer(self.placement, self._fade_from, self._take, k, self.transition_frames)
+            return FrameSpec((layer,), "live", k % self.variants)
+        return FrameSpec((self.placement.layer(self._take),), "live", variant)
 
 
 class Still:

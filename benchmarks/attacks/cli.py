@@ -23,7 +23,8 @@ from facelivenet.edge_runtime.cli_runtime import add_model_options, build_pipeli
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 from .data import resolve_jaffe_dir
-from .scenarios import ATTACK_TYPES
+from .identity import IDENTITIES
+from .scenarios import ATTACK_TYPES, SESSION_MODELS
 from .suite import FULL_SESSIONS, FULL_VARIANTS, QUICK_SESSIONS, QUICK_VARIANTS, SuiteConfig, run_suite
 
 PROG = "facelive-bench attacks"
@@ -46,9 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
             (ISO/IEC 30107-3), reason codes, the challenge orders, and a DET plot
             over verification thresholds into --out with the resolved config.
 
-            Thresholds: verification chosen leave-one-subject-out at --far on still
-            pairs of the other subjects (never on the reported sessions); expression
-            --expression-threshold (default 0.3)."""),
+            Thresholds, each chosen leave-one-subject-out on still pairs of the other
+            subjects (never on the reported sessions): the identity aggregate at
+            --far, the per-frame floor at --floor-far, the continuity at
+            --continuity-far, the expression margin at --rest-rate. --identity dlib
+            runs the same sessions with dlib's ResNet descriptors for identity (a
+            diagnostic: rule errors vs model errors)."""),
         epilog="examples:\n  facelive-bench attacks --quick --json\n"
                "  facelive-bench attacks --data ../shared/data --seed 1 --out reports/attacks-seed1",
     )
@@ -61,9 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=int, metavar="N", help="sessions per type (overrides --quick's)")
     p.add_argument("--variants", type=int, metavar="N", help="jitter variants per image (overrides --quick's)")
     p.add_argument("--types", metavar="LIST", help=f"attack types to run (default all: {','.join(ATTACK_TYPES)})")
-    p.add_argument("--far", type=float, default=1e-2, help="target FAR of the verification threshold (default 1e-2)")
+    p.add_argument("--far", type=float, default=1e-2,
+                   help="target FAR of the identity aggregate threshold (default 1e-2)")
+    p.add_argument("--floor-far", type=float, default=0.5, help="FAR of the per-frame identity floor (default 0.5)")
+    p.add_argument("--continuity-far", type=float, default=0.05,
+                   help="FAR of the frame-to-frame continuity threshold, per cut to another person (default 0.05)")
+    p.add_argument("--rest-rate", type=float, default=0.05,
+                   help="how often a face at rest may rise by the expression margin (default 0.05)")
+    p.add_argument("--identity", choices=tuple(IDENTITIES), default="model",
+                   help="embedding for identity: the model's, or dlib's ResNet (diagnostic; needs the teacher extra)")
+    p.add_argument("--session-model", choices=tuple(SESSION_MODELS), default="smooth",
+                   help="genuine faces change smoothly (cross-fade + nod, default) or by one-frame cuts (the old model)")
     p.add_argument("--expression-threshold", type=float, default=0.3, metavar="P",
-                   help="expression probability threshold (default 0.3)")
+                   help="the old global expression floor: validated and reported, no longer decides (default 0.3)")
     p.add_argument("--challenge", default="happy,surprise", metavar="LIST", help="challenge expressions")
     p.add_argument("--length", type=int, default=0, metavar="N", help="expression steps (default: one per expression)")
     p.add_argument("--fps", type=float, default=10.0, help="simulated camera frame rate (default 10)")
@@ -87,7 +101,9 @@ def suite_config(args: argparse.Namespace) -> SuiteConfig:
         sessions_per_type=args.sessions if args.sessions is not None else (QUICK_SESSIONS if args.quick
                                                                            else FULL_SESSIONS),
         variants=args.variants if args.variants is not None else (QUICK_VARIANTS if args.quick else FULL_VARIANTS),
-        seed=args.seed, target_far=args.far, expression_threshold=args.expression_threshold,
+        seed=args.seed, target_far=args.far, floor_far=args.floor_far, continuity_far=args.continuity_far,
+        rest_rate=args.rest_rate, identity=args.identity, session_model=args.session_model,
+        expression_threshold=args.expression_threshold,
         expressions=tuple(args.challenge.split(",")), length=args.length, fps=args.fps, types=types,
         quick=args.quick,
     )

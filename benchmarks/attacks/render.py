@@ -36,12 +36,23 @@ FEATHER = 0.12  # fraction of the pasted image's side over which its edges fade 
 
 @dataclass(frozen=True)
 class Layer:
-    """One face image placed with its centre at (cx, cy), scaled by ``scale``."""
+    """One face image placed with its centre at (cx, cy), scaled by ``scale``.
+
+    With ``blend``, the pixels are ``(1 - mix) * image + mix * blend`` (a cross-fade between two
+    stills of one person; JAFFE stills of a subject share the camera set-up, their eye centres
+    vary by about 1 px, so they are cross-faded as they are).
+    """
 
     image: str
     cx: float
     cy: float
     scale: float = 1.0
+    blend: str | None = None
+    mix: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {self.mix}")
 
     def moved(self, dx: float, dy: float) -> "Layer":
         return replace(self, cx=self.cx + dx, cy=self.cy + dy)
@@ -141,6 +152,16 @@ class Renderer:
             self._images[path] = read_image(path)
         return self._images[path]
 
+    def source(self, layer: Layer) -> np.ndarray:
+        """The layer's face pixels (float32 BGR): its image, or its cross-fade with ``blend``."""
+        src = self.image(layer.image).astype(np.float32)
+        if layer.blend is None or layer.mix == 0.0:
+            return src
+        other = self.image(layer.blend).astype(np.float32)
+        if other.shape != src.shape:
+            other = cv2.resize(other, (src.shape[1], src.shape[0]), interpolation=cv2.INTER_AREA)
+        return (1.0 - layer.mix) * src + layer.mix * other
+
     def render(self, spec: FrameSpec) -> np.ndarray:
         """The frame of ``spec`` (cached)."""
         frame = self._frames.get(spec)
@@ -159,7 +180,7 @@ class Renderer:
         noise = 0.0
         for i, layer in enumerate(spec.layers):
             j = jitter_params(spec.jitter, spec.variant, i)
-            src = self.image(layer.image).astype(np.float32) * j.gain + j.offset
+            src = self.source(layer) * j.gain + j.offset
             if j.blur > 0:
                 src = cv2.GaussianBlur(src, (0, 0), j.blur)
             sh, sw = src.shape[:2]

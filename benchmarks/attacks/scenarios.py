@@ -11,16 +11,25 @@ session's own seed. ``T`` is another subject, drawn at random.
   (neutral 8-12 frames, each expression 12-18 frames, reactions included),
   played as it is; it can only match when its order equals the drawn one.
 - ``swap``: S at the neutral steps, T performing the expressions, at the same
-  place in the frame (the tracker cannot tell; identity must).
+  place in the frame (the tracker cannot tell; identity must). Each person's
+  own changes follow the session model; the change of person is a cut.
 - ``impostor``: T performs S's challenge correctly.
 - ``two_faces``: S performs while T's face is beside S's from frame 0-9 on
   (before any session could finish).
 - ``track_jump``: S performs; from frame 2-9 on the face is elsewhere in the
   frame (a jump of 190-230 px, more than a face width): another device or print.
+
+Session models (:data:`SESSION_MODELS`): ``smooth`` (the default) gives every
+live performer (bona fide, impostor, the recorded replay, the swap's two
+people, the performer under two faces and track jump) cross-faded transitions
+with a small nod (:data:`actors.SMOOTH`); ``cuts`` is the earlier model, one
+still to the next in one frame. Photos stay stills; the swap's change of
+person, the second face and the jump stay as they were in both.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -28,13 +37,14 @@ import numpy as np
 
 from facelivenet.edge_runtime.challenge import NEUTRAL, ChallengeConfig, draw_challenge, with_neutral_steps
 
-from .actors import Actor, Clip, Performer, Still, WithBystander, WithJump, record
+from .actors import CUTS, SMOOTH, TRANSITION_FRAMES, Actor, Clip, Performer, Still, WithBystander, WithJump, record
 from .data import Subject
 from .render import JUMPS
 
 BONA_FIDE = "bona_fide"
 ATTACK_TYPES = ("photo", "expression_photo", "replay", "swap", "impostor", "two_faces", "track_jump")
 SESSION_TYPES = (BONA_FIDE, *ATTACK_TYPES)
+SESSION_MODELS = {"smooth": SMOOTH, "cuts": CUTS}
 
 
 @dataclass(frozen=True)
@@ -72,14 +82,19 @@ def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
 
 
 def build_actor(plan: SessionPlan, subjects: dict[str, Subject], ccfg: ChallengeConfig,
-                variants: int) -> tuple[Actor, dict[str, Any]]:
+                variants: int, session_model: str = "smooth") -> tuple[Actor, dict[str, Any]]:
     """The actor of ``plan`` (a fresh one each call, from the plan's seed) and what it did, for the report."""
+    if session_model not in SESSION_MODELS:
+        raise ValueError(f"unknown session model {session_model!r}; choose from {', '.join(SESSION_MODELS)}")
     rng = np.random.default_rng((*plan.seed, 1))
     s = subjects[plan.subject]
     t = subjects[plan.attacker] if plan.attacker else None
     kind = plan.kind
+    fade = TRANSITION_FRAMES if session_model == "smooth" else 0
+    live = functools.partial(Performer, transition_frames=fade)  # a live person, in this session model
+
     if kind == BONA_FIDE:
-        return Performer(s.images, rng, variants), {}
+        return live(s.images, rng, variants), {}
     if kind == "photo":
         image = _pick(rng, s.neutral_all)
         return Still(image, rng, variants), {"image": image}
@@ -91,20 +106,22 @@ def build_actor(plan: SessionPlan, subjects: dict[str, Subject], ccfg: Challenge
         order = draw_challenge(ccfg, rng)
         labels = with_neutral_steps(order)
         durations = [int(rng.integers(8, 13) if label == NEUTRAL else rng.integers(12, 19)) for label in labels]
-        clip = record(Performer(s.images, rng, variants), labels, durations)
+        clip = record(live(s.images, rng, variants), labels, durations)
         return Clip(clip), {"recorded_order": list(order), "order_matches": order == plan.challenge,
                             "clip_frames": len(clip)}
     if kind == "swap":
-        return Performer(lambda label: s.images(label) if label == NEUTRAL else t.images(label), rng, variants), {}
+        own = set(s.all_images)
+        return live(lambda label: s.images(label) if label == NEUTRAL else t.images(label), rng, variants,
+                         same_person=lambda a, b: (a in own) == (b in own)), {}
     if kind == "impostor":
-        return Performer(t.images, rng, variants), {}
+        return live(t.images, rng, variants), {}
     if kind == "two_faces":
         start = int(rng.integers(0, 10))
         image = _pick(rng, t.neutral_all)
-        return WithBystander(Performer(s.images, rng, variants), image, start), {"second_face_from_frame": start}
+        return WithBystander(live(s.images, rng, variants), image, start), {"second_face_from_frame": start}
     if kind == "track_jump":
         start = int(rng.integers(2, 10))
         offset = JUMPS[int(rng.integers(len(JUMPS)))]
-        return WithJump(Performer(s.images, rng, variants), offset, start), {"jump_at_frame": start,
+        return WithJump(live(s.images, rng, variants), offset, start), {"jump_at_frame": start,
                                                                               "jump_px": list(offset)}
     raise ValueError(f"unknown session type {kind!r}; choose from {', '.join(SESSION_TYPES)}")

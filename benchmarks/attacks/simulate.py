@@ -6,14 +6,16 @@ person reacts to it); each goes through :func:`run_session` (the same loop as
 
 Each session runs twice on the same frames:
 
-- at the enrolled subject's calibrated verification threshold: the reported
-  decision and reasons;
-- with the identity check open (threshold -1, every frame's identity score
-  recorded): the session's decision at ANY threshold t then follows as
-  ``open decision == accept and min identity >= t`` (a frame under t rejects
-  at once, and until then the session runs exactly as the open one). This
-  gives the DET curve; :func:`derived_decision` is checked against the real
-  run for every session (``derivation_mismatches`` in the report).
+- at the enrolled subject's calibrated thresholds: the reported decision and
+  reasons;
+- with the identity checks open (aggregate, floor and continuity all -1, the
+  evidence recorded): the session's decision at ANY identity thresholds then
+  follows as ``open decision == accept and aggregate >= a and min score >= f
+  and min continuity >= c`` (a frame under f or c rejects at once, and until
+  then the session runs exactly as the open one; the aggregate is judged at
+  the end). This gives the DET curve over the aggregate threshold;
+  :func:`derived_decision` is checked against the real run for every session
+  (``derivation_mismatches`` in the report).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import numpy as np
 from facelivenet.edge_runtime import reasons
 from facelivenet.edge_runtime.authenticate import run_session
 from facelivenet.edge_runtime.challenge import ChallengeConfig
+from facelivenet.edge_runtime.expression_baseline import DEFAULT_MARGIN
 from facelivenet.edge_runtime.face_pipeline import FacePipeline
+from facelivenet.edge_runtime.identity_evidence import IdentityRule, default_rule
 from facelivenet.edge_runtime.session import ACCEPT, PENDING, AuthSession, SessionConfig, SessionResult
 from facelivenet.edge_runtime.sources import Frame
 
@@ -41,6 +45,28 @@ log = logging.getLogger(__name__)
 OPEN_THRESHOLD = -1.0
 
 
+@dataclass(frozen=True)
+class SessionThresholds:
+    """One enrolled subject's thresholds: the identity rule and the expression margin (log-odds)."""
+
+    identity: IdentityRule
+    margin: float = DEFAULT_MARGIN
+
+    @classmethod
+    def of(cls, value: "SessionThresholds | float") -> "SessionThresholds":
+        """``value`` itself, or a single verification threshold with the runtime's defaults."""
+        return value if isinstance(value, SessionThresholds) else cls(default_rule(float(value)))
+
+    def opened(self) -> "SessionThresholds":
+        """The same expression margin with every identity check open."""
+        return SessionThresholds(IdentityRule(OPEN_THRESHOLD, OPEN_THRESHOLD, OPEN_THRESHOLD,
+                                              self.identity.window), self.margin)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"aggregate": self.identity.aggregate, "floor": self.identity.floor,
+                "continuity": self.identity.continuity, "window": self.identity.window, "margin": self.margin}
+
+
 @dataclass
 class SuiteSetup:
     """What every session shares."""
@@ -49,17 +75,22 @@ class SuiteSetup:
     renderer: Renderer
     subjects: dict[str, Subject]
     templates: dict[str, np.ndarray]
-    thresholds: dict[str, float]  # per enrolled subject
+    thresholds: dict[str, SessionThresholds | float]  # per enrolled subject (a float: one verification threshold)
     ccfg: ChallengeConfig
     expression_threshold: float
     variants: int
     fps: float = 10.0
     hold_frames: int = 3
     step_timeout_s: float = 5.0
+    session_model: str = "smooth"
 
-    def session_config(self, threshold: float) -> SessionConfig:
-        return SessionConfig(verification_threshold=threshold, expression_threshold=self.expression_threshold,
-                             hold_frames=self.hold_frames, step_timeout_s=self.step_timeout_s)
+    def session_config(self, thresholds: SessionThresholds | float) -> SessionConfig:
+        th = SessionThresholds.of(thresholds)
+        return SessionConfig(verification_threshold=th.identity.aggregate,
+                             expression_threshold=self.expression_threshold, hold_frames=self.hold_frames,
+                             step_timeout_s=self.step_timeout_s, expression_margin=th.margin,
+                             identity_floor=th.identity.floor, continuity_threshold=th.identity.continuity,
+                             continuity_window=th.identity.window)
 
     def max_frames(self, challenge: Sequence[str]) -> int:
         """Enough frames for every step to time out."""
@@ -85,22 +116,36 @@ class SessionRecord:
     open_reasons: list[str]
     open_min_identity: float | None
     detail: dict[str, Any] = field(default_factory=dict)
+    rule: dict[str, float] = field(default_factory=dict)  # SessionThresholds.to_dict() of the real run
+    identity: dict[str, Any] = field(default_factory=dict)  # the real run's identity evidence
+    open_identity: dict[str, Any] = field(default_factory=dict)  # the open run's
+    expression: dict[str, Any] = field(default_factory=dict)  # the real run's expression evidence
 
     @property
     def accepted(self) -> bool:
         return self.decision == ACCEPT
 
-    def accepted_at(self, threshold: float) -> bool:
-        """The decision at another verification threshold (see the module docstring)."""
-        return derived_decision(self.open_decision, self.open_min_identity, threshold) == ACCEPT
+    def rule_at(self, aggregate: float) -> IdentityRule:
+        """The record's identity rule with another aggregate threshold."""
+        return IdentityRule(aggregate, self.rule.get("floor", OPEN_THRESHOLD),
+                            self.rule.get("continuity", OPEN_THRESHOLD), int(self.rule.get("window", 1)))
+
+    def accepted_at(self, aggregate: float) -> bool:
+        """The decision at another aggregate threshold, floor and continuity as calibrated (module docstring)."""
+        return derived_decision(self.open_decision, self.open_identity, self.rule_at(aggregate)) == ACCEPT
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def derived_decision(open_decision: str, open_min_identity: float | None, threshold: float) -> str:
-    """The decision at ``threshold`` of a session run with the identity check open."""
-    ok = open_decision == ACCEPT and open_min_identity is not None and open_min_identity >= threshold
+def derived_decision(open_decision: str, open_identity: dict[str, Any], rule: IdentityRule) -> str:
+    """The decision under ``rule`` of a session run with the identity checks open (its evidence dict)."""
+    def at_least(key: str, threshold: float, missing_ok: bool) -> bool:
+        v = open_identity.get(key)
+        return missing_ok if v is None else v >= threshold
+
+    ok = (open_decision == ACCEPT and at_least("aggregate", rule.aggregate, False)
+          and at_least("min_score", rule.floor, False) and at_least("min_continuity", rule.continuity, True))
     return ACCEPT if ok else "reject"
 
 
@@ -116,26 +161,29 @@ def session_frames(actor: Actor, session: AuthSession, renderer: Renderer, fps: 
         yield Frame(i, i / fps, renderer.render(spec), f"frame{i:04d}")
 
 
-def run_once(setup: SuiteSetup, plan: SessionPlan, threshold: float) -> tuple[SessionResult, dict[str, Any]]:
-    """One run of ``plan`` at ``threshold`` (a fresh actor from the plan's seed)."""
-    actor, detail = build_actor(plan, setup.subjects, setup.ccfg, setup.variants)
-    session = AuthSession(setup.templates[plan.subject], plan.challenge, setup.session_config(threshold))
+def run_once(setup: SuiteSetup, plan: SessionPlan,
+             thresholds: SessionThresholds | float) -> tuple[SessionResult, dict[str, Any]]:
+    """One run of ``plan`` at ``thresholds`` (a fresh actor from the plan's seed)."""
+    actor, detail = build_actor(plan, setup.subjects, setup.ccfg, setup.variants, setup.session_model)
+    session = AuthSession(setup.templates[plan.subject], plan.challenge, setup.session_config(thresholds))
     frames = session_frames(actor, session, setup.renderer, setup.fps, setup.max_frames(plan.challenge))
     return run_session(setup.pipeline, session, frames), detail
 
 
 def run_plan(setup: SuiteSetup, plan: SessionPlan) -> SessionRecord:
-    """``plan`` at its subject's threshold and with identity open."""
-    threshold = setup.thresholds[plan.subject]
-    result, detail = run_once(setup, plan, threshold)
-    open_result, _ = run_once(setup, plan, OPEN_THRESHOLD)
+    """``plan`` at its subject's thresholds and with identity open."""
+    th = SessionThresholds.of(setup.thresholds[plan.subject])
+    result, detail = run_once(setup, plan, th)
+    open_result, _ = run_once(setup, plan, th.opened())
     record = SessionRecord(
         kind=plan.kind, index=plan.index, subject=plan.subject, attacker=plan.attacker,
-        challenge=list(plan.challenge), threshold=threshold, decision=result.decision,
+        challenge=list(plan.challenge), threshold=th.identity.aggregate, decision=result.decision,
         reasons=list(result.reasons), frames=result.frames, analysed_frames=result.analysed_frames,
         min_identity=result.min_identity, open_decision=open_result.decision,
-        open_reasons=list(open_result.reasons), open_min_identity=open_result.min_identity, detail=detail)
-    record.detail["derivation_agrees"] = record.accepted_at(threshold) == record.accepted
+        open_reasons=list(open_result.reasons), open_min_identity=open_result.min_identity, detail=detail,
+        rule=th.to_dict(), identity=result.identity, open_identity=open_result.identity,
+        expression=result.expression)
+    record.detail["derivation_agrees"] = record.accepted_at(th.identity.aggregate) == record.accepted
     if not record.detail["derivation_agrees"]:
         log.warning("%s #%d: the derived decision differs from the real run (%s)", plan.kind, plan.index,
                     ",".join(result.reasons))

@@ -14,13 +14,17 @@ from facelivenet.edge_runtime.challenge import ChallengeConfig, distinct_orders
 from facelivenet.edge_runtime.face_pipeline import FacePipeline
 from facelivenet.edge_runtime.store import TemplateStore
 
-from .calibration import enroll_subjects, loso_thresholds, still_embeddings
+from facelivenet.edge_runtime.identity_evidence import DEFAULT_WINDOW
+
+from .calibration import CalibrationRates, enroll_subjects, loso_rules, session_rule, still_outputs
 from .data import load_subjects, split_description
+from .identity import IDENTITIES, identity_pipeline
 from .memo import MemoDetector, MemoModel
 from .render import CANVAS_HW, Renderer
-from .report import det_curve, error_rates, meets_targets, open_identity_rates, replay_detail, write_report
-from .scenarios import BONA_FIDE, SESSION_TYPES, plan_sessions
-from .simulate import SuiteSetup, run_plans
+from .report import (BPCER_TARGETS, det_curve, error_rates, meets_targets, open_identity_rates, replay_detail,
+                     write_report)
+from .scenarios import BONA_FIDE, SESSION_MODELS, SESSION_TYPES, plan_sessions
+from .simulate import SessionThresholds, SuiteSetup, run_plans
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,14 @@ class SuiteConfig:
     sessions_per_type: int = FULL_SESSIONS
     variants: int = FULL_VARIANTS  # jitter variants per image and kind
     seed: int = 0
-    target_far: float = 1e-2
-    expression_threshold: float = 0.3
+    target_far: float = 1e-2  # the identity aggregate's
+    floor_far: float = 0.5
+    continuity_far: float = 0.05
+    rest_rate: float = 0.05  # the expression margin's: how often a face at rest may show a rise that large
+    continuity_window: int = DEFAULT_WINDOW
+    identity: str = "model"  # or "dlib": the diagnostic (identity.py)
+    session_model: str = "smooth"
+    expression_threshold: float = 0.3  # the old global floor: reported, no longer decides
     expressions: tuple[str, ...] = ("happy", "surprise")
     length: int = 0
     fps: float = 10.0
@@ -49,8 +59,11 @@ class SuiteConfig:
     def __post_init__(self) -> None:
         if self.sessions_per_type < 1 or self.variants < 1:
             raise ValueError("sessions per type and jitter variants must be >= 1")
-        if not 0 < self.target_far < 1:
-            raise ValueError(f"target FAR must be in (0, 1), got {self.target_far}")
+        self.rates  # validates the four rates
+        if self.identity not in IDENTITIES:
+            raise ValueError(f"unknown identity {self.identity!r}; choose from {', '.join(IDENTITIES)}")
+        if self.session_model not in SESSION_MODELS:
+            raise ValueError(f"unknown session model {self.session_model!r}; choose from {', '.join(SESSION_MODELS)}")
         if not 0 < self.expression_threshold <= 1:
             raise ValueError(f"expression threshold must be in (0, 1], got {self.expression_threshold}")
         if self.fps <= 0:
@@ -60,6 +73,13 @@ class SuiteConfig:
             raise ValueError(f"unknown session type(s) {', '.join(unknown)}; choose from {', '.join(SESSION_TYPES)}")
         # bona fide sessions always run: BPCER and the DET curve need them
         object.__setattr__(self, "types", tuple(t for t in SESSION_TYPES if t == BONA_FIDE or t in self.types))
+
+    @property
+    def rates(self) -> CalibrationRates:
+        try:
+            return CalibrationRates(self.target_far, self.floor_far, self.continuity_far, self.rest_rate)
+        except ValueError as exc:
+            raise ValueError(f"target FAR: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -73,24 +93,28 @@ def run_suite(cfg: SuiteConfig, pipeline: FacePipeline, out_dir: Path,
     start = time.perf_counter()
     model = pipeline.model
     pipeline.detector, pipeline.model = MemoDetector(pipeline.detector), MemoModel(pipeline.model)
+    judged = identity_pipeline(pipeline, cfg.identity)
     ccfg = ChallengeConfig(cfg.expressions, cfg.length)
     subjects = load_subjects(cfg.data, ccfg.expressions)
     renderer = Renderer(seed=cfg.seed)
     with tempfile.TemporaryDirectory(prefix="facelive-attacks-") as tmp, \
             TemplateStore(Path(tmp) / "templates.db") as store:
-        templates, rejected = enroll_subjects(pipeline, renderer, store, subjects)
-    embeddings, failed = still_embeddings(pipeline, renderer, subjects)
-    calib = loso_thresholds(subjects, templates, embeddings, cfg.target_far)
-    setup = SuiteSetup(pipeline, renderer, {s.name: s for s in subjects}, templates,
-                       {k: v["threshold"] for k, v in calib.items()}, ccfg, cfg.expression_threshold,
-                       cfg.variants, cfg.fps, cfg.hold_frames, cfg.step_timeout_s)
+        templates, rejected = enroll_subjects(judged, renderer, store, subjects)
+    stills = still_outputs(judged, renderer, subjects)
+    calib = loso_rules(subjects, templates, stills, ccfg.expressions, cfg.rates)
+    rules = {name: SessionThresholds(*session_rule(rule, cfg.continuity_window)) for name, rule in calib.items()}
+    setup = SuiteSetup(judged, renderer, {s.name: s for s in subjects}, templates, rules, ccfg,
+                       cfg.expression_threshold, cfg.variants, cfg.fps, cfg.hold_frames, cfg.step_timeout_s,
+                       cfg.session_model)
     plans = [p for kind in cfg.types for p in plan_sessions(kind, cfg.sessions_per_type, subjects, ccfg, cfg.seed)]
-    log.info("%d subjects enrolled; running %d sessions (%d per type)", len(subjects), len(plans),
-             cfg.sessions_per_type)
+    log.info("%d subjects enrolled; running %d sessions (%d per type), identity %s, session model %s",
+             len(subjects), len(plans), cfg.sessions_per_type, cfg.identity, cfg.session_model)
     records = run_plans(setup, plans, progress)
     rates = error_rates(records)
     orders = distinct_orders(ccfg)
-    thresholds = [v["threshold"] for v in calib.values()]
+    bpcer_target = BPCER_TARGETS[cfg.identity]
+    ranges = {kind: {"min": min(r[kind]["threshold"] for r in calib.values()),
+                     "max": max(r[kind]["threshold"] for r in calib.values())} for kind in next(iter(calib.values()))}
     summary: dict[str, Any] = {
         "sessions_per_type": cfg.sessions_per_type,
         "quick": cfg.quick,
@@ -102,23 +126,34 @@ def run_suite(cfg: SuiteConfig, pipeline: FacePipeline, out_dir: Path,
         "challenge": {"expressions": list(ccfg.expressions), "steps": ccfg.steps},
         "reasons": rates["reasons"],
         "counts": rates["counts"],
-        "meets_target": meets_targets(rates, orders),
+        "meets_target": meets_targets(rates, orders, bpcer_target),
+        "bpcer_target": bpcer_target,
+        "identity": {"name": cfg.identity, "description": IDENTITIES[cfg.identity],
+                     **({"dlib_descriptors": judged.computed} if cfg.identity == "dlib" else {})},
+        "session_model": {"name": cfg.session_model, "description": SESSION_MODELS[cfg.session_model]},
         "without_identity": open_identity_rates(records),
         "replay_detail": replay_detail(records),
         "thresholds": {
+            "method": "leave-one-subject-out: every threshold of the sessions enrolled as S is the lowest one "
+                      "whose false-accept rate on its impostor pairs of the OTHER subjects' stills is <= its "
+                      "stated rate (calibration.py); never the reported sessions, never an image of S",
+            "rates": dataclasses.asdict(cfg.rates),
+            "ranges": ranges,
+            "per_subject": calib,
             "verification": {
-                "method": "leave-one-subject-out: for sessions enrolled as S, the lowest threshold with FAR <= "
-                          "target_far on (template of U, still of V) pairs, U and V != S (genuine U == V, "
-                          "U's enrollment images excluded); never the reported sessions",
-                "target_far": cfg.target_far, "min": min(thresholds), "max": max(thresholds),
-                "per_subject": calib,
+                "method": "the identity aggregate: (template of U, neutral still of V) pairs, U and V != S",
+                "target_far": cfg.target_far, "min": ranges["aggregate"]["min"], "max": ranges["aggregate"]["max"],
+                "per_subject": {k: v["aggregate"] for k, v in calib.items()},
             },
+            "continuity_window": cfg.continuity_window,
             "expression": cfg.expression_threshold,
-            "expression_rule": "argmax == asked and p >= threshold, held for hold_frames frames",
+            "expression_rule": "log-odds rise over the session's own rest profile >= margin AND the most probable "
+                               "of the challenge's expressions, held for hold_frames frames (the global floor "
+                               "'expression' no longer decides)",
         },
         "split": split_description(subjects),
         "enrollment_rejected": rejected,
-        "stills_without_face": failed,
+        "stills_without_face": stills.failed,
         "derivation_mismatches": sum(not r.detail["derivation_agrees"] for r in records),
         "model": model.description,
         "forward_passes": pipeline.model.computed,

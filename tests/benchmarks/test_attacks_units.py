@@ -25,6 +25,7 @@ from facelivenet.benchmarks.attacks.simulate import SessionRecord, derived_decis
 from facelivenet.edge_runtime.challenge import ChallengeConfig
 from facelivenet.edge_runtime.errors import DatasetLayoutError
 from facelivenet.edge_runtime.face_model import ModelOutputs
+from facelivenet.edge_runtime.identity_evidence import IdentityRule
 
 CCFG = ChallengeConfig()
 
@@ -253,7 +254,9 @@ def _record(kind, accepted, open_accepted=None, open_min=0.9, **detail) -> Sessi
     open_accepted = accepted if open_accepted is None else open_accepted
     return SessionRecord(kind, 0, "AA", None, ["happy", "surprise"], 0.5, "accept" if accepted else "reject",
                          [] if accepted else ["CHALLENGE_TIMEOUT"], 10, 10, open_min,
-                         "accept" if open_accepted else "reject", [], open_min, detail)
+                         "accept" if open_accepted else "reject", [], open_min, detail,
+                         rule={"aggregate": 0.5, "floor": -1.0, "continuity": -1.0, "window": 1},
+                         open_identity={"aggregate": open_min, "min_score": open_min, "min_continuity": None})
 
 
 def test_wilson_interval():
@@ -283,11 +286,16 @@ def test_error_rates_targets_and_det():
     assert det["apcer"]["impostor"][at_07] == 0.0 and det["bpcer"][at_07] == 0.25
 
 
-@pytest.mark.parametrize("decision, min_identity, threshold, expected", [
-    ("accept", 0.8, 0.7, "accept"), ("accept", 0.8, 0.8, "accept"), ("accept", 0.8, 0.81, "reject"),
-    ("reject", 0.99, 0.1, "reject"), ("accept", None, -1.0, "reject")])
-def test_derived_decision(decision, min_identity, threshold, expected):
-    assert derived_decision(decision, min_identity, threshold) == expected
+# (was: one min-identity score against one threshold; now the three pieces of identity evidence)
+@pytest.mark.parametrize("decision, evidence, rule, expected", [
+    ("accept", (0.8, 0.6, 0.9), (0.7, 0.5, 0.9), "accept"), ("accept", (0.8, 0.6, 0.9), (0.8, 0.6, 0.9), "accept"),
+    ("accept", (0.8, 0.6, 0.9), (0.81, 0.5, 0.9), "reject"), ("accept", (0.8, 0.6, 0.9), (0.7, 0.61, 0.9), "reject"),
+    ("accept", (0.8, 0.6, 0.9), (0.7, 0.5, 0.91), "reject"), ("accept", (0.8, 0.6, None), (0.7, 0.5, 0.99), "accept"),
+    ("reject", (0.99, 0.99, 0.99), (0.1, 0.1, 0.1), "reject"), ("accept", (None, 0.9, 0.9), (-1.0, -1.0, -1.0), "reject")])
+def test_derived_decision(decision, evidence, rule, expected):
+    agg, low, cont = evidence
+    ev = {"aggregate": agg, "min_score": low, "min_continuity": cont}
+    assert derived_decision(decision, ev, IdentityRule(*rule)) == expected
 
 
 # ----------------------------------------------------------------------------------------------- cli

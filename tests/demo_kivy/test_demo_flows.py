@@ -60,7 +60,9 @@ def test_enroll_then_authenticate(engine):
 
 def test_another_person_is_rejected_for_identity(engine, jaffe, tmp_path):
     enroll(engine)
-    mk = write_frames(jaffe_frames(jaffe, ["MK.NE1.113"] * HOLD + ["MK.HA1.116"] * HOLD, seed=0), tmp_path / "mk")
+    # (adapted: identity is decided from the whole session, so MK performs the whole challenge as KL)
+    names = ["MK.NE1.113"] * HOLD + ["MK.HA1.116"] * HOLD + ["MK.NE1.113"] * HOLD + ["MK.SU1.122"] * HOLD
+    mk = write_frames(jaffe_frames(jaffe, names, seed=0), tmp_path / "mk")
     engine.apply(engine.settings.replace(source=(str(mk),)))
     out = finish(engine.authenticate("KL")[0]).outcome
     assert out["decision"] == "reject" and out["reasons"] == [reasons.IDENTITY_MISMATCH], out
