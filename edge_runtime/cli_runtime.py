@@ -310,10 +310,12 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
     p = _parser(sub, "auth", "authenticate a user: identity + a random expression challenge, on live frames", """\
         Draw a random challenge from --challenge (default happy,surprise; neutral
         comes before each expression), then judge the frames of --source: exactly
-        one face, the same face throughout, the enrolled identity on EVERY
-        analysed frame, and each asked expression held for --hold-frames frames
-        before its --step-timeout. Prints the decision with reason codes and
-        per-step timings; exits 0 on accept, 4 on reject.
+        one face, the same face throughout, identity from the whole session (the
+        face at rest against the template, every frame close to the previous one
+        and above a floor), and each asked expression, risen over the person's
+        own face at rest, held for --hold-frames frames before its --step-timeout.
+        Prints the decision with reason codes, per-step timings and the evidence;
+        exits 0 on accept, 4 on reject.
 
         --source: a camera index (0), a video file, a folder of frames (read in
         name order at --fps) or frame files. --fixed-order and --seed exist for

@@ -9,7 +9,9 @@ over the frames that held the neutral steps), and a challenge expression is
 SHOWN on a frame when
 
 - its log-odds rose by at least ``margin`` over that rest profile, and
-- it is the most probable of the challenge's expressions on that frame.
+- it rose more than any other of the challenge's expressions (it beats
+  them relative to the same face at rest: a surprised face that the
+  classifier also reads a little happier than at rest still shows surprise).
 
 Log-odds, not probabilities: they do not saturate, so a rise from 0.94 to
 0.99 (+1.8) counts like one from 0.05 to 0.25 (+1.8), whatever the person's
@@ -78,13 +80,13 @@ class ExpressionBaseline:
         return {label: float(v) for label, v in zip(self.labels, lo - ref)}
 
     def shown(self, probs: np.ndarray, reference: np.ndarray | None = None) -> str | None:
-        """The challenge expression shown on this frame (rose by the margin AND beats the others), else None."""
-        p = np.asarray(probs)[self._idx]
-        top = int(np.argmax(p))
-        if len(p) > 1 and np.sum(p == p[top]) > 1:  # a tie beats nobody
+        """The challenge expression shown on this frame (rose by the margin AND more than the others), else None."""
+        rises = self.rises(probs, reference)
+        values = np.array([rises[label] for label in self.labels])
+        top = int(np.argmax(values))
+        if np.sum(values == values[top]) > 1:  # a tie beats nobody
             return None
-        rise = self.rises(probs, reference)[self.labels[top]]
-        return self.labels[top] if rise >= self.margin else None
+        return self.labels[top] if values[top] >= self.margin else None
 
     def reference_of(self, frames: Sequence[np.ndarray]) -> np.ndarray | None:
         """Mean log-odds of the challenge expressions over ``frames`` (None when empty)."""

@@ -16,7 +16,7 @@ IDENTITY_MISMATCH.
 Expressions (:mod:`.expression_baseline`) are judged against the person's
 own face at rest: the frames that held the neutral steps make the rest
 profile, and an expression is SHOWN when its log-odds rose by the margin over
-that profile and it beats the challenge's other expressions. The asked
+that profile and more than the challenge's other expressions rose. The asked
 expression shown on ``hold_frames`` consecutive analysed frames passes the
 step. A neutral step holds while no challenge expression is shown (the first
 one, before any profile exists, while the face is steady); its held frames

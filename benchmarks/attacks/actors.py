@@ -36,7 +36,7 @@ SamePerson = Callable[[str, str], bool]
 TRANSITION_FRAMES = 4  # 0.4 s at 10 fps: a face's change between two expressions
 NOD_PX = 2.0  # the head's small motion during a transition (down and back), pixels
 SMOOTH = (f"smooth: each change of a person's own face is a {TRANSITION_FRAMES}-frame cross-fade of the two "
-          f"stills with a nod of up to {NOD_PX:g} px; live jitter on every other frame")
+          f"stills with a nod of up to {NOD_PX:g} px; live jitter as before on the frames between transitions")
 CUTS = "cuts: each change of face is a one-frame cut from one still to the next; live jitter on every frame"
 
 

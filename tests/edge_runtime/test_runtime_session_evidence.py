@@ -167,10 +167,15 @@ def test_a_photo_at_rest_never_rises():
     assert r.reasons == [reasons.CHALLENGE_TIMEOUT] and r.expression["margins"] == [pytest.approx(0.0, abs=1e-6)]
 
 
-def test_an_expression_must_beat_the_other_challenge_expressions():
-    both = {"happy": 0.45, "surprise": 0.5}  # happy rose, but surprise is higher: surprise is what is shown
+def test_an_expression_must_rise_more_than_the_other_challenge_expressions():
+    both = {"happy": 0.45, "surprise": 0.5}  # both rose from 0.03; surprise rose more: surprise is what is shown
     r = run([frame("neutral")] * 2 + [frame(both)] * 8, challenge=("happy", "surprise")).result()
     assert r.reasons == [reasons.WRONG_EXPRESSION] and r.steps[1].expected == "happy" and not r.steps[1].passed
+    # beaten relative to the same face at rest: this face reads 0.3 surprise at rest, so a smile that the
+    # classifier reads 0.3 happy / 0.4 surprise is happy (happy rose +3.0 log-odds, surprise +0.4)
+    rest = {"surprise": 0.3, "happy": 0.02}
+    s = run([frame(rest)] * 2 + [frame({"happy": 0.3, "surprise": 0.4})] * 2, challenge=("happy", "surprise"))
+    assert s.steps[1].expected == "happy" and s.steps[1].passed
     # only the challenge's expressions compete: fear above happy does not stop happy from counting
     s = run([frame("neutral")] * 2 + [frame({"happy": 0.45, "fear": 0.5})] * 2, challenge=("happy",))
     assert s.status == "accept"
