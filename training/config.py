@@ -76,6 +76,10 @@ class DataConfig:
     # Paths are absolute or relative to the data root (--data / $FACELIVE_DATA).
     identity_root: str = ""  # generic ROOT/<identity>/*.jpg (CASIA-WebFace, MS1M style)
     lfw_root: str = ""  # LFW folder (images/ + people.txt); used instead of identity_root
+    # More identity folders (ROOT/<identity>/*.jpg) trained on together with the LFW / identity_root
+    # people, e.g. idfaces/images; each folder's people are separate classes.
+    identity_roots: tuple[str, ...] = ()
+    identity_upscale: int = 0  # enlarge smaller identity images to this shorter side before detection (idfaces: 112 px)
     lfw_folds: tuple[int, ...] = ()  # 1-based folds of people.txt to train on (empty: all)
     identity_align: Literal["detect", "center_crop"] = "detect"
     min_images_per_identity: int = 1
@@ -97,6 +101,7 @@ class DataConfig:
     teacher: Literal["", "dlib"] = ""  # Stage 1 distillation teacher (training/teacher.py)
     teacher_workers: int = 1  # processes computing the teacher's descriptors (once; then cached)
     teacher_centre: bool = True  # distil toward mean-centred descriptors (training/teacher.py: centre_descriptors)
+    teacher_views: int = 1  # 2: also the mirrored face's descriptor, the target when augmentation flips the crop
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,11 @@ class TrainConfig:
     init_checkpoint: str = ""  # start from these weights (e.g. Stage 2 on a Stage 1 model)
     seed: int = 0
     amp: bool = True  # used on CUDA only
+    # CPU speed (facelive-train throughput measures each): bf16 autocast needs AVX-512 BF16 / AMX to pay
+    # off; channels_last suits oneDNN's convolutions; threads 0 keeps torch's own choice.
+    cpu_bf16: bool = False
+    channels_last: bool = False
+    threads: int = 0
     log_every: int = 20
     checkpoint_every: int = 200  # optimiser steps between resumable checkpoints
 

@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -27,6 +28,7 @@ from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.manifest import sha256_file
+from facelivenet.edge_runtime.photo_align import upscale_for_detection
 
 from .data.face_cache import cache_root
 from facelivenet.edge_runtime.progress import progress as show_progress
@@ -68,50 +70,69 @@ class DlibTeacher:
 
     def describe(self, image_bgr: np.ndarray, box: np.ndarray) -> np.ndarray:
         """128-d descriptor (float32) of the face in ``box`` (x, y, w, h)."""
+        return self.describe_views(image_bgr, box, views=1)[0]
+
+    def describe_views(self, image_bgr: np.ndarray, box: np.ndarray, views: int = 2) -> np.ndarray:
+        """(views, 128) descriptors of the face in ``box``: the face chip, then (views=2) its mirror image.
+
+        The mirrored chip is what the student sees when training flips the crop, so the flip
+        augmentation gets its own target for one more teacher pass (no second landmark fit).
+        """
+        if views not in (1, 2):
+            raise ValueError(f"views must be 1 (plain) or 2 (plain + mirrored), got {views}")
         rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
         x, y, w, h = (float(v) for v in box)
         rect = self._dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h)))
         shape = self._shape(rgb, rect)
         chip = self._dlib.get_face_chip(rgb, shape, size=150, padding=0.25)
-        return np.asarray(self._net.compute_face_descriptor(chip), dtype=np.float32)
+        chips = [chip] if views == 1 else [chip, np.ascontiguousarray(chip[:, ::-1])]
+        return np.stack([np.asarray(self._net.compute_face_descriptor(c), dtype=np.float32) for c in chips])
 
 
 def centre_descriptors(targets: np.ndarray) -> tuple[np.ndarray, dict]:
     """Teacher descriptors minus their mean over the described rows, L2-normalised (zero rows stay zero).
 
+    ``targets`` is (N, 128) or (N, views, 128); the mean is taken over every described view.
+
     dlib's descriptors share a large common component: two random people's raw descriptors
     have a cosine of about 0.84 (0.0 once centred, measured on LFW folds 2-10), so pulling a
     student toward the raw ones teaches mostly that shared direction, not who is who.
     """
-    valid = np.abs(targets).sum(1) > 0
+    shape = targets.shape
+    flat = targets.reshape(-1, shape[-1])  # (N, 128) or (N, views, 128): every view shares one mean
+    valid = np.abs(flat).sum(1) > 0
     if not valid.any():
         return targets, {"centred": False}
-    mean = targets[valid].mean(0)
-    out = np.zeros_like(targets)
-    centred = targets[valid] - mean
+    mean = flat[valid].mean(0)
+    out = np.zeros_like(flat)
+    centred = flat[valid] - mean
     out[valid] = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
-    return out, {"centred": True, "mean_norm": round(float(np.linalg.norm(mean)), 4)}
+    return out.reshape(shape), {"centred": True, "mean_norm": round(float(np.linalg.norm(mean)), 4)}
 
 
 _worker_state: dict = {}
 
 
-def _init_worker(detector_path: str) -> None:
-    _worker_state["teacher"] = DlibTeacher()
-    _worker_state["detector"] = YuNetDetector(detector_path)
+def _init_worker(detector_path: str, upscale_to: int, views: int) -> None:
+    _worker_state.update(teacher=DlibTeacher(), detector=YuNetDetector(detector_path), upscale_to=upscale_to, views=views)
 
 
 def _describe_in_worker(paths: Sequence[str]) -> tuple[np.ndarray, int]:
-    return _describe_paths(paths, _worker_state["teacher"], _worker_state["detector"])
+    w = _worker_state
+    return _describe_paths(paths, w["teacher"], w["detector"], w["upscale_to"], w["views"])
 
 
-def _describe_paths(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetDetector) -> tuple[np.ndarray, int]:
-    """Descriptors of ``paths`` (zero rows where no usable face), and how many had none."""
-    out = np.zeros((len(paths), TEACHER_DIM), dtype=np.float32)
+def _describe_paths(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetDetector, upscale_to: int = 0,
+                    views: int = 1) -> tuple[np.ndarray, int]:
+    """(n, views, 128) descriptors of ``paths`` (zero where no usable face), and how many had none.
+
+    With ``upscale_to`` a small image is enlarged first, exactly as the face cache aligns it.
+    """
+    out = np.zeros((len(paths), views, TEACHER_DIM), dtype=np.float32)
     missing = 0
     for i, path in enumerate(paths):
         try:
-            image = read_image(path)
+            image = upscale_for_detection(read_image(path), upscale_to)
         except FaceLiveError as exc:
             log.warning("teacher: skipping %s", exc)
             missing += 1
@@ -120,8 +141,26 @@ def _describe_paths(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetD
         if face is None:
             missing += 1
             continue
-        out[i] = teacher.describe(image, face.box)
+        out[i] = teacher.describe_views(image, face.box, views)
     return out, missing
+
+
+def _cache_entry(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetDetector, cache_dir, upscale_to: int,
+                 views: int) -> Path:
+    h = hashlib.sha256(f"{teacher.model_sha256}:{sha256_file(detector.model_path)}".encode())
+    if upscale_to or views != 1:  # only when set, so entries built before these options keep their keys
+        h.update(f":upscale={upscale_to}:views={views}".encode())
+    for p in paths:
+        h.update(os.path.abspath(p).encode() + b"\0")
+    return cache_root(cache_dir) / "teacher" / f"{h.hexdigest()[:16]}.npy"
+
+
+def _save_atomic(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".teacher-", suffix=".npy", dir=path.parent)
+    os.close(fd)
+    np.save(tmp, array)
+    os.replace(tmp, path)
 
 
 def teacher_embeddings(
@@ -130,31 +169,42 @@ def teacher_embeddings(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     workers: int = 1,
+    upscale_to: int = 0,
+    views: int = 1,
 ) -> np.ndarray:
-    """Teacher descriptors for ``paths`` (N, 128); rows of images without a usable face are zero.
+    """Teacher descriptors for ``paths``: (N, 128), or (N, views, 128) when ``views`` > 1 (plain, mirrored).
 
-    Cached in ``<cache>/teacher/<key>.npy`` keyed by the image list, the detector
-    and the teacher's weights, so it is computed once. ``workers`` > 1 splits the
-    list over that many processes (dlib runs one face at a time per process).
+    Rows of images without a usable face are zero. Cached in ``<cache>/teacher/<key>.npy``
+    keyed by the image list, the detector, the teacher's weights, ``upscale_to`` and
+    ``views``, so it is computed once. Finished chunks are kept in ``<key>.parts/`` until
+    the whole list is done, so a run cut short (a session's end) resumes where it stopped.
+    ``workers`` > 1 splits the list over that many processes (dlib runs one face at a time).
     """
     teacher = DlibTeacher()
     detector = YuNetDetector(detector_path)
-    h = hashlib.sha256(f"{teacher.model_sha256}:{sha256_file(detector.model_path)}".encode())
-    for p in paths:
-        h.update(os.path.abspath(p).encode() + b"\0")
-    entry = cache_root(cache_dir) / "teacher" / f"{h.hexdigest()[:16]}.npy"
+    entry = _cache_entry(paths, teacher, detector, cache_dir, upscale_to, views)
     if entry.is_file():
         log.info("teacher cache hit %s", entry)
         return np.load(entry)
+    parts_dir = entry.with_suffix(".parts")
     chunk = 64
     chunks = [list(paths[i:i + chunk]) for i in range(0, len(paths), chunk)]
-    parts: list[np.ndarray] = []
-    missing = 0
-    if workers <= 1:
-        for c in show_progress(chunks, progress, "teacher descriptors", unit="chunk"):
-            out, miss = _describe_paths(c, teacher, detector)
-            parts.append(out)
-            missing += miss
+    parts: dict[int, np.ndarray] = {}
+    for k in range(len(chunks)):
+        done = parts_dir / f"{k:06d}.npy"
+        if done.is_file():
+            parts[k] = np.load(done)
+    todo = [k for k in range(len(chunks)) if k not in parts]
+    if parts:
+        log.info("teacher: %d of %d chunks already described in %s", len(parts), len(chunks), parts_dir)
+
+    def keep(k: int, out: np.ndarray) -> None:
+        parts[k] = out
+        _save_atomic(out, parts_dir / f"{k:06d}.npy")
+
+    if workers <= 1 or len(todo) <= 1:
+        for k in show_progress(todo, progress, "teacher descriptors", unit="chunk"):
+            keep(k, _describe_paths(chunks[k], teacher, detector, upscale_to, views)[0])
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -162,16 +212,18 @@ def teacher_embeddings(
         # spawn, not fork: the parent may already run threads (OpenCV, onnxruntime, JAX via LiteRT)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(str(detector.model_path),)) as pool:
-            for out, miss in show_progress(pool.map(_describe_in_worker, chunks), progress, "teacher descriptors",
-                                           unit="chunk", total=len(chunks)):
-                parts.append(out)
-                missing += miss
-    out = np.concatenate(parts) if parts else np.zeros((0, TEACHER_DIM), dtype=np.float32)
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".teacher-", suffix=".npy", dir=entry.parent)
-    os.close(fd)
-    np.save(tmp, out)
-    os.replace(tmp, entry)
-    log.info("teacher descriptors for %d images (%d without a face) cached in %s", len(paths), missing, entry)
+                                 initargs=(str(detector.model_path), upscale_to, views)) as pool:
+            results = pool.map(_describe_in_worker, [chunks[k] for k in todo])
+            for k, (out, _) in zip(todo, show_progress(results, progress, "teacher descriptors", unit="chunk",
+                                                        total=len(todo))):
+                keep(k, out)
+    out = (np.concatenate([parts[k] for k in range(len(chunks))]) if chunks
+           else np.zeros((0, views, TEACHER_DIM), dtype=np.float32))
+    if views == 1:
+        out = out[:, 0]
+    _save_atomic(out, entry)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    missing = int((np.abs(out.reshape(len(out), -1)).sum(1) == 0).sum())
+    log.info("teacher descriptors for %d images (%d without a face, %d views) cached in %s", len(paths), missing,
+             views, entry)
     return out

@@ -79,3 +79,25 @@ def test_dlib_teacher_separates_people_on_real_faces(data_root, detector_path, t
     # two worker processes give the same descriptors, row for row (a fresh cache folder: no hit)
     split = teacher_embeddings(paths, detector_path, tmp_path / "workers", progress=False, workers=2)
     assert np.array_equal(split, emb)
+
+
+def test_dlib_teacher_mirrored_view_and_resumable_chunks(data_root, detector_path, tmp_path):
+    pytest.importorskip("dlib", reason="the dlib teacher is not installed (facelivenet[teacher])")
+    from facelivenet.edge_runtime.detection import YuNetDetector
+    from facelivenet.training import teacher as teacher_mod
+
+    lfw = data_root / "lfw" / "images"
+    paths = [str(p) for p in sorted((lfw / "Abel_Pacheco").glob("*.jpg"))[:2]]
+    plain = teacher_mod.teacher_embeddings(paths, detector_path, tmp_path / "one", progress=False)
+    both = teacher_mod.teacher_embeddings(paths, detector_path, tmp_path / "two", progress=False, views=2)
+    assert both.shape == (2, 2, 128)
+    assert np.allclose(both[:, 0], plain, atol=1e-6)  # view 0 is the plain descriptor
+    assert np.linalg.norm(both[0, 0] - both[0, 1]) < 0.6  # the mirrored face is still the same person
+    assert not np.allclose(both[:, 0], both[:, 1])
+    # a run cut short keeps its finished chunks: a stored chunk is used, not computed again
+    entry = teacher_mod._cache_entry(paths, teacher_mod.DlibTeacher(), YuNetDetector(detector_path),
+                                     tmp_path / "cut", 0, 2)
+    marker = np.full((2, 2, 128), 0.25, dtype=np.float32)
+    teacher_mod._save_atomic(marker, entry.with_suffix(".parts") / "000000.npy")
+    resumed = teacher_mod.teacher_embeddings(paths, detector_path, tmp_path / "cut", progress=False, views=2)
+    assert np.array_equal(resumed, marker) and entry.is_file() and not entry.with_suffix(".parts").exists()

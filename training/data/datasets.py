@@ -14,29 +14,39 @@ from torch.utils.data import Dataset, Sampler
 from facelivenet.edge_runtime.preprocess import PreprocessConfig, normalize
 
 
-def augment_crop(crop: np.ndarray, rng: np.random.Generator, pad: int, flip: bool) -> np.ndarray:
-    """Random translation by up to ``pad`` pixels (edge-replicated) and a horizontal flip."""
+def augment_params(seed: int, epoch: int, index: int, pad: int, flip: bool) -> tuple[int, int, bool]:
+    """(dy, dx, mirrored) of one image's augmentation, seeded by (seed, epoch, index) alone."""
+    rng = np.random.default_rng([seed, epoch, int(index)])
+    dy = dx = pad
     if pad > 0:
-        s = crop.shape[0]
-        padded = np.pad(crop, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        y, x = rng.integers(0, 2 * pad + 1, size=2)
-        crop = padded[y : y + s, x : x + s]
-    if flip and rng.random() < 0.5:
-        crop = crop[:, ::-1]
-    return np.ascontiguousarray(crop)
+        dy, dx = (int(v) for v in rng.integers(0, 2 * pad + 1, size=2))
+    return dy, dx, bool(flip and rng.random() < 0.5)
+
+
+def already_batched(batch):
+    """DataLoader ``collate_fn`` for datasets whose ``__getitems__`` returns a finished batch."""
+    return batch
 
 
 class FaceCropDataset(Dataset):
-    """(tensor, label) pairs from uint8 crops. Augmentation is seeded by (seed, epoch, index),
-    so it is identical across workers, ranks and resumed runs."""
+    """(tensor, label[, target]) from uint8 crops. Augmentation is seeded by (seed, epoch, index),
+    so it is identical across workers, ranks and resumed runs.
+
+    ``targets`` are per-image vectors (teacher descriptors), (N, D) or (N, 2, D) with the
+    mirrored face's vector second: a flipped crop gets the mirrored target.
+    ``__getitems__`` builds a whole batch at once (one gather, one pad, one normalise): the
+    same tensors as stacking ``__getitem__``, several times faster (``facelive-train throughput``).
+    """
 
     def __init__(self, crops: np.ndarray, labels: np.ndarray, cfg: PreprocessConfig,
                  augment: bool = False, pad: int = 8, flip: bool = True, seed: int = 0,
                  targets: np.ndarray | None = None):
         if len(crops) != len(labels) or (targets is not None and len(targets) != len(labels)):
             raise ValueError(f"{len(crops)} crops, {len(labels)} labels, {None if targets is None else len(targets)} targets")
+        if targets is not None and targets.ndim == 3 and targets.shape[1] != 2:
+            raise ValueError(f"targets with views must be (N, 2, D) (plain, mirrored), got {targets.shape}")
         self.crops, self.labels, self.cfg = crops, np.asarray(labels, dtype=np.int64), cfg
-        self.targets = targets  # optional per-image vectors (teacher descriptors), returned third
+        self.targets = targets
         self.augment, self.pad, self.flip, self.seed = augment, pad, flip, seed
         self.epoch = 0
 
@@ -46,15 +56,53 @@ class FaceCropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.crops)
 
+    def _target(self, i: int, mirrored: bool) -> np.ndarray:
+        t = self.targets[i]
+        if t.ndim == 2:  # (views, D)
+            t = t[1] if mirrored else t[0]
+        return np.asarray(t, dtype=np.float32)
+
     def __getitem__(self, i: int):
         crop = self.crops[i]
+        if crop.shape[-1] == 1:
+            crop = np.repeat(crop, 3, axis=2)
+        mirrored = False
         if self.augment:
-            rng = np.random.default_rng([self.seed, self.epoch, int(i)])
-            crop = augment_crop(crop, rng, self.pad, self.flip)
+            dy, dx, mirrored = augment_params(self.seed, self.epoch, i, self.pad, self.flip)
+            if self.pad > 0:
+                s, p = crop.shape[0], self.pad
+                crop = np.pad(crop, ((p, p), (p, p), (0, 0)), mode="edge")[dy : dy + s, dx : dx + s]
+            if mirrored:
+                crop = crop[:, ::-1]
+            crop = np.ascontiguousarray(crop)
         x = torch.from_numpy(normalize(crop, self.cfg)[0])
         if self.targets is None:
             return x, int(self.labels[i])
-        return x, int(self.labels[i]), torch.from_numpy(np.asarray(self.targets[i], dtype=np.float32))
+        return x, int(self.labels[i]), torch.from_numpy(self._target(i, mirrored))
+
+    def __getitems__(self, indices: list[int]):
+        """One finished batch (x, y[, targets]) for ``indices`` (collate with :func:`already_batched`)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        crops = np.asarray(self.crops[idx])  # one gather (also from a memmap'd cache)
+        if crops.shape[-1] == 1:  # a grey cache read as stored: the model takes three equal channels
+            crops = np.repeat(crops, 3, axis=3)
+        mirrored = np.zeros(len(idx), dtype=bool)
+        if self.augment:
+            params = [augment_params(self.seed, self.epoch, int(i), self.pad, self.flip) for i in idx]
+            s, p = crops.shape[1], self.pad
+            if p > 0:
+                padded = np.pad(crops, ((0, 0), (p, p), (p, p), (0, 0)), mode="edge")
+                crops = np.stack([padded[k, dy : dy + s, dx : dx + s] for k, (dy, dx, _) in enumerate(params)])
+            mirrored = np.array([m for _, _, m in params], dtype=bool)
+            crops[mirrored] = crops[mirrored, :, ::-1]
+        x = torch.from_numpy(normalize(crops, self.cfg))
+        y = torch.from_numpy(self.labels[idx])
+        if self.targets is None:
+            return x, y
+        t = np.asarray(self.targets[idx], dtype=np.float32)
+        if t.ndim == 3:
+            t = np.where(mirrored[:, None], t[:, 1], t[:, 0])
+        return x, y, torch.from_numpy(np.ascontiguousarray(t))
 
 
 class EpochBatchSampler(Sampler[list[int]]):

@@ -48,21 +48,25 @@ def read_identity_folders(
     include: set[str] | None = None,
     min_images: int = 1,
     max_identities: int = 0,
-) -> tuple[list[ImageRecord], list[str]]:
+    count_skipped: bool = False,
+) -> tuple[list[ImageRecord], list[str]] | tuple[list[ImageRecord], list[str], int]:
     """``root/<identity>/*.jpg`` (CASIA-WebFace, MS1M, LFW's images/) -> records and class names.
 
     ``include`` keeps only those identities (e.g. the people of some LFW folds);
     identities with fewer than ``min_images`` images are dropped; ``max_identities``
-    keeps the first N (sorted) for quick runs.
+    keeps the first N (sorted) for quick runs. With ``count_skipped`` a third value is
+    returned: how many identities had too few images.
     """
     layout = "ROOT/<identity>/<image>.jpg (one folder per person)"
     root = _require_dir(root, layout)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and (include is None or p.name in include))
     names: list[str] = []
     records: list[ImageRecord] = []
+    too_few = 0
     for folder in folders:
         images = _images_in(folder)
         if len(images) < min_images:
+            too_few += 1
             continue
         if max_identities and len(names) >= max_identities:
             break
@@ -75,8 +79,9 @@ def read_identity_folders(
             + (f" among {len(include)} requested identities" if include is not None else "")
             + f"; expected layout: {layout}"
         )
-    log.info("identity folders %s: %d identities, %d images", root, len(names), len(records))
-    return records, names
+    log.info("identity folders %s: %d identities, %d images (%d with fewer than %d images skipped)", root, len(names),
+             len(records), too_few, min_images)
+    return (records, names, too_few) if count_skipped else (records, names)
 
 
 def read_expression_folders(root: str | Path, name_filter: str = "") -> list[ImageRecord]:

@@ -97,40 +97,116 @@ def expression_alignment(data: DataConfig) -> dict:
     return out
 
 
-def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int = 0,
-                  augment: bool = True, progress: bool = True) -> StageData:
-    """Stage 1 data: LFW (``lfw_root`` + ``lfw_folds``) or generic identity folders, detected and aligned."""
-    include = None
+@dataclass
+class _IdentitySource:
+    """One folder of identity sub-folders, listed, with its cache name and how to read it."""
+
+    key: str  # DATASET_TERMS key
+    cache_name: str
+    images_root: Path
+    records: list[ImageRecord]
+    names: list[str]
+    extra: dict
+
+
+def _identity_sources(data: DataConfig, root: Path | None) -> list[_IdentitySource]:
+    """LFW (``lfw_root`` + ``lfw_folds``) or ``identity_root``, then every ``identity_roots`` folder."""
+    listed: list[tuple[str, str, Path, set[str] | None, dict]] = []
     if data.lfw_root:
         lfw = resolve(data.lfw_root, root)
         folds = data.lfw_folds or tuple(range(1, 11))
-        include = _lfw_people(lfw, folds)
-        images_root, key, extra = lfw / "images", "lfw", {"lfw_folds": list(folds)}
+        listed.append(("lfw", "lfw", lfw / "images", _lfw_people(lfw, folds), {"lfw_folds": list(folds)}))
     elif data.identity_root:
-        images_root, key, extra = resolve(data.identity_root, root), "identity_folders", {}
-    else:
-        raise DatasetLayoutError("stage 1 needs data.lfw_root (LFW with people.txt) or data.identity_root (ROOT/<identity>/*.jpg)")
-    records, names = read_identity_folders(images_root, include, data.min_images_per_identity, data.max_identities)
-    source = data.identity_align
-    targets = None
-    if data.teacher == "dlib":
-        from ..teacher import DlibTeacher, teacher_embeddings
+        listed.append(("identity_folders", "identity", resolve(data.identity_root, root), None, {}))
+    for extra_root in data.identity_roots:
+        folder = resolve(extra_root, root)
+        listed.append(("identity_folders", _cache_name(folder), folder, None, {"identity_root": extra_root}))
+    if not listed:
+        raise DatasetLayoutError("stage 1 needs data.lfw_root (LFW with people.txt), data.identity_root or "
+                                 "data.identity_roots (ROOT/<identity>/*.jpg)")
+    out = []
+    for key, cache_name, images_root, include, extra in listed:
+        records, names, few = read_identity_folders(images_root, include, data.min_images_per_identity,
+                                                    data.max_identities, count_skipped=True)
+        out.append(_IdentitySource(key, cache_name, images_root, records, names,
+                                   {**extra, "identities_below_min_images": few}))
+    return out
 
-        targets = teacher_embeddings([r.path for r in records], data.detector or None, data.cache_dir or None, progress,
-                                     workers=data.teacher_workers)
-        extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(targets).sum(1) > 0).sum())}
+
+def _cache_name(folder: Path) -> str:
+    """A readable cache-entry prefix for an identity folder (``idfaces/images`` -> ``idfaces``)."""
+    parts = [p for p in folder.parts if p not in ("images", "/")]
+    return (parts[-1] if parts else "identity").replace(" ", "_")
+
+
+def _source_targets(src: _IdentitySource, data: DataConfig, progress: bool) -> np.ndarray | None:
+    if data.teacher != "dlib":
+        return None
+    from ..teacher import teacher_embeddings
+
+    return teacher_embeddings([r.path for r in src.records], data.detector or None, data.cache_dir or None, progress,
+                              workers=data.teacher_workers, upscale_to=data.identity_upscale, views=data.teacher_views)
+
+
+def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int = 0,
+                  augment: bool = True, progress: bool = True) -> StageData:
+    """Stage 1 data: every configured identity source, detected and aligned, one class per person per source.
+
+    Unusable images (unreadable, no face) and people with too few images are skipped and
+    counted in the provenance, per source.
+    """
+    sources = _identity_sources(data, root)
+    all_records: list[ImageRecord] = []
+    all_names: list[str] = []
+    crops, status, paths, targets = [], [], [], []
+    per_source = []
+    for src in sources:
+        offset = len(all_names)
+        prefix = "" if len(sources) == 1 else f"{src.cache_name}/"
+        all_names += [prefix + n for n in src.names]
+        all_records += [ImageRecord(r.path, r.label + offset, r.group) for r in src.records]
+        faces = load_or_build(src.cache_name, [r.path for r in src.records], pre, data.identity_align,
+                              data.detector or None, data.cache_dir or None, progress=progress,
+                              upscale_to=data.identity_upscale)
+        crops.append(faces.crops)
+        status += faces.status
+        paths += faces.paths
+        src_targets = _source_targets(src, data, progress)
+        if src_targets is not None:
+            targets.append(src_targets)
+        title, terms = DATASET_TERMS[src.key]
+        per_source.append({"dataset": title, "terms": terms, "root": str(src.images_root), "identities": len(src.names),
+                           "images_listed": len(src.records), "status_counts": faces.counts(), **src.extra})
+    faces = AlignedFaces(np.concatenate(crops), paths, status)
+    extra: dict = {}
+    stacked = None
+    if targets:
+        from ..teacher import DlibTeacher, centre_descriptors
+
+        stacked = np.concatenate(targets)
+        flat = stacked.reshape(len(stacked), -1)
+        extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(flat).sum(1) > 0).sum()),
+                            "views": data.teacher_views}
         if data.teacher_centre:
-            from ..teacher import centre_descriptors
-
-            targets, how = centre_descriptors(targets)
+            stacked, how = centre_descriptors(stacked)
             extra["teacher"].update(how)
-    faces = load_or_build(key, [r.path for r in records], pre, source, data.detector or None, data.cache_dir or None,
-                          progress=progress)
-    ds, kept, stats = _build(key, records, faces, pre, data, root, augment, seed, targets)
-    used = sorted({names[int(l)] for l in ds.labels})
-    title, terms = DATASET_TERMS[key]
-    prov = {"dataset": title, "terms": terms, "root": str(images_root), "identities": len(used), "align": source, **extra, **stats}
-    return StageData(ds, names, kept, prov)
+    key = sources[0].key if len(sources) == 1 else "identity_folders"
+    ds, kept, stats = _build(key, all_records, faces, pre, data, root, augment, seed, stacked)
+    used = sorted({all_names[int(l)] for l in ds.labels})
+    if len(sources) == 1:
+        src = sources[0]
+        prov = {"dataset": per_source[0]["dataset"], "terms": per_source[0]["terms"], "root": str(src.images_root),
+                "identities": len(used), "align": data.identity_align, **src.extra, **extra, **stats}
+    else:
+        prov = {"dataset": " + ".join(p["dataset"] if p["dataset"] != "identity folders" else p["root"]
+                                      for p in per_source),
+                "terms": "; ".join(dict.fromkeys(p["terms"] for p in per_source)),
+                "identities": len(used), "align": data.identity_align, "upscale_to": data.identity_upscale,
+                "sources": per_source, **extra, **stats}
+        lfw_folds = [f for src in sources for f in src.extra.get("lfw_folds", [])]
+        if lfw_folds:  # where evaluation looks for the LFW people a checkpoint trained on
+            prov["lfw_folds"] = lfw_folds
+    return StageData(ds, all_names, kept, prov)
 
 
 def expression_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int = 0,

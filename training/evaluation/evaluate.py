@@ -273,6 +273,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"auth (JAFFE, {r['pairs']} pairs): Acc_verif {r['acc_verif']:.4f}, Acc_expre "
                          f"{r['acc_expre']:.4f}, Acc_live {r['acc_live']:.4f}, Acc_g {r['acc_g']:.4f}")
+            if ap := r.get("all_pairs_verification"):
+                lines.append(f"JAFFE all pairs ({ap['genuine_pairs']} same-subject, {ap['impostor_pairs']} "
+                             f"different): ROC AUC {ap['roc_auc']:.4f}, TAR@FAR=1e-2 {ap['tar_at_far']['1e-2']['tar']:.4f}, "
+                             f"TAR@FAR=1e-3 {ap['tar_at_far']['1e-3']['tar']:.4f}")
     lines.append(f"report: {result['out']}")
     return lines
 

@@ -67,9 +67,13 @@ def required_files(lfw_root: Path) -> list[Path]:
 def trained_people(trained_on: dict[str, Any], lfw_root: Path) -> tuple[set[str], bool]:
     """(names the checkpoint's Stage 1 trained on, whether the checkpoint records them)."""
     stage1 = (trained_on or {}).get("stage1") or {}
-    names = set(stage1.get("classes") or [])
+    # a Stage 1 on several identity folders names its classes "<source>/<person>"
+    names = {str(n).rsplit("/", 1)[-1] for n in stage1.get("classes") or []}
     known = "classes" in stage1 and stage1.get("classes") is not None
-    folds = (stage1.get("provenance") or {}).get("lfw_folds") or []
+    prov = stage1.get("provenance") or {}
+    folds = list(prov.get("lfw_folds") or [])
+    for source in prov.get("sources") or []:
+        folds += source.get("lfw_folds") or []
     if folds:
         people = fold_people(lfw_root)
         for f in folds:

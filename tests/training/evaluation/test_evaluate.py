@@ -121,6 +121,13 @@ def test_smoke_quick_run_json_shape(smoke):
     assert auth["pairs"] == 244
     assert set(auth["cell_counts"].values()) == {61}
     assert len(auth["verification_thresholds"]) == 10
+    every = auth["all_pairs_verification"]  # every JAFFE pair, same subject across expressions vs different
+    assert every["images"] == 213
+    assert every["genuine_pairs"] + every["impostor_pairs"] == 213 * 212 // 2
+    assert every["genuine_pairs"] == 2166 and every["impostor_pairs"] == 20412
+    assert _unit(every["roc_auc"]) and set(every["tar_at_far"]) == {"1e-2", "1e-3"}
+    assert every["tar_at_far"]["1e-3"]["far"] <= 1e-3 and every["tar_at_far"]["1e-2"]["far"] <= 1e-2
+    assert every["tar_at_far"]["1e-3"]["tar"] <= every["tar_at_far"]["1e-2"]["tar"]
 
 
 def test_smoke_writes_report_folder(smoke):

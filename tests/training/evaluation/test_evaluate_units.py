@@ -32,6 +32,11 @@ def test_trained_people_from_classes_and_provenance_folds(tmp_path):
     assert names == {"Dan", "Eve"} and known
     names, known = trained_people({}, lfw)
     assert names == set() and not known
+    # several identity sources: classes are "<source>/<person>", LFW folds sit in the source's record
+    multi = {"stage1": {"classes": ["lfw/Ann", "idfaces/celeba-7"],
+                        "provenance": {"sources": [{"lfw_folds": [2]}, {"identity_root": "idfaces/images"}]}}}
+    names, known = trained_people(multi, lfw)
+    assert names == {"Ann", "celeba-7", "Dan", "Eve"} and known
 
 
 def test_fold_overlap_and_selection(tmp_path):
