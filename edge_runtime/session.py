@@ -22,10 +22,12 @@ step. A neutral step holds while no challenge expression is shown (the first
 one, before any profile exists, while the face is steady); its held frames
 join the profile. Each step has its own deadline (CHALLENGE_TIMEOUT).
 Showing another challenge expression than the asked one for ``hold_frames``
-frames rejects at once (WRONG_EXPRESSION): a replay in the wrong order fails
-there. The expression of the step just passed is tolerated during the next
-step (people relax slowly). Frames failing a quality gate are not judged and
-break the hold streak. A photo never rises above its own rest profile, so it
+frames at an expression step rejects at once (WRONG_EXPRESSION): a replay in
+the wrong order fails there. At a neutral step an expression only breaks the
+hold (people relax slowly, and a face in mid-change can read as anything;
+no attack gains from it, since the next expression must then rise over the
+face at rest). Frames failing a quality gate are not judged and break the
+hold streak. A photo never rises above its own rest profile, so it
 fails the first expression step (CHALLENGE_TIMEOUT), whatever expression it
 shows.
 
@@ -248,15 +250,12 @@ class AuthSession:
         step.best_probability = max(step.best_probability, float(probs[EXPRESSION_LABELS.index(step.expected)]))
         shown = self._shown(step, probs)
         if step.expected == NEUTRAL:
-            holds = shown is None
-            wrong_possible = self.expressions.ready  # no profile yet: a change only breaks the hold
+            holds, wrong = shown is None, False  # at rest: an expression only breaks the hold
         else:
             rise = self.expressions.rises(probs)[step.expected]
             step.margin = rise if step.margin is None else max(step.margin, rise)
             holds = shown == step.expected
-            wrong_possible = True
-        previous = self.step_labels[self.step_index - 1] if self.step_index > 0 else NEUTRAL
-        wrong = wrong_possible and shown is not None and shown != step.expected and shown != previous
+            wrong = shown is not None and shown != step.expected
         self._wrong_streak = self._wrong_streak + 1 if wrong else 0
         if self._wrong_streak >= self.cfg.hold_frames:
             return self._reject(reasons.WRONG_EXPRESSION, t, f"'{shown}' shown while '{step.expected}' was asked")

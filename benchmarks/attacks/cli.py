@@ -65,11 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=int, metavar="N", help="sessions per type (overrides --quick's)")
     p.add_argument("--variants", type=int, metavar="N", help="jitter variants per image (overrides --quick's)")
     p.add_argument("--types", metavar="LIST", help=f"attack types to run (default all: {','.join(ATTACK_TYPES)})")
-    p.add_argument("--far", type=float, default=1e-2,
-                   help="target FAR of the identity aggregate threshold (default 1e-2)")
+    p.add_argument("--far", type=float, default=5e-3,
+                   help="target FAR of the identity aggregate threshold (default 5e-3)")
     p.add_argument("--floor-far", type=float, default=0.5, help="FAR of the per-frame identity floor (default 0.5)")
-    p.add_argument("--continuity-far", type=float, default=0.05,
-                   help="FAR of the frame-to-frame continuity threshold, per cut to another person (default 0.05)")
+    p.add_argument("--continuity-far", type=float, default=0.02,
+                   help="FAR of the frame-to-frame continuity threshold, per cut to another person (default 0.02)")
     p.add_argument("--rest-rate", type=float, default=0.05,
                    help="how often a face at rest may rise by the expression margin (default 0.05)")
     p.add_argument("--identity", choices=tuple(IDENTITIES), default="model",

@@ -90,7 +90,11 @@ def test_attack_suite_cli_end_to_end(jaffe_subset, detector_path, tmp_path, monk
     config = json.loads(Path(files["config.json"]).read_text())
     assert config["seed"] == 1 and config["variants"] == 2 and config["detector"] == str(detector_path)
     assert len(Path(files["sessions.jsonl"]).read_text().splitlines()) == 3 * (1 + len(ATTACK_TYPES))
-    assert "APCER" in Path(files["table.txt"]).read_text()
+    table = Path(files["table.txt"]).read_text()
+    assert "APCER" in table and "session model: smooth" in table and "identity: the bundle model" in table
+    assert summary["session_model"]["name"] == "smooth" and summary["identity"]["name"] == "model"
+    assert set(summary["thresholds"]["ranges"]) == {"aggregate", "floor", "continuity", "margin"}
+    assert summary["bpcer_target"] == 0.20
 
 
 @pytest.mark.slow
