@@ -8,7 +8,7 @@ export FACELIVE_DATA ?= $(SHARED)/data
 export FACELIVE_DETECTOR ?= $(SHARED)/models/yunet/yunet_s_640_640.onnx
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: run test test-all install clean
+.PHONY: run test test-all install clean arm64-check
 
 $(BIN)/.installed: pyproject.toml .ci/constraints.txt
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: $(BIN)/.installed
 
 test-all: PYTEST_ARGS =
 test-all: test
+
+## arm64-check: the edge runtime on an emulated ARM64 machine (qemu-user) vs this one; not part of `make test`.
+## Set-up downloads (apt, Debian arm64, PyPI aarch64 wheels) into ARM64_WORK, outside the repository.
+ARM64_WORK ?= $(HOME)/.cache/facelivenet-arm64
+ARM64_FACES ?= 24
+arm64-check: $(BIN)/.installed
+	$(BIN)/python .ci/arm64/check.py --work $(ARM64_WORK) --data $(FACELIVE_DATA) --faces $(ARM64_FACES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

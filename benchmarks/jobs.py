@@ -54,9 +54,9 @@ def _timed(job: dict[str, Any], load: Callable[[], tuple[Callable[[], Any], dict
                                      np.load(reference["input"]))[0])
     between, samples, every = None, [], 0
     if job.get("gemm_n"):  # peak samples between the model's timed calls (machine.fold_row_peaks)
-        from .machine import GEMM_SAMPLES_PER_ROW, gemm_sampler
+        from .machine import GEMM_SAMPLES_PER_ROW, ROW_GEMM_N, gemm_sampler
 
-        between, samples = gemm_sampler(int(job["gemm_n"]))
+        between, samples = gemm_sampler(min(int(job["gemm_n"]), ROW_GEMM_N))
         between()  # untimed first product (allocations, BLAS threads)
         samples.clear()
         every = max(1, int(job["runs"]) // GEMM_SAMPLES_PER_ROW)

@@ -32,7 +32,8 @@ QUICK_GEMM_N = 1536
 QUICK_GEMM_REPEATS = 3
 
 
-GEMM_SAMPLES_PER_ROW = 5
+GEMM_SAMPLES_PER_ROW = 3
+ROW_GEMM_N = 1024  # in-row samples: short next to the row's timed calls (2.1 GFLOP each)
 
 
 def gemm_sampler(n: int = GEMM_N, seed: int = 0) -> tuple[Callable[[], None], list[float]]:

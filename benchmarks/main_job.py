@@ -69,6 +69,15 @@ def _smoke_training(train_main, root: Path) -> int:
 
 
 def main() -> int:
+    """The main job, with the libraries' known banners kept off the console (:mod:`.banners`)."""
+    from .banners import filtered_native_stderr, quiet_loggers
+
+    with filtered_native_stderr():
+        quiet_loggers()
+        return _main()
+
+
+def _main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     from facelivenet.training.checkpoint import DEFAULT_CHECKPOINT
     from facelivenet.training.cli import main as train_main

@@ -125,7 +125,8 @@ def quantize_fp16(src: str | Path, dst: str | Path) -> Path:
     q.add_weight_only_config(regex=".*", operation_name="*", num_bits=16,
                              algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
     try:
-        q.quantize().export_model(str(dst), overwrite=True)
+        Path(dst).unlink(missing_ok=True)  # a fresh file: no "Overwriting the model" notice
+        q.quantize().export_model(str(dst))
     except Exception as exc:
         raise ExportError(f"TFLite fp16 quantisation failed: {type(exc).__name__}: {exc}") from exc
     return Path(dst)
@@ -158,7 +159,8 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, float_mod
             result = q.quantize(_calibrate_min_max(q, Path(src), data))
         else:
             result = q.quantize()
-        result.export_model(str(dst), overwrite=True)
+        Path(dst).unlink(missing_ok=True)  # a fresh file: no "Overwriting the model" notice
+        result.export_model(str(dst))
     except Exception as exc:
         raise ExportError(f"TFLite int8 quantisation failed: {type(exc).__name__}: {exc}") from exc
     return regexes + half

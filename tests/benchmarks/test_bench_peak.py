@@ -33,7 +33,8 @@ def test_a_row_samples_the_peak_inside_its_own_process(tmp_path):
     np.save(x, np.zeros((1, 3, size, size), np.float32))
     out = run_job({"kind": "bundle_file", "format": "onnx", "path": str(bundle / f.path), "threads": 1, "runs": 10,
                    "warmup": 1, "input": str(x), "gemm_n": 128})
-    assert len(out["gemm_gflops_samples"]) == 10 // (10 // GEMM_SAMPLES_PER_ROW) + 1
+    every = 10 // GEMM_SAMPLES_PER_ROW
+    assert len(out["gemm_gflops_samples"]) == -(-10 // every) + 1  # before rounds 0, every, 2 every ..., and at the end
 
 
 def test_row_samples_raise_the_peak_so_a_slow_start_sample_cannot_push_a_row_past_it():
