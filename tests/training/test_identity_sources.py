@@ -86,3 +86,14 @@ def test_resume_on_a_different_image_list_is_refused_and_names_it(tiny_train_con
     gone.unlink()
     with pytest.raises(CheckpointError, match="different image list.*1 gone.*person_3"):
         Trainer(cfg, run, progress=False).fit(resume=True)
+
+
+@pytest.mark.parametrize("frozen_trunk_cache", [False, True])
+def test_both_stages_train_with_cpu_bf16_and_channels_last(tiny_train_config, tmp_path, frozen_trunk_cache):
+    stage2 = dataclasses.replace(tiny_train_config.stage2, frozen_trunk_cache=frozen_trunk_cache)
+    cfg = dataclasses.replace(tiny_train_config, cpu_bf16=True, channels_last=True, stage2=stage2)
+    path = Trainer(cfg, tmp_path / "run", progress=False).fit()
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in records} == {1, 2} and all(np.isfinite(r["loss"]) for r in records)
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    assert all(t.dtype == torch.float32 for t in blob["model"].values() if t.is_floating_point())  # weights stay fp32

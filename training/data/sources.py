@@ -29,6 +29,8 @@ DATASET_TERMS = {
     "ckplus48": ("CK+ (48x48 peak frames)", "CK+ research agreement: evaluation only, never redistributed"),
     "jaffe": ("JAFFE", "research use only, never redistributed"),
     "identity_folders": ("identity folders", "as licensed by their owner"),
+    "idfaces": ("idfaces (CelebA, Pins, Asian and Kazakh celebrity sets, a Glint360K sample)",
+                "CelebA: non-commercial research use only; the others research use (idfaces/README.md)"),
 }
 
 
@@ -120,7 +122,9 @@ def _identity_sources(data: DataConfig, root: Path | None) -> list[_IdentitySour
         listed.append(("identity_folders", "identity", resolve(data.identity_root, root), None, {}))
     for extra_root in data.identity_roots:
         folder = resolve(extra_root, root)
-        listed.append(("identity_folders", _cache_name(folder), folder, None, {"identity_root": extra_root}))
+        name = _cache_name(folder)
+        key = name if name in DATASET_TERMS else "identity_folders"
+        listed.append((key, name, folder, None, {"identity_root": extra_root}))
     if not listed:
         raise DatasetLayoutError("stage 1 needs data.lfw_root (LFW with people.txt), data.identity_root or "
                                  "data.identity_roots (ROOT/<identity>/*.jpg)")
@@ -198,8 +202,8 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         prov = {"dataset": per_source[0]["dataset"], "terms": per_source[0]["terms"], "root": str(src.images_root),
                 "identities": len(used), "align": data.identity_align, **src.extra, **extra, **stats}
     else:
-        prov = {"dataset": " + ".join(p["dataset"] if p["dataset"] != "identity folders" else p["root"]
-                                      for p in per_source),
+        prov = {"dataset": " + ".join(p["dataset"] if p["dataset"] != DATASET_TERMS["identity_folders"][0]
+                                      else p["root"] for p in per_source),
                 "terms": "; ".join(dict.fromkeys(p["terms"] for p in per_source)),
                 "identities": len(used), "align": data.identity_align, "upscale_to": data.identity_upscale,
                 "sources": per_source, **extra, **stats}
