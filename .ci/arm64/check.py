@@ -64,8 +64,7 @@ class Machine:
         return proc.returncode, (json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {})
 
 
-def run_side(m: Machine, data: Path, faces: int, frames: Path, static: tuple[Path, Path],
-             same_crops: Path | None = None) -> dict[str, Any]:
+def run_side(m: Machine, data: Path, faces: int, frames: Path, static: tuple[Path, Path]) -> dict[str, Any]:
     say(f"{m.name}: facelive inspect")
     _, where = m.run("python", "-c", "import json; from facelivenet.edge_runtime.bundle import resolve_bundle_dir as r; "
                                      "print(json.dumps({'bundle': str(r(None))}))")
@@ -90,10 +89,6 @@ def run_side(m: Machine, data: Path, faces: int, frames: Path, static: tuple[Pat
     extras = ["--extra", f"onnx/int8-static={static[0]}", "--extra", f"tflite/int8-static={static[1]}"]
     m.run("python", str(HERE / "outputs.py"), str(m.out / "outputs.npz"), "--data", str(data), "--faces",
           str(faces), *extras)
-    if same_crops is not None:
-        say(f"{m.name}: outputs.py on the other machine's crops")
-        m.run("python", str(HERE / "outputs.py"), str(m.out / "outputs_same_crops.npz"), "--data", str(data),
-              "--faces", str(faces), "--crops", str(same_crops), *extras)
     rows = [{"file": f"{r['format']}/{r['precision']}", "runtime": r.get("runtime"),
              "parity_passed": r["parity"].get("passed"), "self_check_passed": r["self_check"].get("passed"),
              "cosine_mean": r["parity"].get("cosine_mean"), "top1": r["parity"].get("expression_top1_agreement")}
@@ -109,8 +104,8 @@ def targets(arm: dict[str, Any], x86: dict[str, Any], parity: dict[str, Any], pi
     arm_pass = {r["file"] for r in arm["device_rows"] if r["parity_passed"] and r["self_check_passed"]}
     same_auth = all((arm["auth"][s]["decision"], arm["auth"][s]["reasons"]) ==
                     (x86["auth"][s]["decision"], x86["auth"][s]["reasons"]) for s in ("genuine", "photo"))
-    fp32 = {k: v["arm_vs_x86_same_crops"]["cosine_min"] for k, v in parity["files"].items()
-            if k.endswith("/fp32") and "arm_vs_x86_same_crops" in v}
+    fp32 = {k: v["arm_vs_x86_identical_crops"]["cosine_min"] for k, v in parity["files"].items()
+            if k.endswith("/fp32") and "arm_vs_x86_identical_crops" in v}
     fp32_e2e = {k: v["arm_vs_x86"]["cosine_min"] for k, v in parity["files"].items()
                 if k.endswith("/fp32") and "arm_vs_x86" in v}
     litert = [r for r in arm["device_rows"] if r["file"].startswith("tflite/")]
@@ -123,7 +118,7 @@ def targets(arm: dict[str, Any], x86: dict[str, Any], parity: dict[str, Any], pi
          "detail": sorted(x86_pass - arm_pass)},
         {"target": "same manifest from facelive inspect", "holds": arm["manifest"] == x86["manifest"]},
         {"target": "identical accept/reject decisions and reason codes", "holds": same_auth},
-        {"target": f"fp32 embeddings within cosine {FP32_COSINE_VS_X86} of x86, same crops (min over faces)",
+        {"target": f"fp32 embeddings within cosine {FP32_COSINE_VS_X86} of x86, identical crops (min over faces)",
          "holds": bool(fp32) and min(fp32.values()) >= FP32_COSINE_VS_X86, "detail": fp32},
         {"target": f"fp32 embeddings within cosine {FP32_COSINE_VS_X86} of x86, each machine's own alignment",
          "holds": bool(fp32_e2e) and min(fp32_e2e.values()) >= FP32_COSINE_VS_X86, "detail": fp32_e2e},
@@ -143,13 +138,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"ARM64 check ({report['emulation']}), {p['faces']} reference faces, {report['seconds']:.0f} s wall "
              "time (emulated: no device timings).", "",
              "| file | runtime on ARM | ARM vs torch: cos mean / min | top-1, gate | x86 vs torch: cos mean / min "
-             "| top-1, gate | ARM on x86's crops vs torch: cos mean / min | top-1, gate | ARM vs x86, same crops: "
-             "cos min | top-1 | ARM vs x86, own alignment: cos min | top-1 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| top-1, gate | ARM vs x86, identical crops: cos min | top-1 | ARM vs x86, own alignment: cos min "
+             "| top-1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in p["files"].items():
         lines.append(f"| {key} | {r['runtime_arm']} | {_cell(r.get('arm_vs_torch'))} | {_cell(r.get('x86_vs_torch'))} "
-                     f"| {_cell(r.get('arm_on_x86_crops_vs_torch'))} | {_cell(r.get('arm_vs_x86_same_crops'), 'min')} "
-                     f"| {_cell(r.get('arm_vs_x86'), 'min')} |")
+                     f"| {_cell(r.get('arm_vs_x86_identical_crops'), 'min')} | {_cell(r.get('arm_vs_x86'), 'min')} |")
     c = p["crops_arm_vs_x86"]
     lines += ["", f"Crops ARM vs x86: {c['identical']} of {c['crops']} identical; over the differing ones max pixel "
                   f"diff {c['max_abs_diff']}, largest per-crop mean diff {c['max_crop_mean_abs_diff']} grey levels, "
@@ -189,10 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     sides = {}
     for name, bin_dir in (("x86", Path(sys.executable).parent), ("arm", work / "venv" / "bin")):
         (out / name / "log.txt").unlink(missing_ok=True)
-        sides[name] = run_side(Machine(name, bin_dir, out / name, env), args.data, args.faces, frames, static,
-                               out / "x86" / "outputs.npz" if name == "arm" else None)
-    parity = compare([out / "arm" / "outputs.npz"], [out / "x86" / "outputs.npz"],
-                     [out / "arm" / "outputs_same_crops.npz"])
+        sides[name] = run_side(Machine(name, bin_dir, out / name, env), args.data, args.faces, frames, static)
+    parity = compare([out / "arm" / "outputs.npz"], [out / "x86" / "outputs.npz"])
     pip_ok = (work / "pip_check.rc").read_text().strip() == "0"
     packages = {d["name"]: d["version"] for d in json.loads((work / "pip_list.json").read_text())}
     cpu = os.environ.get("FACELIVE_QEMU_CPU", "cortex-a76")

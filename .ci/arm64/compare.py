@@ -1,9 +1,10 @@
 """Parity of two machines' model outputs (``outputs.py`` files): per file vs torch on each, and ARM vs x86.
 
-Two ARM runs are compared with x86's: on the crops ARM aligned itself (end to end:
-alignment + kernels) and on x86's own crops (``outputs.py --crops``: the model
-files' kernels alone, identical inputs). Numbers only (numpy); ``check.py`` adds
-the targets and the report.
+ARM vs x86 twice: on every face, each machine with its own alignment (end to end:
+alignment + kernels), and on the faces whose crops came out byte-identical on both
+(identical inputs: the model files' kernels alone). ``outputs.py --crops`` can also
+feed one machine's crops to the other. Numbers only (numpy); ``check.py`` adds the
+targets and the report.
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ def _vs_torch(precision: str, ref: dict[str, np.ndarray], emb: np.ndarray, logit
     return {**_short(m), "gate_passed": not m.get("failures"), "near_tie_disagreements": m["near_tie_disagreements"]}
 
 
-def _vs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], key: str) -> dict[str, Any]:
+def _vs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], key: str, rows: np.ndarray | None = None) -> dict[str, Any]:
     emb, log = f"{key}/embedding", f"{key}/logits"
-    out = _short(parity_mod.measure(b[emb], b[log], a[emb], a[log]))
-    out["logit_max_abs_diff"] = round(float(np.abs(a[log] - b[log]).max()), 6)
+    pick = (lambda x: x) if rows is None else (lambda x: x[rows])  # noqa: E731
+    out = _short(parity_mod.measure(pick(b[emb]), pick(b[log]), pick(a[emb]), pick(a[log])))
+    out["logit_max_abs_diff"] = round(float(np.abs(pick(a[log]) - pick(b[log])).max()), 6)
+    out["faces"] = int(len(pick(a[emb])))
     return out
 
 
@@ -60,6 +63,7 @@ def compare(arm: Sequence[Path], x86: Sequence[Path], arm_same_crops: Sequence[P
     same_rep, s = load(arm_same_crops) if arm_same_crops else ({"files": {}}, {})
     if not np.array_equal(a["torch_embedding"], b["torch_embedding"]):
         raise ValueError("the two sides hold different reference faces (different --faces or bundle)")
+    same = (a["crops"] == b["crops"]).reshape(len(a["crops"]), -1).all(axis=1)
     files: dict[str, Any] = {}
     for key in dict.fromkeys([*x86_rep["files"], *arm_rep["files"], *same_rep["files"]]):
         precision = key.split("/")[1].split("-")[0]
@@ -72,6 +76,8 @@ def compare(arm: Sequence[Path], x86: Sequence[Path], arm_same_crops: Sequence[P
             row["x86_vs_torch"] = _vs_torch(precision, b, b[f"{key}/embedding"], b[f"{key}/logits"])
         if have(a) and have(b):
             row["arm_vs_x86"] = _vs(a, b, key)
+            if same.any():
+                row["arm_vs_x86_identical_crops"] = _vs(a, b, key, same)
         if have(s):
             row["arm_on_x86_crops_vs_torch"] = _vs_torch(precision, s, s[f"{key}/embedding"], s[f"{key}/logits"])
             if have(b):
