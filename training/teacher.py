@@ -117,32 +117,29 @@ def _init_worker(detector_path: str, upscale_to: int, views: int) -> None:
     _worker_state.update(teacher=DlibTeacher(), detector=YuNetDetector(detector_path), upscale_to=upscale_to, views=views)
 
 
-def _describe_in_worker(paths: Sequence[str]) -> tuple[np.ndarray, int]:
+def _describe_in_worker(paths: Sequence[str]) -> np.ndarray:
     w = _worker_state
     return _describe_paths(paths, w["teacher"], w["detector"], w["upscale_to"], w["views"])
 
 
 def _describe_paths(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetDetector, upscale_to: int = 0,
-                    views: int = 1) -> tuple[np.ndarray, int]:
-    """(n, views, 128) descriptors of ``paths`` (zero where no usable face), and how many had none.
+                    views: int = 1) -> np.ndarray:
+    """(n, views, 128) descriptors of ``paths`` (zero where no usable face).
 
     With ``upscale_to`` a small image is enlarged first, exactly as the face cache aligns it.
     """
     out = np.zeros((len(paths), views, TEACHER_DIM), dtype=np.float32)
-    missing = 0
     for i, path in enumerate(paths):
         try:
             image = upscale_for_detection(read_image(path), upscale_to)
         except FaceLiveError as exc:
             log.warning("teacher: skipping %s", exc)
-            missing += 1
             continue
         face = pick_face(detector.detect(image), image.shape)
         if face is None:
-            missing += 1
             continue
         out[i] = teacher.describe_views(image, face.box, views)
-    return out, missing
+    return out
 
 
 def _cache_entry(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetDetector, cache_dir, upscale_to: int,
@@ -204,7 +201,7 @@ def teacher_embeddings(
 
     if workers <= 1 or len(todo) <= 1:
         for k in show_progress(todo, progress, "teacher descriptors", unit="chunk"):
-            keep(k, _describe_paths(chunks[k], teacher, detector, upscale_to, views)[0])
+            keep(k, _describe_paths(chunks[k], teacher, detector, upscale_to, views))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -214,7 +211,7 @@ def teacher_embeddings(
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                  initargs=(str(detector.model_path), upscale_to, views)) as pool:
             results = pool.map(_describe_in_worker, [chunks[k] for k in todo])
-            for k, (out, _) in zip(todo, show_progress(results, progress, "teacher descriptors", unit="chunk",
+            for k, out in zip(todo, show_progress(results, progress, "teacher descriptors", unit="chunk",
                                                         total=len(todo))):
                 keep(k, out)
     out = (np.concatenate([parts[k] for k in range(len(chunks))]) if chunks

@@ -101,7 +101,7 @@ def set_trainable(modules, flag: bool) -> None:
 
 @dataclass(frozen=True)
 class StepContext:
-    """How one optimiser step runs: device, autocast, memory format, the stage's loss."""
+    """How one optimiser step runs: which stage, on which device, with which autocast and memory format."""
 
     stage: int
     device: torch.device

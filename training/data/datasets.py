@@ -34,8 +34,8 @@ class FaceCropDataset(Dataset):
 
     ``targets`` are per-image vectors (teacher descriptors), (N, D) or (N, 2, D) with the
     mirrored face's vector second: a flipped crop gets the mirrored target.
-    ``__getitems__`` builds a whole batch at once (one gather, one pad, one normalise): the
-    same tensors as stacking ``__getitem__``, several times faster (``facelive-train throughput``).
+    ``__getitems__`` builds a whole batch at once (one gather, one pad, one normalise);
+    ``__getitem__`` is that path for a batch of one.
     """
 
     def __init__(self, crops: np.ndarray, labels: np.ndarray, cfg: PreprocessConfig,
@@ -56,29 +56,12 @@ class FaceCropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.crops)
 
-    def _target(self, i: int, mirrored: bool) -> np.ndarray:
-        t = self.targets[i]
-        if t.ndim == 2:  # (views, D)
-            t = t[1] if mirrored else t[0]
-        return np.asarray(t, dtype=np.float32)
-
     def __getitem__(self, i: int):
-        crop = self.crops[i]
-        if crop.shape[-1] == 1:
-            crop = np.repeat(crop, 3, axis=2)
-        mirrored = False
-        if self.augment:
-            dy, dx, mirrored = augment_params(self.seed, self.epoch, i, self.pad, self.flip)
-            if self.pad > 0:
-                s, p = crop.shape[0], self.pad
-                crop = np.pad(crop, ((p, p), (p, p), (0, 0)), mode="edge")[dy : dy + s, dx : dx + s]
-            if mirrored:
-                crop = crop[:, ::-1]
-            crop = np.ascontiguousarray(crop)
-        x = torch.from_numpy(normalize(crop, self.cfg)[0])
+        """One image: the batch path for a batch of one, so both paths give the same tensors."""
+        batch = self.__getitems__([i])
         if self.targets is None:
-            return x, int(self.labels[i])
-        return x, int(self.labels[i]), torch.from_numpy(self._target(i, mirrored))
+            return batch[0][0], int(batch[1][0])
+        return batch[0][0], int(batch[1][0]), batch[2][0]
 
     def __getitems__(self, indices: list[int]):
         """One finished batch (x, y[, targets]) for ``indices`` (collate with :func:`already_batched`)."""
