@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import DATA_ENV
+
 from .errors import BenchError
 
 log = logging.getLogger(__name__)
 
-DATA_ENV = "FACELIVE_DATA"
 CALIB_FACES = 200
 PARITY_FACES = 100
 SYNTHETIC_SEED = 0

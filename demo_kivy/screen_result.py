@@ -7,6 +7,8 @@ from typing import Any
 from kivy.lang import Builder
 from kivy.uix.screenmanager import Screen
 
+from facelivenet.edge_runtime.reasons import Decision
+
 from .widgets import BAD, GOOD
 
 Builder.load_string("""
@@ -93,7 +95,7 @@ class ResultScreen(Screen):
 
     def show(self, outcome: dict[str, Any]) -> None:
         ids = self.ids
-        accepted = outcome["decision"] == "accept"
+        accepted = outcome["decision"] == Decision.ACCEPT
         ids.decision.text = "ACCEPTED" if accepted else "REJECTED"
         ids.decision.color = GOOD if accepted else BAD
         identity = outcome.get("min_identity")

@@ -12,10 +12,11 @@ from kivy.uix.screenmanager import Screen
 from kivy.uix.spinner import Spinner
 from kivy.uix.textinput import TextInput
 
+from facelivenet.edge_runtime.constants import FORMATS, PRECISIONS
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
-from .settings import FORMATS, PRECISIONS, DemoSettings, SettingsError
+from .settings import DemoSettings, SettingsError
 
 Builder.load_string("""
 <SettingsScreen>:

@@ -15,8 +15,10 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import reasons
+from .constants import DEFAULT_LOCKOUT_WINDOW_S, DEFAULT_MAX_FAILURES
 from .challenge import ChallengeConfig, draw_challenge, fixed_challenge
 from .face_pipeline import FacePipeline, FrameAnalysis
+from .reasons import Decision
 from .session import AuthSession, SessionConfig, SessionResult
 from .sources import Frame
 from .store import TemplateStore
@@ -26,8 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LockoutConfig:
-    max_failures: int = 5
-    window_s: float = 300.0
+    max_failures: int = DEFAULT_MAX_FAILURES
+    window_s: float = DEFAULT_LOCKOUT_WINDOW_S
 
 
 FrameCallback = Callable[[Frame, FrameAnalysis | None, AuthSession], None]
@@ -40,6 +42,21 @@ def choose_challenge(cfg: ChallengeConfig, seed: int | None = None, fixed_order:
     return draw_challenge(cfg, np.random.default_rng(seed))
 
 
+def feed_frame(pipeline: FacePipeline, session: AuthSession, frame: Frame) -> FrameAnalysis | None:
+    """Analyse one frame and feed it to the session; a frame that cannot be read ends it (BAD_FRAME)."""
+    if frame.error is not None or frame.image is None:
+        session.finish(frame.t, reasons.BAD_FRAME, f"{frame.name}: {frame.error or 'no image'}")
+        return None
+    try:
+        image = pipeline.check_frame(frame.image)
+    except ValueError as exc:
+        session.finish(frame.t, reasons.BAD_FRAME, f"{frame.name}: {exc}")
+        return None
+    analysis = pipeline.analyze(image)
+    session.feed(analysis, frame.t)
+    return analysis
+
+
 def run_session(pipeline: FacePipeline, session: AuthSession, frames: Iterable[Frame],
                 on_frame: FrameCallback | None = None) -> SessionResult:
     """Feed frames until the session decides or the frames run out."""
@@ -49,24 +66,28 @@ def run_session(pipeline: FacePipeline, session: AuthSession, frames: Iterable[F
     for frame in frames:
         seen += 1
         last_t = frame.t
-        analysis = None
-        if frame.error is not None or frame.image is None:
-            session.finish(frame.t, reasons.BAD_FRAME, f"{frame.name}: {frame.error or 'no image'}")
-        else:
-            try:
-                image = pipeline.check_frame(frame.image)
-            except ValueError as exc:
-                session.finish(frame.t, reasons.BAD_FRAME, f"{frame.name}: {exc}")
-            else:
-                analysis = pipeline.analyze(image)
-                session.feed(analysis, frame.t)
+        analysis = feed_frame(pipeline, session, frame)
         if on_frame is not None:
             on_frame(frame, analysis, session)
-        if session.status != "pending":
+        if session.status != Decision.PENDING:
             break
     if seen == 0:
         return session.finish(0.0, reasons.SOURCE_ENDED, "the source gave no frames")
     return session.finish(last_t)
+
+
+def open_session(pipeline: FacePipeline, store: TemplateStore, user: str, challenge: tuple[str, ...],
+                 session_cfg: SessionConfig, lockout: LockoutConfig = LockoutConfig(),
+                 now: float | None = None) -> AuthSession:
+    """A session against ``user``'s template for the pipeline's model; already rejected (LOCKED_OUT) when the
+    user is locked out. Raises UnknownUserError / ModelMismatchError (never compared)."""
+    template = store.template(user, pipeline.model.fingerprint)
+    now = time.time() if now is None else now
+    until = store.locked_until(user, lockout.max_failures, lockout.window_s, now)
+    session = AuthSession(template.template, challenge, session_cfg)
+    if until is not None:
+        session.finish(0.0, reasons.LOCKED_OUT, f"locked for {until - now:.0f} s more after repeated failures")
+    return session
 
 
 def authenticate(pipeline: FacePipeline, store: TemplateStore, user: str, frames: Iterable[Frame],
@@ -78,14 +99,11 @@ def authenticate(pipeline: FacePipeline, store: TemplateStore, user: str, frames
     Raises UnknownUserError / ModelMismatchError (never compared); a locked-out user gets a
     reject with LOCKED_OUT without any frame being looked at.
     """
-    template = store.template(user, pipeline.model.fingerprint)
     now = time.time() if now is None else now
-    until = store.locked_until(user, lockout.max_failures, lockout.window_s, now)
-    session = AuthSession(template.template, challenge, session_cfg)
-    if until is not None:
-        session.finish(0.0, reasons.LOCKED_OUT, f"locked for {until - now:.0f} s more after repeated failures")
+    session = open_session(pipeline, store, user, challenge, session_cfg, lockout, now)
+    if session.status != Decision.PENDING:  # locked out
         return session.result()
     result = run_session(pipeline, session, frames, on_frame)
-    store.record_attempt(user, result.decision == "accept", result.reasons, now)
+    store.record_attempt(user, result.decision == Decision.ACCEPT, result.reasons, now)
     log.info("auth %r: %s %s", user, result.decision, ",".join(result.reasons))
     return result

@@ -3,8 +3,8 @@
 - ``onnx``: onnxruntime, CPU execution provider.
 - ``tflite``: LiteRT's interpreter (``ai_edge_litert``). The old ``tflite_runtime``
   package is only a fallback, and only after a parity self-check against
-  reference outputs saved at export (DESIGN.md section 8: its 2.14 build runs
-  some int8 models silently wrong).
+  reference outputs saved at export (ARCHITECTURE.md, "Toolchain notes": its
+  2.14 build runs some int8 models silently wrong).
 - ``coreml``: coremltools on macOS (prediction does not exist on Linux).
 
 The input is always NCHW or NHWC exactly as the file declares (manifest
@@ -22,14 +22,14 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from .constants import FORMATS, MAX_THREADS
 from .errors import FaceLiveError
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("embedding", "expression_logits")
-BACKEND_FORMATS = ("onnx", "tflite", "coreml")
-MAX_THREADS = 64
+BACKEND_FORMATS = FORMATS
 
 
 class BackendError(FaceLiveError):

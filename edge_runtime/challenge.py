@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .constants import DEFAULT_CHALLENGE
 from .labels import EXPRESSION_LABELS, canonical_label
 
 NEUTRAL = "neutral"
-DEFAULT_EXPRESSIONS = ("happy", "surprise")  # the paper's two most reliable expressions
+DEFAULT_EXPRESSIONS = DEFAULT_CHALLENGE  # the paper's two most reliable expressions
 MAX_STEPS = 16  # longer challenges exhaust people long before they exhaust attackers
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
+# the exit codes shared by every console script (constants.py says what each means)
+from .constants import EXIT_FAILURE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: F401
+
 
 class StderrHandler(logging.StreamHandler):
     """Writes to the current ``sys.stderr`` (which tests and embedding apps may swap)."""
@@ -29,10 +32,6 @@ def setup_cli_logging(prog: str, verbose: int, quiet: bool) -> None:
         root.addHandler(handler)
 
 
-# Exit codes shared by every console script: 0 success, 1 a FaceLiveError (bad
-# input, bad bundle...), 2 command-line usage (argparse), 3 an unexpected
-# internal error, 130 Ctrl-C.
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def one_line(message: object) -> str:

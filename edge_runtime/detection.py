@@ -14,9 +14,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .constants import DETECTOR_ENV
 from .errors import DetectorNotFoundError
 
-DETECTOR_ENV = "FACELIVE_DETECTOR"
 
 try:  # OpenCV's DNN warns on every detector load that targets are unsupported: noise for users
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

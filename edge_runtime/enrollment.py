@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from . import reasons
-from .errors import FaceLiveError
+from .errors import FaceLiveError, FrameTooLargeError
 from .face_pipeline import FacePipeline
 from .sources import FileListSource, Frame, expand_image_paths
 from .store import TemplateStore, validate_user_id
@@ -47,13 +47,13 @@ def enroll_frames(pipeline: FacePipeline, store: TemplateStore, user: str, frame
     embeddings, sources = [], []
     for frame in frames:
         if frame.error is not None or frame.image is None:
-            code = reasons.IMAGE_TOO_LARGE if frame.error and "larger than" in frame.error else reasons.UNREADABLE
+            code = frame.reason or reasons.UNREADABLE
             result.rejected.append({"path": frame.name, "reason": code, "detail": frame.error or "no image"})
             continue
         try:
             image = pipeline.check_frame(frame.image)
         except ValueError as exc:
-            code = reasons.IMAGE_TOO_LARGE if "over the limit" in str(exc) else reasons.UNREADABLE
+            code = reasons.IMAGE_TOO_LARGE if isinstance(exc, FrameTooLargeError) else reasons.UNREADABLE
             result.rejected.append({"path": frame.name, "reason": code, "detail": str(exc)})
             continue
         a = pipeline.analyze(image, track=False)

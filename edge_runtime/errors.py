@@ -13,6 +13,14 @@ class ImageReadError(FaceLiveError):
     """An image file is missing, unreadable or not a decodable image."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image file has more pixels than the decoder's limit (a decompression bomb)."""
+
+
+class FrameTooLargeError(ValueError):
+    """An image array has more pixels than the pipeline's limit (``max_pixels``)."""
+
+
 class ManifestError(FaceLiveError):
     """A bundle manifest is missing, malformed or fails validation."""
 

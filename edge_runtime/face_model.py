@@ -12,14 +12,12 @@ import numpy as np
 
 from .backends import ModelBackend, open_backend, parity_self_check
 from .bundle import resolve_bundle_dir
+from .constants import DEFAULT_FORMAT, DEFAULT_PRECISION
 from .errors import ManifestError
 from .manifest import Manifest, ModelFile, load_manifest, sha256_file, verify_file
 from .preprocess import PreprocessConfig, normalize
 
 log = logging.getLogger(__name__)
-
-DEFAULT_FORMAT = "onnx"
-DEFAULT_PRECISION = "int8"
 
 
 @dataclass(frozen=True)

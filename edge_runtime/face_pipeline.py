@@ -24,14 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import reasons
+from .constants import DEFAULT_MAX_PIXELS
 from .detection import Face, YuNetDetector, pick_face
+from .errors import FrameTooLargeError
 from .face_model import FaceModel
 from .imageio import to_bgr_uint8
 from .preprocess import face_crop
 from .quality import FaceMeasures, QualityConfig, face_measures, quality_reasons
 from .tracking import FaceTracker, TrackerConfig
 
-DEFAULT_MAX_PIXELS = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class FacePipeline:
         if not isinstance(frame, np.ndarray) or frame.size == 0 or frame.ndim not in (2, 3):
             raise ValueError(f"not an image: {getattr(frame, 'shape', type(frame).__name__)}")
         if frame.shape[0] * frame.shape[1] > self.cfg.max_image_pixels:
-            raise ValueError(f"{frame.shape[1]}x{frame.shape[0]} is over the limit of {self.cfg.max_image_pixels} pixels")
+            raise FrameTooLargeError(f"{frame.shape[1]}x{frame.shape[0]} is over the limit of {self.cfg.max_image_pixels} pixels")
         return to_bgr_uint8(frame)
 
     def _detect_in_window(self, frame: np.ndarray, last: Face) -> list[Face]:

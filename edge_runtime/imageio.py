@@ -13,7 +13,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .errors import ImageReadError  # noqa: E402
+from .errors import ImageReadError, ImageTooLargeError  # noqa: E402
 
 
 def declared_size(buf: bytes) -> tuple[int, int] | None:
@@ -55,11 +55,11 @@ def decode_image(data: bytes | np.ndarray, source: str = "<bytes>") -> np.ndarra
         raise ImageReadError(f"cannot decode image {source}: the file is empty")
     size = declared_size(buf[:65536].tobytes())
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-        raise ImageReadError(f"cannot decode image {source}: {size[0]}x{size[1]} is larger than {MAX_IMAGE_PIXELS} pixels")
+        raise ImageTooLargeError(f"cannot decode image {source}: {size[0]}x{size[1]} is larger than {MAX_IMAGE_PIXELS} pixels")
     try:
         header = cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8) if buf.size > 1_000_000 else None
         if header is not None and header.size * 64 > MAX_IMAGE_PIXELS:
-            raise ImageReadError(f"cannot decode image {source}: larger than {MAX_IMAGE_PIXELS} pixels")
+            raise ImageTooLargeError(f"cannot decode image {source}: larger than {MAX_IMAGE_PIXELS} pixels")
         image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:  # OpenCV refuses oversized or malformed headers by raising
         raise ImageReadError(f"cannot decode image {source}: {one_line_cv2(exc)}") from exc

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from .constants import FORMATS, PRECISIONS
 from .errors import ManifestError
 from .labels import EXPRESSION_LABELS
 from .preprocess import PreprocessConfig
@@ -22,8 +23,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-FORMATS = ("onnx", "tflite", "coreml")
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

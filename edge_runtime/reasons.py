@@ -1,31 +1,67 @@
-"""Reason codes: why a frame, an enrollment image or a session was refused.
+"""Reason codes (why a frame, an enrollment image or a session was refused) and decisions.
 
-They are stable strings (they appear in JSON, logs, the demo's result screen);
+They are stable strings (they appear in JSON, logs, the demo's result screen),
+a :class:`Reason` ``StrEnum``;
 :data:`REASON_TEXT` says each in plain words for people.
 """
 
 from __future__ import annotations
 
-# Frame / session outcomes
-NO_FACE = "NO_FACE"
-MULTIPLE_FACES = "MULTIPLE_FACES"
-TRACK_LOST = "TRACK_LOST"
-IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
-WRONG_EXPRESSION = "WRONG_EXPRESSION"
-CHALLENGE_TIMEOUT = "CHALLENGE_TIMEOUT"
-SOURCE_ENDED = "SOURCE_ENDED"
-LOCKED_OUT = "LOCKED_OUT"
-BAD_FRAME = "BAD_FRAME"
-UNKNOWN_USER = "UNKNOWN_USER"
-MODEL_MISMATCH = "MODEL_MISMATCH"
-# Quality gates
-FACE_TOO_SMALL = "FACE_TOO_SMALL"
-BLURRY = "BLURRY"
-POSE = "POSE"
-TOO_DARK = "TOO_DARK"
-TOO_BRIGHT = "TOO_BRIGHT"
-UNREADABLE = "UNREADABLE"
-IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+from .strenum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a frame, an enrollment image or a session was refused; each compares equal to its string."""
+
+    # Frame / session outcomes
+    NO_FACE = "NO_FACE"
+    MULTIPLE_FACES = "MULTIPLE_FACES"
+    TRACK_LOST = "TRACK_LOST"
+    IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
+    WRONG_EXPRESSION = "WRONG_EXPRESSION"
+    CHALLENGE_TIMEOUT = "CHALLENGE_TIMEOUT"
+    SOURCE_ENDED = "SOURCE_ENDED"
+    LOCKED_OUT = "LOCKED_OUT"
+    BAD_FRAME = "BAD_FRAME"
+    UNKNOWN_USER = "UNKNOWN_USER"
+    MODEL_MISMATCH = "MODEL_MISMATCH"
+    # Quality gates
+    FACE_TOO_SMALL = "FACE_TOO_SMALL"
+    BLURRY = "BLURRY"
+    POSE = "POSE"
+    TOO_DARK = "TOO_DARK"
+    TOO_BRIGHT = "TOO_BRIGHT"
+    UNREADABLE = "UNREADABLE"
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+
+
+class Decision(StrEnum):
+    """A session's outcome; ``PENDING`` until it decides. Compares equal to "accept" / "reject" / "pending"."""
+
+    PENDING = "pending"
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+# the codes as module names too (reasons.NO_FACE is Reason.NO_FACE)
+NO_FACE = Reason.NO_FACE
+MULTIPLE_FACES = Reason.MULTIPLE_FACES
+TRACK_LOST = Reason.TRACK_LOST
+IDENTITY_MISMATCH = Reason.IDENTITY_MISMATCH
+WRONG_EXPRESSION = Reason.WRONG_EXPRESSION
+CHALLENGE_TIMEOUT = Reason.CHALLENGE_TIMEOUT
+SOURCE_ENDED = Reason.SOURCE_ENDED
+LOCKED_OUT = Reason.LOCKED_OUT
+BAD_FRAME = Reason.BAD_FRAME
+UNKNOWN_USER = Reason.UNKNOWN_USER
+MODEL_MISMATCH = Reason.MODEL_MISMATCH
+FACE_TOO_SMALL = Reason.FACE_TOO_SMALL
+BLURRY = Reason.BLURRY
+POSE = Reason.POSE
+TOO_DARK = Reason.TOO_DARK
+TOO_BRIGHT = Reason.TOO_BRIGHT
+UNREADABLE = Reason.UNREADABLE
+IMAGE_TOO_LARGE = Reason.IMAGE_TOO_LARGE
 
 REASON_TEXT = {
     NO_FACE: "no face was found",

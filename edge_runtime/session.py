@@ -1,6 +1,6 @@
 """The challenge-response session: a state machine fed one analysed frame at a time.
 
-Per frame (DESIGN.md section 5): exactly one face (else MULTIPLE_FACES, or
+Per frame (ARCHITECTURE.md, "Session rules"): exactly one face (else MULTIPLE_FACES, or
 NO_FACE once the face has been gone for more than ``max_missing_frames``); the
 same tracked face (else TRACK_LOST); then the frame's identity evidence and
 its expression.
@@ -43,13 +43,15 @@ from typing import Any
 import numpy as np
 
 from . import reasons
+from .constants import DEFAULT_HOLD_FRAMES, DEFAULT_MAX_MISSING_FRAMES, DEFAULT_STEP_TIMEOUT_S
 from .challenge import NEUTRAL, with_neutral_steps
 from .expression_baseline import DEFAULT_MARGIN, ExpressionBaseline
 from .face_pipeline import FrameAnalysis
 from .identity_evidence import DEFAULT_WINDOW, IdentityEvidence, IdentityRule, default_rule
 from .labels import EXPRESSION_LABELS
+from .reasons import Decision, Reason
 
-PENDING, ACCEPT, REJECT = "pending", "accept", "reject"
+PENDING, ACCEPT, REJECT = Decision.PENDING, Decision.ACCEPT, Decision.REJECT
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,9 @@ class SessionConfig:
 
     verification_threshold: float
     expression_threshold: float  # the old global floor: validated and reported, no longer decides
-    hold_frames: int = 3
-    step_timeout_s: float = 5.0
-    max_missing_frames: int = 2
+    hold_frames: int = DEFAULT_HOLD_FRAMES
+    step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
+    max_missing_frames: int = DEFAULT_MAX_MISSING_FRAMES
     expression_margin: float = DEFAULT_MARGIN  # log-odds rise over the face at rest
     identity_floor: float | None = None
     continuity_threshold: float | None = None
@@ -105,8 +107,8 @@ class StepRecord:
 
 @dataclass
 class SessionResult:
-    decision: str
-    reasons: list[str]
+    decision: Decision
+    reasons: list[Reason]
     challenge: list[str]
     steps: list[StepRecord]
     frames: int
@@ -116,6 +118,12 @@ class SessionResult:
     detail: str = ""
     identity: dict[str, Any] = field(default_factory=dict)  # IdentityEvidence.to_dict()
     expression: dict[str, Any] = field(default_factory=dict)  # margin threshold, rest profile, margins per step
+
+    @classmethod
+    def refused(cls, challenge: tuple[str, ...], reason: Reason, detail: str) -> SessionResult:
+        """A reject decided before any frame was judged (no template to compare with, a locked-out user)."""
+        return cls(decision=Decision.REJECT, reasons=[Reason(reason)], challenge=list(challenge), steps=[], frames=0,
+                   analysed_frames=0, min_identity=None, detail=detail)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -23,10 +23,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .constants import PUBLIC_KEY_ENV
 from .errors import ManifestError
 
 SIGNATURE_NAME = "manifest.sig"
-PUBLIC_KEY_ENV = "FACELIVE_BUNDLE_PUBLIC_KEY"
 ALGORITHM = "ed25519"
 
 

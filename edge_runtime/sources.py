@@ -16,7 +16,8 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from .errors import FaceLiveError, ImageReadError
+from . import reasons
+from .errors import FaceLiveError, ImageReadError, ImageTooLargeError
 from .imageio import read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -34,6 +35,7 @@ class Frame:
     image: np.ndarray | None
     name: str
     error: str | None = None
+    reason: str | None = None  # the reason code of ``error`` (UNREADABLE when not given)
 
 
 class FrameSource:
@@ -69,7 +71,8 @@ class FileListSource(FrameSource):
             try:
                 yield Frame(i, i / self.fps, read_image(path), str(path))
             except ImageReadError as exc:
-                yield Frame(i, i / self.fps, None, str(path), error=str(exc))
+                code = reasons.IMAGE_TOO_LARGE if isinstance(exc, ImageTooLargeError) else reasons.UNREADABLE
+                yield Frame(i, i / self.fps, None, str(path), error=str(exc), reason=code)
 
     def describe(self) -> str:
         return f"{len(self.paths)} frame file(s) at {self.fps:g} fps"

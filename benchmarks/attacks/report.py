@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from facelivenet.edge_runtime.reasons import Decision
 from facelivenet.training.evaluation.plots import _pyplot, _save
 
 from .scenarios import ATTACK_TYPES, BONA_FIDE
@@ -73,10 +74,10 @@ def error_rates(records: Sequence[SessionRecord]) -> dict[str, Any]:
 def open_identity_rates(records: Sequence[SessionRecord]) -> dict[str, Any]:
     """The rates with the identity check off: what the challenge, tracking and face count stop by themselves."""
     groups = _by_kind(records)
-    out = {"apcer": {k: float(np.mean([r.open_decision == "accept" for r in groups[k]]))
+    out = {"apcer": {k: float(np.mean([r.open_decision == Decision.ACCEPT for r in groups[k]]))
                      for k in ATTACK_TYPES if k in groups}}
     if BONA_FIDE in groups:
-        out["bpcer"] = float(np.mean([r.open_decision != "accept" for r in groups[BONA_FIDE]]))
+        out["bpcer"] = float(np.mean([r.open_decision != Decision.ACCEPT for r in groups[BONA_FIDE]]))
     return out
 
 

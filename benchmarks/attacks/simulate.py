@@ -29,10 +29,11 @@ import numpy as np
 from facelivenet.edge_runtime import reasons
 from facelivenet.edge_runtime.authenticate import run_session
 from facelivenet.edge_runtime.challenge import ChallengeConfig
+from facelivenet.edge_runtime.constants import DEFAULT_FPS, DEFAULT_HOLD_FRAMES, DEFAULT_STEP_TIMEOUT_S
 from facelivenet.edge_runtime.expression_baseline import DEFAULT_MARGIN
 from facelivenet.edge_runtime.face_pipeline import FacePipeline
 from facelivenet.edge_runtime.identity_evidence import IdentityRule, default_rule
-from facelivenet.edge_runtime.session import ACCEPT, PENDING, AuthSession, SessionConfig, SessionResult
+from facelivenet.edge_runtime.session import ACCEPT, PENDING, REJECT, AuthSession, SessionConfig, SessionResult
 from facelivenet.edge_runtime.sources import Frame
 
 from .actors import Actor
@@ -79,9 +80,9 @@ class SuiteSetup:
     ccfg: ChallengeConfig
     expression_threshold: float
     variants: int
-    fps: float = 10.0
-    hold_frames: int = 3
-    step_timeout_s: float = 5.0
+    fps: float = DEFAULT_FPS
+    hold_frames: int = DEFAULT_HOLD_FRAMES
+    step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     session_model: str = "smooth"
 
     def session_config(self, thresholds: SessionThresholds | float) -> SessionConfig:
@@ -146,7 +147,7 @@ def derived_decision(open_decision: str, open_identity: dict[str, Any], rule: Id
 
     ok = (open_decision == ACCEPT and at_least("aggregate", rule.aggregate, False)
           and at_least("min_score", rule.floor, False) and at_least("min_continuity", rule.continuity, True))
-    return ACCEPT if ok else "reject"
+    return ACCEPT if ok else REJECT
 
 
 def session_frames(actor: Actor, session: AuthSession, renderer: Renderer, fps: float,

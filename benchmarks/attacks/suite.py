@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from facelivenet.edge_runtime.challenge import ChallengeConfig, distinct_orders
+from facelivenet.edge_runtime.constants import DEFAULT_CHALLENGE, DEFAULT_FPS, DEFAULT_HOLD_FRAMES, DEFAULT_STEP_TIMEOUT_S
 from facelivenet.edge_runtime.face_pipeline import FacePipeline
 from facelivenet.edge_runtime.store import TemplateStore
 
@@ -48,11 +49,11 @@ class SuiteConfig:
     identity: str = "model"  # or "dlib": the diagnostic (identity.py)
     session_model: str = "smooth"
     expression_threshold: float = 0.3  # the old global floor: reported, no longer decides
-    expressions: tuple[str, ...] = ("happy", "surprise")
+    expressions: tuple[str, ...] = DEFAULT_CHALLENGE
     length: int = 0
-    fps: float = 10.0
-    hold_frames: int = 3
-    step_timeout_s: float = 5.0
+    fps: float = DEFAULT_FPS
+    hold_frames: int = DEFAULT_HOLD_FRAMES
+    step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     types: tuple[str, ...] = SESSION_TYPES
     quick: bool = False
 
