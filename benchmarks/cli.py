@@ -1,6 +1,6 @@
 """``facelive-bench``: latency, size and accuracy parity of a model bundle, and how it compares with peers.
 
-Rules (DESIGN.md section 6): ``--json`` prints ONE JSON object on stdout (the
+Rules (the CLI convention, ARCHITECTURE.md "Commands"): ``--json`` prints ONE JSON object on stdout (the
 result), logs go to stderr; exit 0 on success, otherwise a non-zero code and
 one line ``facelive-bench: error: <reason>`` (with ``--json`` also
 ``{"error", "error_type"}`` on stdout). Libraries that print from C++ are
@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
-from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, setup_cli_logging
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options, run_command
+from facelivenet.edge_runtime.constants import CACHE_ENV, DATA_ENV, EXIT_FAILURE, EXIT_OK
 
 from .errors import BenchError
 
 PROG = "facelive-bench"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 log = logging.getLogger("facelivenet.benchmarks.cli")
 
 HandlerResult = tuple[int, dict[str, Any], str]
@@ -81,14 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
             torch model; then compare our fused int8 model with peer networks."""
         ),
         epilog=EPILOG + "\n\ncommands (instead of the benchmark):\n" + _subcommand_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--bundle", type=Path, metavar="B",
                    help="bundle folder (default: $FACELIVE_BUNDLE, else the shipped default bundle)")
     p.add_argument("--checkpoint", type=Path, metavar="C",
                    help="the checkpoint the bundle came from (default: the shipped model)")
     p.add_argument("--data", type=Path, metavar="DIR",
-                   help="face data root with lfw/ and fer2013/ (default: $FACELIVE_DATA); enables parity, "
+                   help=f"face data root with lfw/ and fer2013/ (default: ${DATA_ENV}); enables parity, "
                         "accuracy and int8 peers")
     p.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR)")
     p.add_argument("--threads", default="1", metavar="LIST", help="thread counts to time, e.g. 1,2 (default 1)")
@@ -98,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="REPORT_DIR",
                    help="write result.json, report.md, config.json and PNG plots into this folder")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
-                   help="face and peer-model cache (default $FACELIVE_CACHE or ~/.cache/facelivenet)")
+                   help=f"face and peer-model cache (default ${CACHE_ENV} or ~/.cache/facelivenet)")
     p.add_argument("--seed", type=int, default=0, help="which LFW images calibrate and check parity (default 0)")
     p.add_argument("--peers", dest="peer_names", metavar="LIST",
                    help="peer networks to compare, comma-separated (default: all: mobilefacenet, mobilefacenet_relu, "
@@ -109,9 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip parity and accuracy even with --data")
     p.add_argument("--in-process", dest="isolate", action="store_false",
                    help="time every row in this process (faster; RSS and load times then include earlier rows)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (the result) on stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    add_json_flag(p)
+    add_log_options(p)
     return p
 
 
@@ -203,18 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: torch is not installed: running the edge-only benchmark ({PROG} device); "
               "the torch row, real-face accuracy and peers need the full install", file=sys.stderr)
         return _subcommand("device", _device_argv(argv))
-    args = parse_args_or_code(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    setup_cli_logging(PROG, args.verbose, args.quiet)
+    return run_command(PROG, build_parser(), argv, _cmd_bench, prepare=_quiet_root_logger)
+
+
+def _quiet_root_logger(args: argparse.Namespace) -> None:
     # onnxruntime's quantiser configures the root logger: keep our lines from printing twice
     logging.getLogger("facelivenet").propagate = False
-    failed, result = call_cleanly(PROG, args.json, lambda: _cmd_bench(args))
-    if failed is not None:
-        return failed
-    code, payload, text = result
-    print(json.dumps(payload) if getattr(args, "json", False) else text)
-    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,19 +7,19 @@ on this device: the numbers are still printed); 2 a usage error.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, setup_cli_logging
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options, run_command
+from facelivenet.edge_runtime.constants import EXIT_FAILURE, EXIT_OK
 
 from .errors import BenchError
 
 PROG = "facelive-bench device"
-EXIT_OK, EXIT_PARITY = 0, 1
+EXIT_PARITY = EXIT_FAILURE  # a file failing its parity gate on this device
 log = logging.getLogger("facelivenet.benchmarks.device")
 
 EPILOG = """examples (on the board: pip install "facelivenet[edge]", copy the bundle folder over):
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
             the bundle is meant for."""
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--bundle", type=Path, metavar="B",
                    help="bundle folder (default: $FACELIVE_BUNDLE, else the shipped default bundle)")
@@ -63,9 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size of the float32 GEMM that measures the peak (default 2048; 1536 with --quick)")
     p.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
     p.add_argument("--out", type=Path, metavar="REPORT_DIR", help="write result.json, report.md, config.json here")
-    p.add_argument("--json", action="store_true", help="print one JSON object (the result) on stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    add_json_flag(p)
+    add_log_options(p)
     return p
 
 
@@ -87,8 +86,9 @@ def config_from_args(args: argparse.Namespace):
                         gemm_n=args.gemm_n)
 
 
-def _run(args: argparse.Namespace) -> dict:
+def _run(args: argparse.Namespace):
     from .device import run_device_benchmark
+    from .report import markdown
 
     cfg = config_from_args(args)
     result = run_device_benchmark(cfg)
@@ -96,29 +96,15 @@ def _run(args: argparse.Namespace) -> dict:
         from .report_files import write_report
 
         result["report_files"] = write_report(result, cfg.out)
-    return result
+    text = "" if args.json else markdown(result)
+    if result["parity_failed"]:
+        return EXIT_PARITY, result, text, f"parity gate failed on this device for {', '.join(result['parity_failed'])}"
+    return EXIT_OK, result, text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the edge-only benchmark; returns the exit code."""
-    args = parse_args_or_code(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    setup_cli_logging(PROG, args.verbose, args.quiet)
-    failed, result = call_cleanly(PROG, args.json, lambda: _run(args))
-    if failed is not None:
-        return failed
-    if args.json:
-        print(json.dumps(result))
-    else:
-        from .report import markdown
-
-        print(markdown(result))
-    if result["parity_failed"]:
-        print(f"{PROG}: error: parity gate failed on this device for {', '.join(result['parity_failed'])}",
-              file=sys.stderr)
-        return EXIT_PARITY
-    return EXIT_OK
+    return run_command(PROG, build_parser(), argv, _run)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,24 +43,19 @@ def runtime_stages(bundle: Path, threads: int, data: Path | None, detector: str 
     default file (int8 ONNX), exactly as ``facelive auth`` runs them; None without a face to run on.
 
     The detector is ``detector``, else $FACELIVE_DETECTOR, else the bundle's own (hash-checked)."""
-    import cv2
-
-    from facelivenet.edge_runtime.cli_runtime import verify_bundle_detector
-    from facelivenet.edge_runtime.detection import resolve_detector_path
-    from facelivenet.edge_runtime.face_model import FaceModel
-    from facelivenet.edge_runtime.face_pipeline import FacePipeline, FrameAnalysis
+    from facelivenet.edge_runtime.api import open_pipeline
+    from facelivenet.edge_runtime.face_pipeline import FrameAnalysis
+    from facelivenet.edge_runtime.options import RuntimeOptions
     from facelivenet.edge_runtime.preprocess import face_crop
     from facelivenet.edge_runtime.quality import face_measures, quality_reasons
-    from facelivenet.edge_runtime.session import AuthSession, SessionConfig
+    from facelivenet.edge_runtime.session import AuthSession
 
     frame = _camera_frame(data)
     if frame is None:
         return None
-    cv2.setNumThreads(threads)
-    model = FaceModel(bundle, "onnx", "int8", threads)
-    detector_path = resolve_detector_path(detector, bundle)
-    verify_bundle_detector(detector_path, model.bundle_dir, model.manifest)
-    pipeline = FacePipeline(model, detector_path=str(detector_path))
+    options = RuntimeOptions(bundle=bundle, threads=threads, detector=detector)  # the default file: int8 ONNX
+    pipeline = open_pipeline(options)
+    model = pipeline.model
     faces = pipeline.detector.detect(frame)
     if len(faces) != 1:
         return None
@@ -69,14 +64,13 @@ def runtime_stages(bundle: Path, threads: int, data: Path | None, detector: str 
     out = model.infer(crop)
     analysis = FrameAnalysis(faces=faces, reasons=[], face=face, embedding=out.embeddings[0],
                              probabilities=out.probabilities[0])
-    cfg = SessionConfig(verification_threshold=model.manifest.thresholds.verification_cosine,
-                        expression_threshold=model.manifest.thresholds.expression_probability)
+    cfg = options.session.session_config(model.manifest)
     return [
         ("detect", lambda: pipeline.detector.detect(frame)),
         ("align", lambda: face_crop(frame, model.preprocess, face.landmarks)),
         ("quality", lambda: quality_reasons(face_measures(face, crop), pipeline.cfg.quality)),
         ("model", lambda: model.infer(crop)),
-        ("decision", lambda: AuthSession(out.embeddings[0], ("happy", "surprise"), cfg).feed(analysis, 0.0)),
+        ("decision", lambda: AuthSession(out.embeddings[0], options.session.challenge, cfg).feed(analysis, 0.0)),
     ]
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from facelivenet import edge_runtime
 from facelivenet.edge_runtime.bundle import resolve_bundle_dir
-from facelivenet.edge_runtime.cli_logging import setup_cli_logging
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options, epilog, run_command
+from facelivenet.edge_runtime.constants import BUNDLE_ENV, EXIT_OK
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 log = logging.getLogger(__name__)
@@ -58,21 +59,29 @@ def stage(out: Path, bundle: str | None = None, force: bool = False) -> list[str
     return files
 
 
+PROG = "python -m facelivenet.demo_kivy.android_stage"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The staging step's parser (the shared CLI convention: --json, -v/-q, exit codes)."""
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter,
+                                epilog=epilog(f"{PROG} build/android", f"{PROG} build/android --bundle bundle/ --force"))
+    p.add_argument("out", type=Path, help="folder to write (buildozer's source.dir)")
+    p.add_argument("--bundle", help=f"model bundle to ship (default: ${BUNDLE_ENV}, else the shipped one)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    add_json_flag(p)
+    add_log_options(p)
+    return p
+
+
+def _run(args: argparse.Namespace):
+    files = stage(args.out, args.bundle, args.force)
+    return EXIT_OK, {"out": str(args.out), "bundle_files": files}, f"staged {args.out} (bundle: {', '.join(files)})"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of the staging step; returns the exit code."""
-    p = argparse.ArgumentParser(prog="python -m facelivenet.demo_kivy.android_stage", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", type=Path, help="folder to write (buildozer's source.dir)")
-    p.add_argument("--bundle", help="model bundle to ship (default: $FACELIVE_BUNDLE, else the shipped one)")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    args = p.parse_args(argv)
-    setup_cli_logging("android_stage", 1, False)
-    try:
-        stage(args.out, args.bundle, args.force)
-    except FaceLiveError as exc:
-        print(f"android_stage: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(PROG, build_parser(), argv, _run)
 
 
 if __name__ == "__main__":  # pragma: no cover

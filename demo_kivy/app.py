@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from facelivenet.edge_runtime.cli_logging import parse_args_or_code, report_failure, setup_cli_logging
-from facelivenet.edge_runtime.cli_runtime import DEFAULT_DB
+from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, report_failure, setup_cli_logging
+from facelivenet.edge_runtime.constants import DEFAULT_DB, EXIT_FAILURE, EXIT_OK, EXIT_REJECTED
 from facelivenet.edge_runtime.errors import FaceLiveError
+from facelivenet.edge_runtime.reasons import Decision
 
 from .engine import DemoEngine, ModelLoadError
 from .kivy_env import configure_window, prepare_kivy, remove_temp_home
@@ -26,7 +27,6 @@ from .options import PROG, build_parser, parse_script, parse_size, screenshot_pr
 
 log = logging.getLogger("facelivenet.demo_kivy")
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_REJECTED = 0, 1, 2, 3, 4
 DEFAULT_HEADLESS_USER = "demo"
 HEADLESS_MAX_SECONDS = 300.0
 
@@ -43,32 +43,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args
     setup_cli_logging(PROG, args.verbose, args.quiet)
     temp_db_dir = tempfile.TemporaryDirectory(prefix="facelive-demo-") if args.headless and not args.db else None
-    temp_home, engine = None, None
+    held: dict[str, Any] = {}  # what the run opened, closed here whatever happens
     try:
-        engine = _engine(args, args.db or (str(Path(temp_db_dir.name) / "facelive.db") if temp_db_dir
-                                           else DEFAULT_DB))
-        size = parse_size(args.size)
-        steps = parse_script(args.script) if args.headless else []
-        prefix = screenshot_prefix(args.screenshot)
-        temp_home = prepare_kivy(args.headless, args.verbose)
-        configure_window(size, args.headless, args.verbose)
-        if args.headless:
-            return _run_headless(engine, steps, prefix, args)
-        return _run_window(engine)
-    except FaceLiveError as exc:
-        return _fail(args.json, str(exc), type(exc).__name__)
-    except KeyboardInterrupt:
-        return _fail(args.json, "interrupted", "KeyboardInterrupt", 130)
-    except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv
-        log.debug("internal error", exc_info=True)
-        return _fail(args.json, f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
-                     "InternalError", EXIT_INTERNAL)
+        db = args.db or (str(Path(temp_db_dir.name) / "facelive.db") if temp_db_dir else DEFAULT_DB)
+        failed, code = call_cleanly(PROG, args.json, lambda: _run(args, db, held))
+        return failed if failed is not None else code
     finally:
-        if engine is not None:
-            engine.close()
-        remove_temp_home(temp_home)
+        if held.get("engine") is not None:
+            held["engine"].close()
+        remove_temp_home(held.get("temp_home"))
         if temp_db_dir is not None:
             temp_db_dir.cleanup()
+
+
+def _run(args, db: str, held: dict[str, Any]) -> int:
+    held["engine"] = engine = _engine(args, db)
+    size = parse_size(args.size)
+    steps = parse_script(args.script) if args.headless else []
+    prefix = screenshot_prefix(args.screenshot)
+    held["temp_home"] = prepare_kivy(args.headless, args.verbose)
+    configure_window(size, args.headless, args.verbose)
+    if args.headless:
+        return _run_headless(engine, steps, prefix, args)
+    return _run_window(engine)
 
 
 def _engine(args, db: str) -> DemoEngine:
@@ -118,7 +115,7 @@ def _run_headless(engine: DemoEngine, steps: list[str], prefix: Path | None, arg
         print(json.dumps(payload))
     else:
         print(_summary(payload))
-    if driver.auth is not None and driver.auth["decision"] != "accept":
+    if driver.auth is not None and driver.auth["decision"] != Decision.ACCEPT:
         print(f"{PROG}: rejected: {', '.join(driver.auth['reasons'])}", file=sys.stderr)
         return EXIT_REJECTED
     return EXIT_OK

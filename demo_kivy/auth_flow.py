@@ -19,7 +19,7 @@ import numpy as np
 from facelivenet.edge_runtime import reasons
 from facelivenet.edge_runtime.authenticate import LockoutConfig, authenticate
 from facelivenet.edge_runtime.face_pipeline import FacePipeline, FrameAnalysis
-from facelivenet.edge_runtime.session import AuthSession, SessionConfig
+from facelivenet.edge_runtime.session import AuthSession, SessionConfig, SessionResult
 from facelivenet.edge_runtime.sources import Frame
 from facelivenet.edge_runtime.store import ModelMismatchError, TemplateStore, UnknownUserError
 
@@ -31,9 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def refused(challenge: tuple[str, ...], code: str, detail: str) -> dict[str, Any]:
-    """A reject decided before any frame (no template to compare with)."""
-    return {"decision": "reject", "reasons": [code], "challenge": list(challenge), "steps": [], "frames": 0,
-            "analysed_frames": 0, "min_identity": None, "detail": detail}
+    """A reject decided before any frame (no template to compare with), as the session's result dict."""
+    return SessionResult.refused(challenge, code, detail).to_dict()
 
 
 class AuthFlow(Flow):

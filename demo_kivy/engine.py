@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from facelivenet.edge_runtime.authenticate import LockoutConfig, choose_challenge
-from facelivenet.edge_runtime.cli_runtime import build_pipeline
+from facelivenet.edge_runtime.api import open_pipeline
 from facelivenet.edge_runtime.errors import DetectorNotFoundError, FaceLiveError
 from facelivenet.edge_runtime.face_pipeline import FacePipeline
 from facelivenet.edge_runtime.sources import open_source
@@ -37,7 +36,7 @@ class ModelLoadError(FaceLiveError):
 def load_pipeline(settings: DemoSettings) -> FacePipeline:
     """The verified model and detector; ModelLoadError with the fix when the bundle is missing or tampered."""
     try:
-        return build_pipeline(settings.model_args())
+        return open_pipeline(settings.runtime_options())
     except DetectorNotFoundError as exc:
         raise ModelLoadError(f"cannot load the face detector: {exc}") from exc
     except FaceLiveError as exc:
@@ -130,9 +129,9 @@ class DemoEngine:
         s = self.settings
         feed = self.feed(s.source)
         feed.start()
-        challenge = choose_challenge(s.challenge_config(), s.seed, s.fixed_order)
-        flow = AuthFlow(feed, pipeline, s.db, user, challenge, s.session_config(pipeline.model.manifest),
-                        LockoutConfig(s.max_failures, s.lockout_window_s))
+        session = s.session_settings()
+        flow = AuthFlow(feed, pipeline, s.db, user, session.draw_challenge(),
+                        session.session_config(pipeline.model.manifest), session.lockout())
         self.flow = flow.start()
         return flow, feed
 

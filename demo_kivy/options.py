@@ -7,8 +7,9 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from facelivenet.edge_runtime.challenge import DEFAULT_EXPRESSIONS
-from facelivenet.edge_runtime.cli_runtime import DEFAULT_DB, add_model_options
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_challenge_options, add_json_flag, add_log_options,
+                                                 add_model_options, epilog, positive_float)
+from facelivenet.edge_runtime.constants import DEFAULT_DB, DEFAULT_FPS
 
 from .settings import DemoSettings, SettingsError
 
@@ -43,15 +44,15 @@ EXAMPLES = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``facelive-demo``."""
-    p = argparse.ArgumentParser(prog=PROG, description=textwrap.dedent(DESCRIPTION),
-                                epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=PROG, description=textwrap.dedent(DESCRIPTION), epilog=epilog(*EXAMPLES),
+                                formatter_class=HelpFormatter)
     src = p.add_argument_group("frames")
     src.add_argument("--source", nargs="+", metavar="SRC", default=None,
                      help="camera index, video file, folder of frames or frame files (default: camera 0)")
     src.add_argument("--enroll-source", nargs="+", metavar="SRC",
                      help="frames for enrollment (default: the first frames of --source)")
-    src.add_argument("--fps", type=float, default=10.0, help="frame rate of a folder or list of frames (default 10)")
+    src.add_argument("--fps", type=positive_float, default=DEFAULT_FPS,
+                     help=f"frame rate of a folder or list of frames (default {DEFAULT_FPS:g})")
     mirror = src.add_mutually_exclusive_group()
     mirror.add_argument("--mirror", dest="mirror", action="store_true", default=None,
                         help="mirror the preview (default: only for a camera)")
@@ -62,29 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--enroll-frames", type=int, default=5, metavar="N", help="frames to capture (default 5)")
     users.add_argument("--enroll-interval", type=float, default=0.2, metavar="S",
                        help="seconds of source time between captures (default 0.2)")
-    ch = p.add_argument_group("challenge")
-    ch.add_argument("--challenge", default=",".join(DEFAULT_EXPRESSIONS), metavar="LIST", help="challenge expressions")
-    ch.add_argument("--length", type=int, default=0, metavar="N", help="expression steps (default: one per expression)")
-    ch.add_argument("--fixed-order", action="store_true", help="use --challenge in its order (tests only)")
-    ch.add_argument("--seed", type=int, help="seed the challenge draw (tests only)")
-    ch.add_argument("--hold-frames", type=int, default=3, metavar="N", help="frames an expression must hold (default 3)")
-    ch.add_argument("--step-timeout", type=float, default=5.0, metavar="S", help="seconds per step (default 5)")
-    ch.add_argument("--threshold", type=float, metavar="COS", help="verification cosine (default: the bundle's)")
-    ch.add_argument("--expression-threshold", type=float, metavar="P",
-                    help="expression probability (default: the bundle's)")
-    ch.add_argument("--max-failures", type=int, default=5, metavar="N", help="failures that lock a user out (default 5)")
-    ch.add_argument("--lockout-window", type=float, default=300.0, metavar="S", help="lock-out window (default 300 s)")
+    add_challenge_options(p)
     add_model_options(p)
     auto = p.add_argument_group("automation")
     auto.add_argument("--headless", action="store_true", help="no window: run --script and exit")
     auto.add_argument("--script", default="enroll,auth", metavar="STEPS",
                       help=f"headless steps, comma-separated from {', '.join(SCRIPT_STEPS)} (default enroll,auth)")
     auto.add_argument("--screenshot", metavar="PNG", help="save one screenshot per screen visited: PNG_<screen>.png")
-    auto.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
+    add_json_flag(auto)
     auto.add_argument("--size", default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}", metavar="WxH",
                       help=f"window size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
-    p.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    add_log_options(p)
     return p
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .constants import BUNDLE_ENV
 from .errors import ManifestError
 from .manifest import MANIFEST_NAME
 
-BUNDLE_ENV = "FACELIVE_BUNDLE"
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().with_name("default_bundle")
 
 
@@ -29,3 +29,11 @@ def resolve_bundle_dir(explicit: str | Path | None = None) -> Path:
         raise ManifestError(f"{source}: {path} holds no {MANIFEST_NAME}; pass --bundle PATH to a bundle written by "
                             "facelive-export")
     return path
+
+
+def verify_bundle_detector(detector: Path, bundle_dir: Path, manifest=None) -> None:
+    """When the detector file is the bundle's own, check it against the manifest's sha256."""
+    from .manifest import load_manifest, verify_detector
+
+    if Path(detector).resolve().is_relative_to(Path(bundle_dir).resolve()):
+        verify_detector(bundle_dir, manifest or load_manifest(bundle_dir, verify_files=False))

@@ -1,6 +1,7 @@
 """``facelive``: the torch-free command line of the edge runtime.
 
-Every subcommand follows the same rules (DESIGN.md section 6):
+Every subcommand follows the convention of every facelivenet CLI (:mod:`.cli_common`;
+ARCHITECTURE.md, "Commands"):
 
 - ``--json`` prints exactly ONE JSON object on stdout; logs go to stderr;
 - exit code 0 on success; on failure a non-zero code and one line
@@ -17,7 +18,6 @@ function that builds its parser and sets ``handler``. A handler returns
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import textwrap
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import cli_runtime
-from .cli_logging import EXIT_FAILURE, EXIT_OK, call_cleanly, one_line, parse_args_or_code, setup_cli_logging
+from .cli_common import CommandLineError, HelpFormatter, add_json_flag, add_log_options, epilog, run_command
+from .constants import BUNDLE_ENV, EXIT_FAILURE, EXIT_OK, PUBLIC_KEY_ENV
 from .errors import FaceLiveError
 
 log = logging.getLogger("facelivenet.edge_runtime.cli")
@@ -36,8 +37,7 @@ PROG = "facelive"
 HandlerResult = tuple[int, dict[str, Any], str]
 
 
-class CliError(FaceLiveError):
-    """A command-line input the runtime cannot act on (bad option value, no images...)."""
+CliError = CommandLineError  # the old name of the shared command-line error
 
 
 def _version() -> str:
@@ -49,12 +49,8 @@ def _version() -> str:
         return "unknown"
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keep the hand-written line breaks of descriptions and examples."""
-
-
-def _epilog(*examples: str) -> str:
-    return "examples:\n" + "\n".join(f"  {e}" for e in examples)
+_HelpFormatter = HelpFormatter
+_epilog = epilog
 
 
 # --------------------------------------------------------------------------- inspect
@@ -72,24 +68,29 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
             files were modified or corrupted is refused with a non-zero exit."""
         ),
         epilog=_epilog(
+            "facelive inspect                 # the shipped default bundle",
             "facelive inspect bundle/",
             "facelive inspect bundle/ --json > manifest.json",
             "facelive inspect bundle/ --no-verify   # schema only, skip hashing",
         ),
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder (holds manifest.json)")
+    p.add_argument("bundle", metavar="BUNDLE", type=Path, nargs="?",
+                   help=f"bundle folder (holds manifest.json; default: ${BUNDLE_ENV}, else the shipped one)")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the model files")
     p.add_argument("--public-key", metavar="PEM", help="also require a valid signature by this Ed25519 key "
-                   "(default: $FACELIVE_BUNDLE_PUBLIC_KEY)")
-    _add_json(p)
+                   f"(default: ${PUBLIC_KEY_ENV})")
+    add_json_flag(p)
     p.set_defaults(handler=_cmd_inspect)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> HandlerResult:
     from . import signing
+    from .bundle import resolve_bundle_dir
     from .manifest import load_manifest
 
+    if args.bundle is None:
+        args.bundle = resolve_bundle_dir(None)
     manifest = load_manifest(args.bundle, verify_files=not args.no_verify, public_key=args.public_key)
     log.info("%s: manifest valid, %d file(s)%s", args.bundle, len(manifest.files),
              "" if args.no_verify else ", sha256 verified")
@@ -119,7 +120,7 @@ def _add_keygen(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the two key files")
     p.add_argument("--name", default="deployer", help="file name stem (default deployer)")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=_cmd_keygen)
 
 
@@ -151,7 +152,7 @@ def _add_sign(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder (holds manifest.json)")
     p.add_argument("--key", type=Path, required=True, metavar="PEM", help="the Ed25519 private key (facelive keygen)")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=_cmd_sign)
 
 
@@ -219,7 +220,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=112, metavar="S", help="crop side in pixels (default 112)")
     p.add_argument("--colour", choices=("gray", "rgb"), default="gray",
                    help="crop colour mode, as the model's preprocessing (default gray)")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=_cmd_detect)
 
 
@@ -234,7 +235,7 @@ def _face_dict(face: Any) -> dict[str, Any]:
 def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
     import cv2
 
-    from .cli_runtime import verify_bundle_detector
+    from .bundle import verify_bundle_detector
     from .detection import YuNetDetector, resolve_detector_path
     from .imageio import read_image
     from .preprocess import PreprocessConfig, face_crop
@@ -325,7 +326,7 @@ def _detect_line(r: dict[str, Any]) -> str:
 
 # Subcommands, in the order ``facelive --help`` lists them. The model-running
 # ones live in cli_runtime and share --bundle, --format, --precision, --threads
-# (DESIGN.md section 6 has their JSON contracts).
+# (ARCHITECTURE.md, "Commands", has their JSON contracts).
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     cli_runtime.add_enroll,
     cli_runtime.add_auth,
@@ -337,10 +338,6 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_keygen,
     _add_sign,
 ]
-
-
-def _add_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,8 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    add_log_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     for add in _SUBCOMMANDS:
@@ -373,23 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facelive`` console script; returns the exit code."""
-    args = parse_args_or_code(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    setup_cli_logging(PROG, args.verbose, args.quiet)
-    failed, result = call_cleanly(PROG, args.json, lambda: args.handler(args))
-    if failed is not None:
-        return failed
-    code, payload, text = result
-    if args.json:
-        print(json.dumps(payload, sort_keys=False))
-    elif text:
-        print(text)
-    if code == cli_runtime.EXIT_REJECTED:
-        print(f"{PROG}: {one_line(payload.get('message', 'rejected'))}", file=sys.stderr)
-    elif code != EXIT_OK:
-        print(f"{PROG}: error: {one_line(payload.get('error', 'failed'))}", file=sys.stderr)
-    return code
+    return run_command(PROG, build_parser(), argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,102 +13,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import reasons
-from .errors import FaceLiveError
+from .cli_common import (CommandLineError, HelpFormatter, add_challenge_options, add_json_flag, add_model_options,  # noqa: F401
+                         count, epilog, finite_float, positive_float, runtime_options, session_settings)
+from .constants import DEFAULT_DB, DEFAULT_FPS, EXIT_OK, EXIT_REJECTED
+from .reasons import Decision
 
 if TYPE_CHECKING:
     from .session import SessionConfig
 
-EXIT_OK, EXIT_REJECTED = 0, 4
-DEFAULT_DB = "facelive.db"
-
-
-class RuntimeCliError(FaceLiveError):
-    """A command-line value the runtime cannot act on."""
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (NaN and infinities are refused)."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def count(low: int, high: int):
-    """argparse type: an integer in [low, high]."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
-        return value
-    return parse
-
-
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--bundle, --format, --precision, --threads, --detector (DESIGN.md section 6)."""
-    g = p.add_argument_group("model")
-    g.add_argument("--bundle", metavar="BUNDLE", help="model bundle folder (default: $FACELIVE_BUNDLE, else the shipped one)")
-    g.add_argument("--format", choices=("onnx", "tflite", "coreml"), default="onnx", help="model file format (default onnx)")
-    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="int8", help="model precision (default int8)")
-    g.add_argument("--threads", type=count(1, 64), default=1, metavar="N", help="CPU threads, 1-64 (default 1)")
-    g.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
-    g.add_argument("--public-key", metavar="PEM", help="refuse the bundle unless its manifest is signed by this "
-                   "Ed25519 key (default: $FACELIVE_BUNDLE_PUBLIC_KEY; see facelive sign)")
-    g.add_argument("--max-pixels", type=count(1, 1_000_000_000), default=16_000_000, metavar="N",
-                   help="refuse images with more pixels than this (default 16,000,000)")
+RuntimeCliError = CommandLineError  # the old name of the shared command-line error
 
 
 def build_pipeline(args: argparse.Namespace, detect_every: int = 1):
-    """The FacePipeline the options describe (the model file's hash is verified on load)."""
-    from .detection import resolve_detector_path
-    from .face_model import FaceModel
-    from .face_pipeline import FacePipeline, PipelineConfig
+    """The FacePipeline the model options describe (through :func:`.api.open_pipeline`)."""
+    from .api import open_pipeline
+    from .options import SessionSettings
 
-    import cv2
-
-    cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's pool: keep it to the same core budget
-    model = FaceModel(args.bundle, args.format, args.precision, args.threads, public_key=args.public_key)
-    detector = resolve_detector_path(args.detector, bundle_dir=model.bundle_dir)
-    verify_bundle_detector(detector, model.bundle_dir, model.manifest)
-    cfg = PipelineConfig(detect_every=detect_every, max_image_pixels=args.max_pixels)
-    return FacePipeline(model, cfg=cfg, detector_path=str(detector))
-
-
-def verify_bundle_detector(detector: Path, bundle_dir: Path, manifest=None) -> None:
-    """When the detector file is the bundle's own, check it against the manifest's sha256."""
-    from .manifest import load_manifest, verify_detector
-
-    if detector.resolve().is_relative_to(Path(bundle_dir).resolve()):
-        verify_detector(bundle_dir, manifest or load_manifest(bundle_dir, verify_files=False))
-
-
-def _epilog(*examples: str) -> str:
-    return "examples:\n" + "\n".join(f"  {e}" for e in examples)
+    return open_pipeline(runtime_options(args, detect_every=detect_every, session=SessionSettings()))
 
 
 def _parser(sub: argparse._SubParsersAction, name: str, help_: str, description: str, examples: list[str]):
-    return sub.add_parser(name, help=help_, description=textwrap.dedent(description), epilog=_epilog(*examples),
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
-def _json_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
+    return sub.add_parser(name, help=help_, description=textwrap.dedent(description), epilog=epilog(*examples),
+                          formatter_class=HelpFormatter)
 
 
 # ------------------------------------------------------------------ verify
@@ -128,7 +54,7 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=finite_float, metavar="COS", help="cosine threshold (default: the bundle's)")
     p.add_argument("--far", default="1e-3", metavar="LIST", help="FARs for TAR@FAR with labelled pairs (default 1e-3)")
     add_model_options(p)
-    _json_flag(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_verify)
 
 
@@ -225,7 +151,7 @@ def add_calibrate(sub: argparse._SubParsersAction) -> None:
                    help="also set the expression probability threshold (0..1)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     add_model_options(p)
-    _json_flag(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_calibrate)
 
 
@@ -280,20 +206,20 @@ def add_enroll(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-images", type=count(1, 10_000), default=1, metavar="N",
                    help="refuse (store nothing) with fewer usable images (default 1)")
     add_model_options(p)
-    _json_flag(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_enroll)
 
 
 def cmd_enroll(args: argparse.Namespace):
-    from .enrollment import enroll_paths
+    from .api import Authenticator
+    from .options import SessionSettings
     from .sources import expand_image_paths
-    from .store import TemplateStore, validate_user_id
+    from .store import validate_user_id
 
     validate_user_id(args.user)
     expand_image_paths(args.images)  # fail on no images before loading anything
-    pipeline = build_pipeline(args)
-    with TemplateStore(args.db) as store:
-        result = enroll_paths(pipeline, store, args.user, args.images, args.min_images)
+    with Authenticator(runtime_options(args, session=SessionSettings())) as auth:
+        result = auth.enroll(args.user, args.images, args.min_images)
     payload = result.to_dict()
     lines = [f"enrolled {result.user!r}: {result.images_used} image(s) used, {len(result.rejected)} rejected ({args.db})"]
     lines += [f"  rejected {r['path']}: {r['reason']} ({r['detail']})" for r in result.rejected]
@@ -326,49 +252,31 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", required=True, help="the enrolled user to authenticate")
     p.add_argument("--source", nargs="+", required=True, metavar="SRC",
                    help="camera index, video file, folder of frames, or frame files")
-    p.add_argument("--challenge", default="happy,surprise", metavar="LIST", help="challenge expressions")
-    p.add_argument("--length", type=count(0, 16), default=0, metavar="N",
-                   help="expression steps, up to 16 (default: one per expression)")
-    p.add_argument("--fixed-order", action="store_true", help="use --challenge in its order (tests only)")
-    p.add_argument("--seed", type=count(0, 2**63 - 1), help="seed the challenge draw (tests only)")
-    p.add_argument("--fps", type=positive_float, default=10.0, help="frame rate of a folder or list of frames (default 10)")
-    p.add_argument("--hold-frames", type=count(1, 1000), default=3, metavar="N", help="frames an expression must hold (default 3)")
-    p.add_argument("--step-timeout", type=positive_float, default=5.0, metavar="S", help="seconds per step (default 5)")
-    p.add_argument("--threshold", type=finite_float, metavar="COS", help="verification cosine (default: the bundle's)")
-    p.add_argument("--expression-threshold", type=finite_float, metavar="P",
-                   help="the old global expression floor (default: the bundle's); reported, no longer decides")
-    p.add_argument("--expression-margin", type=finite_float, metavar="LOGODDS",
+    p.add_argument("--fps", type=positive_float, default=DEFAULT_FPS,
+                   help=f"frame rate of a folder or list of frames (default {DEFAULT_FPS:g})")
+    g = add_challenge_options(p)
+    g.add_argument("--expression-margin", type=finite_float, metavar="LOGODDS",
                    help=f"an expression counts when its log-odds rose this much over the face at rest "
                         f"(default {DEFAULT_MARGIN})")
-    p.add_argument("--identity-floor", type=finite_float, metavar="COS",
+    g.add_argument("--identity-floor", type=finite_float, metavar="COS",
                    help=f"per-frame identity floor (default: the verification cosine - {DEFAULT_FLOOR_GAP})")
-    p.add_argument("--continuity", type=finite_float, metavar="COS",
+    g.add_argument("--continuity", type=finite_float, metavar="COS",
                    help="per-frame continuity with the previous frames (default: the verification cosine)")
     p.add_argument("--detect-every", type=count(1, 1000), default=1, metavar="N",
                    help="full-frame detection every N frames, window re-detection in between (default 1)")
-    p.add_argument("--max-failures", type=count(1, 1_000_000), default=5, metavar="N", help="failures that lock the user out (default 5)")
-    p.add_argument("--lockout-window", type=positive_float, default=300.0, metavar="S", help="lock-out window in seconds (default 300)")
     p.add_argument("--max-frames", type=count(1, 10**9), metavar="N", help="stop a camera or video after N frames")
     add_model_options(p)
-    _json_flag(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_auth)
 
 
 def session_config(args: argparse.Namespace, manifest) -> "SessionConfig":
     """Thresholds from the bundle unless overridden, and the timing options."""
-    from .expression_baseline import DEFAULT_MARGIN
-    from .session import SessionConfig
+    from .options import OptionsError
 
-    thr = manifest.thresholds
     try:
-        return SessionConfig(
-            verification_threshold=args.threshold if args.threshold is not None else thr.verification_cosine,
-            expression_threshold=(args.expression_threshold if args.expression_threshold is not None
-                                  else thr.expression_probability),
-            hold_frames=args.hold_frames, step_timeout_s=args.step_timeout,
-            expression_margin=args.expression_margin if args.expression_margin is not None else DEFAULT_MARGIN,
-            identity_floor=args.identity_floor, continuity_threshold=args.continuity)
-    except ValueError as exc:
+        return session_settings(args).session_config(manifest)
+    except OptionsError as exc:
         raise RuntimeCliError(str(exc)) from exc
 
 
@@ -383,27 +291,22 @@ def identity_summary(ev: dict) -> str:
 
 
 def cmd_auth(args: argparse.Namespace):
-    from .authenticate import LockoutConfig, authenticate, choose_challenge
-    from .challenge import ChallengeConfig, distinct_orders
+    from .api import Authenticator
+    from .challenge import distinct_orders
     from .sources import open_source
-    from .store import TemplateStore
 
-    try:
-        ccfg = ChallengeConfig(tuple(args.challenge.split(",")), args.length)
-    except ValueError as exc:
-        raise RuntimeCliError(f"--challenge: {exc}") from exc
+    settings = session_settings(args)  # a bad --challenge fails before anything is loaded
     if not args.db.exists():
         raise RuntimeCliError(f"no template database at {args.db}: enroll the user first (facelive enroll --db {args.db})")
     source = open_source(args.source, fps=args.fps, max_frames=args.max_frames)
-    pipeline = build_pipeline(args, detect_every=args.detect_every)
-    cfg = session_config(args, pipeline.model.manifest)
-    challenge = choose_challenge(ccfg, args.seed, args.fixed_order)
     try:
-        with TemplateStore(args.db, create=False) as store:
-            result = authenticate(pipeline, store, args.user, source, challenge, cfg,
-                                  LockoutConfig(args.max_failures, args.lockout_window))
+        with Authenticator(runtime_options(args, detect_every=args.detect_every, session=settings)) as auth:
+            cfg = session_config(args, auth.manifest)
+            result = auth.authenticate(args.user, source)
+            pipeline = auth.pipeline
     finally:
         source.close()
+    ccfg = settings.challenge_config()
     payload = result.to_dict()
     payload.update(user=args.user, source=source.describe(), model=pipeline.model.description,
                    thresholds={"verification_cosine": cfg.verification_threshold,
@@ -424,9 +327,9 @@ def cmd_auth(args: argparse.Namespace):
                      f"  min identity {'-' if s.min_identity is None else f'{s.min_identity:.3f}'}"
                      f"{'' if s.margin is None else f'  rise {s.margin:+.2f}'}")
     lines.append(f"  identity: {identity_summary(result.identity)}")
-    if result.decision != "accept":
+    if result.decision != Decision.ACCEPT:
         payload["message"] = f"rejected: {', '.join(result.reasons)}"
-    return (EXIT_OK if result.decision == "accept" else EXIT_REJECTED), payload, "\n".join(lines)
+    return (EXIT_OK if result.decision == Decision.ACCEPT else EXIT_REJECTED), payload, "\n".join(lines)
 
 
 # ------------------------------------------------------------------- users
@@ -440,7 +343,7 @@ def add_users(sub: argparse._SubParsersAction) -> None:
         [f"facelive users --db {DEFAULT_DB}", f"facelive users --db {DEFAULT_DB} --delete alice --json"])
     p.add_argument("--db", type=Path, default=Path(DEFAULT_DB), help=f"template database (default ./{DEFAULT_DB})")
     p.add_argument("--delete", metavar="USER", help="delete this user's templates")
-    _json_flag(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_users)
 
 

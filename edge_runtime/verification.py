@@ -23,6 +23,7 @@ from . import metrics, reasons
 from .errors import FaceLiveError, ImageReadError
 from .face_pipeline import FacePipeline
 from .imageio import read_image
+from .bundle_io import publish_folder, staging_dir
 from .manifest import Manifest, load_manifest, save_manifest, sha256_file
 from .signing import SIGNATURE_NAME
 
@@ -70,6 +71,22 @@ def read_pairs_csv(path: str | Path) -> list[Pair]:
     if not pairs:
         raise PairsError(f"pairs file {path} has a header but no pairs")
     return pairs
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Two faces compared: the cosine of their embeddings against the verification threshold."""
+
+    score: float
+    threshold: float
+
+    @property
+    def match(self) -> bool:
+        return self.score >= self.threshold
+
+    def to_dict(self) -> dict:
+        """``{"score", "match", "threshold"}`` (``facelive verify IMG1 IMG2 --json``)."""
+        return {"score": round(self.score, 6), "match": self.match, "threshold": self.threshold}
 
 
 class EmbeddingCache:
@@ -151,7 +168,8 @@ def calibrated_manifest(manifest: Manifest, threshold: float, far: float, pairs_
 
 
 def write_calibrated_bundle(src: Path, dst: Path, manifest: Manifest, force: bool = False) -> Path:
-    """Copy the bundle ``src`` to ``dst`` with ``manifest``; the copy is verified before it is kept."""
+    """Copy the bundle ``src`` to ``dst`` with ``manifest``. The copy is built and verified under a temporary
+    name first; with ``force`` an existing ``dst`` is replaced only then (never deleted before)."""
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise FaceLiveError("--out must differ from the source bundle and lie outside it (calibration writes a copy)")
     if dst.exists():
@@ -159,16 +177,16 @@ def write_calibrated_bundle(src: Path, dst: Path, manifest: Manifest, force: boo
             raise FaceLiveError(f"{dst} exists; pass --force to replace it or choose another --out")
         if not (dst / "manifest.json").is_file():
             raise FaceLiveError(f"{dst} exists and is not a bundle: refusing to replace it, choose another --out")
-        shutil.rmtree(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
-    stale = tmp / SIGNATURE_NAME
-    if stale.exists():  # the new thresholds are a new manifest: the source's signature no longer vouches for it
-        stale.unlink()
-        log.warning("the calibrated copy is unsigned: sign it with `facelive sign %s --key KEY`", dst)
-    save_manifest(manifest, tmp)
-    load_manifest(tmp, verify_files=True, public_key="")
-    tmp.rename(dst)
-    return dst
+    tmp = staging_dir(dst)
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        stale = tmp / SIGNATURE_NAME
+        if stale.exists():  # the new thresholds are a new manifest: the source's signature no longer vouches for it
+            stale.unlink()
+            log.warning("the calibrated copy is unsigned: sign it with `facelive sign %s --key KEY`", dst)
+        save_manifest(manifest, tmp)
+        load_manifest(tmp, verify_files=True, public_key="")
+        return publish_folder(tmp, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

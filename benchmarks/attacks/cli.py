@@ -10,7 +10,6 @@ object on stdout; logs go to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -18,8 +17,11 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, setup_cli_logging
-from facelivenet.edge_runtime.cli_runtime import add_model_options, build_pipeline
+from facelivenet.edge_runtime.api import open_pipeline
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_challenge_options, add_json_flag, add_log_options,
+                                                 add_model_options, challenge_names, epilog, run_command,
+                                                 runtime_options)
+from facelivenet.edge_runtime.constants import DATA_ENV, DEFAULT_FPS, EXIT_OK, EXIT_TARGET_MISSED
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 from .data import resolve_jaffe_dir
@@ -28,8 +30,6 @@ from .scenarios import ATTACK_TYPES, SESSION_MODELS
 from .suite import FULL_SESSIONS, FULL_VARIANTS, QUICK_SESSIONS, QUICK_VARIANTS, SuiteConfig, run_suite
 
 PROG = "facelive-bench attacks"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_TARGET_MISSED = 0, 1, 2, 3, 5
-DATA_ENV = "FACELIVE_DATA"
 
 log = logging.getLogger("facelivenet.benchmarks.attacks")
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``attacks`` subcommand."""
     p = argparse.ArgumentParser(
         prog=PROG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         description=textwrap.dedent(f"""\
             Simulated authentication sessions built from real JAFFE images, through
             the runtime's own detector, tracker, model and session rules: bona fide
@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
             --continuity-far, the expression margin at --rest-rate. --identity dlib
             runs the same sessions with dlib's ResNet descriptors for identity (a
             diagnostic: rule errors vs model errors)."""),
-        epilog="examples:\n  facelive-bench attacks --quick --json\n"
-               "  facelive-bench attacks --data ../shared/data --seed 1 --out reports/attacks-seed1",
+        epilog=epilog("facelive-bench attacks --quick --json",
+                      "facelive-bench attacks --data ../shared/data --seed 1 --out reports/attacks-seed1"),
     )
     p.add_argument("--data", metavar="DIR", help=f"data root holding jaffe/, or a JAFFE-shaped folder "
                                                  f"(default: ${DATA_ENV})")
@@ -78,14 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="genuine faces change smoothly (cross-fade + nod, default) or by one-frame cuts (the old model)")
     p.add_argument("--expression-threshold", type=float, default=0.3, metavar="P",
                    help="the old global expression floor: validated and reported, no longer decides (default 0.3)")
-    p.add_argument("--challenge", default="happy,surprise", metavar="LIST", help="challenge expressions")
-    p.add_argument("--length", type=int, default=0, metavar="N", help="expression steps (default: one per expression)")
-    p.add_argument("--fps", type=float, default=10.0, help="simulated camera frame rate (default 10)")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"simulated camera frame rate (default {DEFAULT_FPS:g})")
     p.add_argument("--out", metavar="DIR", help="report folder (default reports/attacks, reports/attacks-quick)")
     p.add_argument("--strict", action="store_true", help=f"exit {EXIT_TARGET_MISSED} when a target is missed")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
-    p.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    add_json_flag(p)
+    add_log_options(p)
+    add_challenge_options(p, order=False, decision=False, lockout=False)
     add_model_options(p)
     return p
 
@@ -104,8 +102,8 @@ def suite_config(args: argparse.Namespace) -> SuiteConfig:
         seed=args.seed, target_far=args.far, floor_far=args.floor_far, continuity_far=args.continuity_far,
         rest_rate=args.rest_rate, identity=args.identity, session_model=args.session_model,
         expression_threshold=args.expression_threshold,
-        expressions=tuple(args.challenge.split(",")), length=args.length, fps=args.fps, types=types,
-        quick=args.quick,
+        expressions=challenge_names(args.challenge), length=args.length, fps=args.fps, types=types,
+        quick=args.quick, hold_frames=args.hold_frames, step_timeout_s=args.step_timeout,
     )
 
 
@@ -115,31 +113,21 @@ class SuiteError(FaceLiveError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; returns the exit code (see the module docstring)."""
-    args = parse_args_or_code(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    setup_cli_logging(PROG, args.verbose, args.quiet)
+    return run_command(PROG, build_parser(), argv, _run)
 
-    def run() -> dict:
-        try:
-            cfg = suite_config(args)
-        except ValueError as exc:  # a bad option value: the user's to fix
-            raise SuiteError(str(exc)) from exc
-        out = Path(args.out or ("reports/attacks-quick" if args.quick else "reports/attacks"))
-        return run_suite(cfg, build_pipeline(args), out, progress=_progress(args))
 
-    failed, summary = call_cleanly(PROG, args.json, run)
-    if failed is not None:
-        return failed
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(Path(summary["files"]["table.txt"]).read_text(), end="")
+def _run(args: argparse.Namespace):
+    try:
+        cfg = suite_config(args)
+    except ValueError as exc:  # a bad option value: the user's to fix
+        raise SuiteError(str(exc)) from exc
+    out = Path(args.out or ("reports/attacks-quick" if args.quick else "reports/attacks"))
+    summary = run_suite(cfg, open_pipeline(runtime_options(args)), out, progress=_progress(args))
+    text = Path(summary["files"]["table.txt"]).read_text().rstrip("\n")
     if args.strict and not all(summary["meets_target"].values()):
         missed = [k for k, ok in summary["meets_target"].items() if not ok]
-        print(f"{PROG}: targets missed: {', '.join(missed)}", file=sys.stderr)
-        return EXIT_TARGET_MISSED
-    return EXIT_OK
+        return EXIT_TARGET_MISSED, summary, text, f"targets missed: {', '.join(missed)}"
+    return EXIT_OK, summary, text
 
 
 def _progress(args: argparse.Namespace):

@@ -1,4 +1,4 @@
-"""The `facelive` console script: inspect and detect (DESIGN.md section 6 rules)."""
+"""The `facelive` console script: inspect and detect (ARCHITECTURE.md, "Commands")."""
 
 from __future__ import annotations
 
@@ -189,10 +189,20 @@ def test_help_teaches_with_examples(argv, capsys):
     assert "examples:" in out and "facelive " in out.split("examples:")[1]
 
 
-@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["inspect"], ["detect"]])
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["inspect", "a", "b"], ["detect"]])
 def test_usage_errors_exit_2(argv, capsys):
     code, out, err = _run(capsys, *argv)
     assert code == 2 and out == "" and "usage:" in err
+
+
+def test_inspect_without_a_bundle_reads_the_shipped_one(capsys, monkeypatch):
+    from facelivenet.edge_runtime.bundle import DEFAULT_BUNDLE_DIR
+
+    monkeypatch.delenv("FACELIVE_BUNDLE", raising=False)
+    code, out, _ = _run(capsys, "inspect", "--no-verify", "--json")
+    shown, shipped = json.loads(out), json.loads((DEFAULT_BUNDLE_DIR / "manifest.json").read_text())
+    assert code == 0 and shown["checkpoint_sha256"] == shipped["checkpoint_sha256"]
+    assert [f["path"] for f in shown["files"]] == [f["path"] for f in shipped["files"]]
 
 
 def test_console_script_keeps_stdout_clean(build_bundle, tmp_path):

@@ -1,0 +1,132 @@
+"""What an app tells the runtime: :class:`RuntimeOptions` (model, detector, database) and
+:class:`SessionSettings` (challenge, timings, thresholds, lock-out). Frozen and validated on creation.
+
+The command line, the demo and the benchmarks build these (never an ``argparse.Namespace``) and hand
+them to :func:`facelivenet.edge_runtime.api.open_pipeline` or :class:`~.api.Authenticator`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .challenge import ChallengeConfig, parse_expressions
+from .constants import (DEFAULT_CHALLENGE, DEFAULT_DB, DEFAULT_FORMAT, DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S,
+                        DEFAULT_MAX_FAILURES, DEFAULT_MAX_PIXELS, DEFAULT_PRECISION, DEFAULT_STEP_TIMEOUT_S,
+                        DEFAULT_THREADS, FORMATS, MAX_THREADS, PRECISIONS)
+from .errors import FaceLiveError
+from .expression_baseline import DEFAULT_MARGIN
+
+if TYPE_CHECKING:
+    from .authenticate import LockoutConfig
+    from .session import SessionConfig
+
+
+class OptionsError(FaceLiveError, ValueError):
+    """An option value the runtime cannot act on; the message names it."""
+
+
+def _require(checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise OptionsError(message)
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How an authentication session runs. Thresholds left at ``None`` come from the bundle's manifest
+    (the verification cosine, the expression probability) or from the session rules' defaults (the
+    expression margin, the identity floor and continuity; ARCHITECTURE.md, "Session rules")."""
+
+    challenge: tuple[str, ...] = DEFAULT_CHALLENGE  # the expressions to draw from (neutral comes before each)
+    length: int = 0  # expression steps; 0 = one per expression
+    fixed_order: bool = False  # the challenge in its given order: tests and evaluation only
+    seed: int | None = None  # seed the draw: tests and evaluation only
+    hold_frames: int = DEFAULT_HOLD_FRAMES
+    step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
+    threshold: float | None = None  # verification cosine of the identity aggregate
+    expression_threshold: float | None = None  # the old global floor: reported, no longer decides
+    expression_margin: float | None = None  # log-odds rise over the face at rest
+    identity_floor: float | None = None
+    continuity: float | None = None
+    max_failures: int = DEFAULT_MAX_FAILURES
+    lockout_window_s: float = DEFAULT_LOCKOUT_WINDOW_S
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "challenge", tuple(parse_expressions(self.challenge)))
+            self.challenge_config()
+        except ValueError as exc:
+            raise OptionsError(f"challenge: {exc}") from exc
+        _require([
+            (self.threshold is None or -1.0 <= self.threshold <= 1.0,
+             f"the verification threshold is a cosine in [-1, 1], got {self.threshold}"),
+            (self.expression_threshold is None or 0.0 < self.expression_threshold <= 1.0,
+             f"the expression threshold is a probability in (0, 1], got {self.expression_threshold}"),
+            (self.hold_frames >= 1, f"hold frames must be >= 1, got {self.hold_frames}"),
+            (self.step_timeout_s > 0, f"the step timeout must be > 0 s, got {self.step_timeout_s}"),
+            (self.max_failures >= 1, f"max failures must be >= 1, got {self.max_failures}"),
+            (self.lockout_window_s > 0, f"the lock-out window must be > 0 s, got {self.lockout_window_s}"),
+        ])
+
+    def challenge_config(self) -> ChallengeConfig:
+        """The challenge set and its length."""
+        return ChallengeConfig(self.challenge, self.length)
+
+    def draw_challenge(self) -> tuple[str, ...]:
+        """A challenge for one session: drawn at random (or seeded), or the set's order with ``fixed_order``."""
+        from .authenticate import choose_challenge
+
+        return choose_challenge(self.challenge_config(), self.seed, self.fixed_order)
+
+    def lockout(self) -> LockoutConfig:
+        """How many failures within how long lock the user out."""
+        from .authenticate import LockoutConfig
+
+        return LockoutConfig(self.max_failures, self.lockout_window_s)
+
+    def session_config(self, manifest) -> SessionConfig:
+        """The session's thresholds (these settings, else the bundle's) and timings; OptionsError on a bad one."""
+        from .session import SessionConfig
+
+        thr = manifest.thresholds
+        try:
+            return SessionConfig(
+                verification_threshold=self.threshold if self.threshold is not None else thr.verification_cosine,
+                expression_threshold=(self.expression_threshold if self.expression_threshold is not None
+                                      else thr.expression_probability),
+                hold_frames=self.hold_frames, step_timeout_s=self.step_timeout_s,
+                expression_margin=self.expression_margin if self.expression_margin is not None else DEFAULT_MARGIN,
+                identity_floor=self.identity_floor, continuity_threshold=self.continuity)
+        except ValueError as exc:
+            raise OptionsError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Which model runs, on what, and where templates live. ``bundle=None``: ``$FACELIVE_BUNDLE``, else the
+    shipped default bundle; ``detector=None``: ``$FACELIVE_DETECTOR``, else the bundle's own (hash-checked);
+    ``public_key=None``: ``$FACELIVE_BUNDLE_PUBLIC_KEY`` (a signed manifest is then required)."""
+
+    bundle: str | Path | None = None
+    format: str = DEFAULT_FORMAT
+    precision: str = DEFAULT_PRECISION
+    threads: int = DEFAULT_THREADS
+    public_key: str | Path | None = None
+    detector: str | Path | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS  # images with more pixels are refused
+    detect_every: int = 1  # full-frame detection every N frames, a window search in between
+    db: str | Path = DEFAULT_DB  # the SQLite template database
+    session: SessionSettings = field(default_factory=SessionSettings)
+
+    def __post_init__(self) -> None:
+        _require([
+            (self.format in FORMATS, f"format must be one of {', '.join(FORMATS)}, got {self.format!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (1 <= self.threads <= MAX_THREADS, f"threads must be >= 1 and <= {MAX_THREADS}, got {self.threads}"),
+            (self.max_pixels >= 1, f"max pixels must be >= 1, got {self.max_pixels}"),
+            (self.detect_every >= 1, f"detect_every must be >= 1, got {self.detect_every}"),
+            (bool(str(self.db)), "a template database path is needed"),
+            (isinstance(self.session, SessionSettings), "session must be a SessionSettings"),
+        ])
