@@ -13,7 +13,7 @@ The reader pauses while no consumer is attached; a flow that starts after
 another continues the source where it stopped (a finite source that has ended
 is opened again from its start). Cameras are read with OpenCV
 (``cv2.VideoCapture``) by :func:`facelivenet.edge_runtime.sources.open_source`,
-never through Kivy's camera provider (broken with OpenCV 5, DESIGN.md section 8).
+never through Kivy's camera provider (broken with OpenCV 5, ARCHITECTURE.md, "Toolchain notes").
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ Verification
 - ``roc_curve``: one point per distinct score, thresholds in decreasing order,
   starting at +inf (fpr = tpr = 0), like scikit-learn without dropping points.
 
-Face authentication (FaceLiveNet paper, eq. 8; DESIGN.md section 7)
--------------------------------------------------------------------
+Face authentication (FaceLiveNet paper, eq. 8; ARCHITECTURE.md, "Metrics")
+--------------------------------------------------------------------------
 Each pair is (reference = a neutral image of the enrolled person, probe,
 asked expression). Ground truth: ``id_true`` (probe is the reference's person)
 and ``ex_true`` (probe shows the asked expression). Decisions:

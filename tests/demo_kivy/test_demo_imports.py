@@ -1,4 +1,4 @@
-"""The demo depends on facelivenet.edge_runtime only (DESIGN.md section 2): it imports and runs its
+"""The demo depends on facelivenet.edge_runtime only (ARCHITECTURE.md, "Layers"): it imports and runs its
 Kivy-free parts with torch blocked, and never loads training, export or benchmarks code."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""edge_runtime must import and run with torch absent (DESIGN.md section 2)."""
+"""edge_runtime must import and run with torch absent (ARCHITECTURE.md, "Layers")."""
 
 from __future__ import annotations
 
