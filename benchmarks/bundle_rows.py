@@ -43,7 +43,7 @@ def file_rows(bundle: Path, manifest: Manifest, threads: Sequence[int], runs: in
                 skipped.append({"format": f.format, "precision": f.precision, "threads": str(t), "reason": str(exc)})
                 log.warning("%s %s skipped: %s", f.format, f.precision, exc)
                 break  # the other thread counts would fail alike
-            rows.append({"format": f.format, "precision": f.precision, "threads": t, "path": f.path,
+            rows.append({"format": f.format, "precision": f.precision, "variant": f.variant, "threads": t, "path": f.path,
                          "layout": f.layout, "size_bytes": f.size_bytes, **result, "parity": {}, "accuracy": {}})
             log.info("%s %s x%d: median %.2f ms", f.format, f.precision, t, result["latency_ms"]["median"])
     return rows, skipped

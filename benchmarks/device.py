@@ -43,6 +43,7 @@ from .config import TimedRuns, timed_config_dict
 from .device_faces import ReferenceFaces, load_reference_faces
 from .errors import BenchError
 from .faces import synthetic_input
+from .int8_forms import int8_forms
 from .machine import achieved, fold_row_peaks, machine_section, remeasure
 from .pipeline import pipeline_section, runtime_stages
 from .worker import run_isolated
@@ -57,7 +58,7 @@ NO_DATA_NOTE = ("no --data: parity on the bundle's synthetic self-check inputs o
 NO_REFERENCE_NOTE = ("the bundle has no parity_reference.npz (exported before it was written): parity on the "
                      "synthetic self-check inputs only")
 DECISIVE_NOTE = ("real-face parity: cosines gated on every face; top-1 agreement gated on the faces whose torch "
-                 "top-2 expression logit margin is >= the self-check's margin (near ties are reported, not gated)")
+                 "top-2 expression logit margin is >= the export's decisive margin (near ties are reported, not gated)")
 NO_FLOPS_NOTE = ("the manifest records no FLOP count (bundle exported before it was recorded): achieved GFLOP/s "
                  "not computed; re-export to record it")
 
@@ -147,28 +148,29 @@ def real_face_parity(backend, precision: str, layout: str, faces: ReferenceFaces
 
 def decisive_agreement(precision: str, metrics: dict[str, Any], ref_logits: np.ndarray,
                         logits: np.ndarray) -> dict[str, Any]:
-    """The agreement gate judged on the faces whose torch top-2 logit margin reaches the self-check's
-    ``MIN_MARGIN`` (DESIGN.md section 7: near-tie faces alone do not fail a file; one near tie is 4 % of a
-    24-face run), the overall agreement still reported; the cosine gates stay on every face."""
+    """The agreement gate judged on the faces whose torch top-2 logit margin reaches the export's
+    ``DECISIVE_MARGIN`` (DESIGN.md section 7: near-tie faces alone do not fail a file; the same rule as the
+    export's gate), the overall agreement still reported; the cosine gates stay on every face."""
     from facelivenet.export import parity as parity_mod
-    from facelivenet.export.selfcheck import MIN_MARGIN
 
-    top2 = np.sort(ref_logits, axis=1)[:, -2:]
-    decisive = (top2[:, 1] - top2[:, 0]) >= MIN_MARGIN
+    decisive = parity_mod.top2_margin(ref_logits) >= parity_mod.DECISIVE_MARGIN
     agree = np.argmax(ref_logits, axis=1) == np.argmax(logits, axis=1)
     decisive_agreement = float(agree[decisive].mean()) if decisive.any() else 1.0
-    out: dict[str, Any] = {"decisive_margin": MIN_MARGIN, "decisive_faces": int(decisive.sum()),
+    out: dict[str, Any] = {"decisive_margin": parity_mod.DECISIVE_MARGIN, "decisive_faces": int(decisive.sum()),
                            "expression_top1_agreement_decisive": decisive_agreement,
                            "near_tie_disagreements": int((~agree & ~decisive).sum())}
     if precision in parity_mod.GATES:
-        failures = parity_mod.check(precision, {**metrics, "expression_top1_agreement": decisive_agreement})
+        failures = parity_mod.check(precision, {**metrics, "expression_top1_agreement_decisive": decisive_agreement})
         out.update(failures=failures, passed=not failures)
     return out
 
 
-def _export_parity(manifest: Manifest, fmt: str, precision: str) -> dict[str, Any]:
-    rec = (manifest.parity or {}).get(f"{fmt}/{precision}") or {}
-    keep = ("cosine_mean", "cosine_min", "expression_top1_agreement", "faces", "passed", "subsets")
+def _export_parity(manifest: Manifest, path: str) -> dict[str, Any]:
+    """The export's gates of the bundle file ``path`` (task gates included), from the manifest."""
+    f = next(f for f in manifest.files if f.path == path)
+    rec = (manifest.parity or {}).get(f.parity_key) or {}
+    keep = ("cosine_mean", "cosine_min", "expression_top1_agreement", "expression_top1_agreement_decisive", "faces",
+            "passed", "subsets", "task_gates")
     return {k: rec[k] for k in keep if k in rec}
 
 
@@ -200,6 +202,7 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
 
         rows, skipped = file_rows(cfg.bundle, manifest, cfg.threads, cfg.timed_runs, cfg.warmup_runs, input_for,
                                   run_isolated, machine["gemm"]["n"])
+    forms = int8_forms(cfg.bundle, manifest, cfg.threads, cfg.timed_runs, cfg.warmup_runs)
     faces, real_info = None, None
     if cfg.data is not None:
         faces = load_reference_faces(cfg.bundle, manifest, cfg.data, cfg.detector, cfg.faces)
@@ -214,9 +217,9 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
         notes.append(NO_DATA_NOTE)
     if faces is not None:
         notes.append(DECISIVE_NOTE)
-    done: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any] | None]] = {}
+    done: dict[tuple[str, str, str], tuple[dict[str, Any], dict[str, Any] | None]] = {}
     for row in rows:
-        key = (row["format"], row["precision"])
+        key = (row["format"], row["precision"], row["path"])
         if key not in done:
             try:
                 backend = open_backend(row["format"], cfg.bundle / row["path"], max(cfg.threads))
@@ -227,7 +230,7 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
                 done[key] = ({"skipped": str(exc), "passed": False}, None)
         row["self_check"], real = done[key]
         row["parity"] = real if real is not None else row["self_check"]
-        row["export_parity"] = _export_parity(manifest, *key)
+        row["export_parity"] = _export_parity(manifest, row["path"])
         row["accuracy"] = {}
     remeasure(machine)
     fold_row_peaks(machine, rows)
@@ -251,6 +254,7 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
         "real_faces": faces.info if faces is not None else real_info,
         "timing_input": "the first self_check.npz input (a synthetic pattern; latency does not depend on pixels)",
         "rows": rows,
+        "int8_forms": forms,
         "skipped": skipped,
         "pipeline": pipeline_section(stages, cfg.timed_runs, cfg.warmup_runs, cfg.threads[0]),
         "peers": [],

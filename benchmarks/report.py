@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .int8_forms import markdown_lines as int8_markdown
+
 OURS = ("onnx", "int8")
 RATIO_DEFINITION = ("our fused int8 ONNX median latency / the peer's median latency, same thread count, timed in "
                     "alternation in one process")
@@ -32,7 +34,11 @@ TARGETS = (
 
 def our_medians(rows: Sequence[dict[str, Any]]) -> dict[int, float]:
     """Thread count -> median ms of our fused int8 ONNX file."""
-    return {r["threads"]: r["latency_ms"]["median"] for r in rows if (r["format"], r["precision"]) == OURS}
+    out: dict[int, float] = {}
+    for r in rows:  # the first int8 ONNX row per thread count: the file the runtime runs (listed first)
+        if (r["format"], r["precision"]) == OURS:
+            out.setdefault(r["threads"], r["latency_ms"]["median"])
+    return out
 
 
 def add_ratios(peers: list[dict[str, Any]], ours: dict[int, float]) -> None:
@@ -94,7 +100,8 @@ def _row_line(r: dict[str, Any]) -> str:
     fer = task("fer2013", "accuracy", _pct)
     acc_g = task("authentication_jaffe", "acc_g", lambda v: f"{v:.3f}")
     achieved = f"{ach['gflops']:.1f} ({_pct(ach.get('fraction_of_peak'))})" if ach else "-"
-    return (f"| {r['format']} | {r['precision']} | {r['threads']} | {_size(r.get('size_bytes'))} | {_ms(r['load_ms'])} "
+    precision = r["precision"] + (f" {r['variant']}" if r.get("variant") else "")
+    return (f"| {r['format']} | {precision} | {r['threads']} | {_size(r.get('size_bytes'))} | {_ms(r['load_ms'])} "
             f"| {_ms(lat['median'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {r.get('rss_mb') or '-'} | {achieved} "
             f"| {cos} | {agree} | {gate} | {lfw} | {fer} | {acc_g} |")
 
@@ -138,6 +145,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row_line(r) for r in result["rows"]],
     ]
+    lines += int8_markdown(result.get("int8_forms"))
     if any((r.get("accuracy") or {}).get("delta_vs_torch") for r in result["rows"]):
         lines += ["", "In brackets: the file's number minus the torch model's on the same faces, in points "
                       "(Acc_g x 100)."]
@@ -152,9 +160,9 @@ def markdown(result: dict[str, Any]) -> str:
         seen = set()
         for r in result["rows"]:
             e = r.get("export_parity") or {}
-            if (r["format"], r["precision"]) in seen or "cosine_mean" not in e:
+            if r["path"] in seen or "cosine_mean" not in e:
                 continue
-            seen.add((r["format"], r["precision"]))
+            seen.add(r["path"])
             gate = {True: "pass", False: "FAIL"}.get(e.get("passed"), "-")
             lines.append(f"| {r['format']} | {r['precision']} | {e.get('faces', '-')} | {e['cosine_mean']:.4f} / "
                          f"{e['cosine_min']:.4f} | {_pct(e.get('expression_top1_agreement'))} | {gate} |")

@@ -21,6 +21,7 @@ from .bundle_rows import file_rows, torch_rows
 from .config import BenchConfig
 from .faces import real_faces
 from .inputs import InputStore
+from .int8_forms import int8_forms
 from .jobs import run_job
 from .machine import achieved, fold_row_peaks, machine_section, remeasure
 from .pipeline import pipeline_section, runtime_stages
@@ -95,11 +96,11 @@ def _evaluate(cfg: BenchConfig, manifest: Manifest, rows: list[dict[str, Any]], 
     torch.set_num_threads(max(cfg.threads))
     try:
         reference = model.run(parity_faces.tensor(pre, "NCHW"))
-        done: dict[tuple[str, str], tuple[dict, dict]] = {}
+        done: dict[tuple[str, str, str], tuple[dict, dict]] = {}
         for row in rows:
-            key = (row["format"], row["precision"])
+            key = (row["format"], row["precision"], row["path"])  # two int8 files of a format: static, weights
             if key not in done:
-                row_sets = sets if not cfg.quick or key in QUICK_ACCURACY else sets.parity_only()
+                row_sets = sets if not cfg.quick or key[:2] in QUICK_ACCURACY else sets.parity_only()
                 if key[0] == "torch":
                     done[key] = parity_and_accuracy(model.run, "NCHW", None, row_sets, None)
                 elif not same_model:
@@ -112,9 +113,9 @@ def _evaluate(cfg: BenchConfig, manifest: Manifest, rows: list[dict[str, Any]], 
                         done[key] = ({"skipped": str(exc)}, {"skipped": str(exc)})
                 if row_sets is not sets:
                     done[key][1]["skipped"] = QUICK_ACCURACY_NOTE
-                log.info("%s %s: parity %s", *key, {k: v for k, v in done[key][0].items() if "cosine" in k})
+                log.info("%s %s %s: parity %s", *key, {k: v for k, v in done[key][0].items() if "cosine" in k})
             row["parity"], row["accuracy"] = done[key]
-        torch_accuracy = done.get(("torch", "fp32"), ({}, {}))[1]
+        torch_accuracy = next((v[1] for k, v in done.items() if k[0] == "torch"), {})
         for key, (_, accuracy) in done.items():
             if key[0] != "torch":
                 add_deltas(accuracy, torch_accuracy)
@@ -233,6 +234,8 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         with phase("bundle rows"):
             rows, skipped = file_rows(cfg.bundle, manifest, cfg.threads, cfg.timed_runs, cfg.warmup_runs, input_for,
                                       run, machine["gemm"]["n"])
+        with phase("int8 forms side by side"):
+            forms = int8_forms(cfg.bundle, manifest, cfg.threads, cfg.timed_runs, cfg.warmup_runs)
         with phase("torch rows"):
             rows += torch_rows(checkpoint, cfg.threads, cfg.timed_runs, cfg.warmup_runs, input_for, run,
                                machine["gemm"]["n"])
@@ -262,6 +265,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "timing_input": "a real aligned face (first held-out parity face)" if parity_faces is not None
         else "synthetic (seeded uniform noise in the normalised range)",
         "rows": rows,
+        "int8_forms": forms,
         "skipped": skipped,
         "pipeline": pipeline_section(stages, cfg.timed_runs, cfg.warmup_runs, cfg.threads[0]),
         "peers": peers,

@@ -48,6 +48,14 @@ class ModelFile:
     sha256: str
     size_bytes: int
     layout: str = "NCHW"
+    # Several files may share a format and precision (int8: "static" integer compute beside the
+    # weight-only fallback, variant ""): the first one listed is the one the runtime runs for them.
+    variant: str = ""
+
+    @property
+    def parity_key(self) -> str:
+        """This file's key in ``Manifest.parity``: ``onnx/int8``, or ``onnx/int8/static`` for a variant."""
+        return f"{self.format}/{self.precision}" + (f"/{self.variant}" if self.variant else "")
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ class Manifest:
     parity: dict[str, Any] = field(default_factory=dict)
     detector: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
+    default_file: str | None = None  # the fastest file that passed every gate at export (its path)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -148,6 +157,8 @@ def manifest_from_dict(d: dict[str, Any]) -> Manifest:
             raise ManifestError(f"manifest: files[{i}] must be an object")
         for key, kind in (("path", str), ("format", str), ("precision", str), ("sha256", str), ("size_bytes", int)):
             _require(f, key, kind, f"files[{i}].")
+        if "variant" in f:
+            _require(f, "variant", str, f"files[{i}].")
         if f["format"] not in FORMATS or f["precision"] not in PRECISIONS:
             raise ManifestError(f"manifest: files[{i}] has unknown format/precision {f['format']}/{f['precision']}")
         if _escapes_bundle(f["path"]):
@@ -189,7 +200,17 @@ def manifest_from_dict(d: dict[str, Any]) -> Manifest:
         parity=d.get("parity", {}),
         detector=d.get("detector"),
         schema_version=version,
+        default_file=_default_file(d.get("default_file"), files),
     )
+
+
+def _default_file(value: Any, files: list[ModelFile]) -> str | None:
+    """``default_file`` must be the path of a listed file (or absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in {f.path for f in files}:
+        raise ManifestError(f"manifest: default_file {value!r} is not one of the listed files")
+    return value
 
 
 def load_manifest(bundle_dir: str | Path, verify_files: bool = True, public_key: str | Path | None = None) -> Manifest:

@@ -24,10 +24,12 @@ DETECTOR_DIR = "detector"
 LICENCE_NAMES = ("LICENSE", "LICENSE.txt", "LICENCE", "LICENSE.md", "COPYING")
 
 
-def file_name(fmt: str, precision: str) -> str:
-    """``model.onnx`` for fp32 ONNX (DESIGN.md section 4), ``model_<precision>.<ext>`` otherwise."""
+def file_name(fmt: str, precision: str, variant: str = "") -> str:
+    """``model.onnx`` for fp32 ONNX (DESIGN.md section 4), ``model_<precision>[_<variant>].<ext>`` otherwise."""
     ext = {"onnx": "onnx", "tflite": "tflite", "coreml": "mlpackage"}[fmt]
-    return "model.onnx" if (fmt, precision) == ("onnx", "fp32") else f"model_{precision}.{ext}"
+    if (fmt, precision, variant) == ("onnx", "fp32", ""):
+        return "model.onnx"
+    return f"model_{precision}{f'_{variant}' if variant else ''}.{ext}"
 
 
 def size_bytes(path: Path) -> int:
@@ -64,10 +66,10 @@ class BundleWriter:
     def path(self, rel: str) -> Path:
         return self.tmp / rel
 
-    def entry(self, rel: str, fmt: str, precision: str, layout: str) -> ModelFile:
+    def entry(self, rel: str, fmt: str, precision: str, layout: str, variant: str = "") -> ModelFile:
         p = self.path(rel)
         return ModelFile(path=rel, format=fmt, precision=precision, sha256=sha256_file(p),
-                         size_bytes=size_bytes(p), layout=layout)
+                         size_bytes=size_bytes(p), layout=layout, variant=variant)
 
     def copy_detector(self, src: str | Path) -> dict[str, Any]:
         """Copy the YuNet file (and the licence beside it) into ``detector/``; the manifest record."""

@@ -26,6 +26,7 @@ from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS
 
 from .calibration import DEFAULT_EXPRESSION_FACES, DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES
 from .errors import ParityGateError
+from .task_gates import DEFAULT_FER_FACES
 
 PROG = "facelive-export"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -42,16 +43,24 @@ EPILOG = """examples:
 gates (per file, on held-out real aligned faces, vs the torch model):
   fp32  embedding cosine mean >= 0.9999
   fp16  embedding cosine mean >= 0.999
-  int8  cosine mean >= 0.995, min >= 0.98, expression top-1 agreement >= 99 %;
-        int8 ONNX and int8 TFLite files <= 1.6 MB (1,600,000 bytes)
+  int8  cosine mean >= 0.995, min >= 0.98, expression top-1 agreement >= 99 % on
+        the faces whose torch top-2 logit margin is >= 0.2 (overall agreement and
+        near-tie disagreements reported); int8 ONNX / TFLite files <= 1.6 MB
+  fp16, int8 task gates (labelled faces under --task-data, default $FACELIVE_DATA):
+        LFW fold-1 accuracy and TAR@FAR=1e-3, FER2013 test-subset accuracy,
+        JAFFE Acc_g: none may lose more than 0.5 points against the torch model
+        (--two-sided-task-gates: nor gain); 95 % paired bootstrap intervals recorded
   A miss fails the export (nothing is written) unless --allow-parity-failure.
   Parity faces: --parity-count held-out faces of --calib, plus --expression-count
   test/ faces of --expression-data (default $FACELIVE_DATA/fer2013).
-  int8 weights are GPTQ-rounded on the calibration faces. An int8 file is
-  built, until the gates pass: static int8 (int8 activations); then int8
-  weights with float activations; then also the layers most costly for the
-  expression logits (a per-layer scan on the calibration faces, up to 8 % of
-  the weights) in fp16. The L2 normalisation is always float. The manifest
+  Two int8 files per format (ONNX, TFLite): static int8 (int8 activations,
+  integer kernels; ONNX QDQ U8S8, TFLite int8 inside with float in/out),
+  model_int8_static.*, kept only when it passes every gate above; and the
+  weight-only fallback model_int8.* (GPTQ-rounded int8 weights, float
+  activations; then also the layers most costly for the expression logits in
+  fp16). The passing files are timed side by side (1 thread, interleaved); the
+  fastest int8 file of a format is listed first (the runtime's int8 file) and
+  the fastest passing file is the manifest's default_file. The manifest
   records every attempt and which layers stayed float.
   Every ONNX/TFLite file must also pass the runtime's self-check on the
   bundle's synthetic self_check.npz (no face data is shipped).
@@ -108,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON with verification_cosine, target_far, expression_probability, calibrated_on")
     p.add_argument("--evaluation", type=Path, metavar="FILE",
                    help="facelive-train evaluate result for this checkpoint (default: evaluation.json beside it)")
+    p.add_argument("--task-data", type=Path, metavar="DIR",
+                   help="labelled faces for the task gates: lfw/ (pairs.txt), fer2013/test, jaffe/ "
+                        "(default: $FACELIVE_DATA)")
+    p.add_argument("--task-fer-count", type=int, default=DEFAULT_FER_FACES, metavar="N",
+                   help=f"FER2013 test faces for the task gates, evenly spaced (default {DEFAULT_FER_FACES})")
+    p.add_argument("--two-sided-task-gates", action="store_true",
+                   help="task gates fail on a gain beyond 0.5 points too (default: only on a loss)")
+    p.add_argument("--no-task-gates", dest="task_gates", action="store_false",
+                   help="skip the task gates (then no static int8 file is built)")
+    p.add_argument("--no-static-int8", dest="static_int8", action="store_false",
+                   help="build only the weight-only int8 files")
     p.add_argument("--allow-parity-failure", action="store_true",
                    help="write the bundle even when a gate fails (the manifest records the failure)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
@@ -172,7 +192,9 @@ def options_from_args(args: argparse.Namespace):
         parity_count=args.parity_count, tflite_layout=args.tflite_layout, opset=args.opset, simplify=args.simplify,
         onnx_calibration=args.onnx_calibration, allow_parity_failure=args.allow_parity_failure, force=args.force,
         thresholds=args.thresholds, evaluation=args.evaluation, cache_dir=args.cache_dir, seed=args.seed,
-        threads=args.threads, progress=not args.quiet, verbose=args.verbose >= 2,
+        threads=args.threads, progress=not args.quiet, verbose=args.verbose >= 2, task_data=args.task_data,
+        task_gates=args.task_gates, task_fer_faces=args.task_fer_count, static_int8=args.static_int8,
+        task_two_sided=args.two_sided_task_gates,
     )
 
 

@@ -10,6 +10,7 @@ gate passed (or ``allow_parity_failure``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import os
@@ -34,12 +35,16 @@ from .int8_source import Int8Sources
 from .metadata import key_fields
 from .progress import Progress, human_size, summary_table
 from .source import CheckpointSource, load_source, resolve_thresholds
+from .static_int8 import VARIANT as STATIC, StaticInt8Config
+from .task_gates import DEFAULT_FER_FACES, TaskGateConfig
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "facelivenet"
 MAX_INT8_BYTES = 1_600_000  # 1.6 MB (decimal), for the int8 ONNX and int8 TFLite files
 SIZE_GATED = (("onnx", "int8"), ("tflite", "int8"))
+TASK_GATED = ("fp16", "int8")  # precisions whose files must hold the task metrics (task_gates)
+STATIC_FORMATS = ("onnx", "tflite")  # formats that get a static int8 file beside the weight-only one
 DATA_ENV = "FACELIVE_DATA"
 
 
@@ -82,6 +87,12 @@ class ExportOptions:
     seed: int = 0
     threads: int = 0
     max_int8_bytes: int = MAX_INT8_BYTES
+    task_data: Path | None = None  # labelled faces for the task gates (lfw, fer2013, jaffe); None: $FACELIVE_DATA
+    task_gates: bool = True
+    task_fer_faces: int = DEFAULT_FER_FACES
+    task_two_sided: bool = False  # task gates: |delta| <= 0.5 instead of "no loss beyond 0.5 points"
+    static_int8: bool = True  # also build static int8 files; kept only when they pass every gate
+    speed_rounds: int = 100  # interleaved timing rounds per file that picks the default file
     progress: bool = True
     verbose: bool = False
 
@@ -93,10 +104,11 @@ class FileResult:
     precision: str
     layout: str
     parity: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.fmt}/{self.precision}"
+        return f"{self.fmt}/{self.precision}" + (f"/{self.variant}" if self.variant else "")
 
 
 def _versions() -> dict[str, str]:
@@ -115,6 +127,12 @@ def _default_calib() -> Path:
     if root and (Path(root) / "lfw" / "images").is_dir():
         return Path(root) / "lfw" / "images"
     raise ExportError(f"no --calib DIR given (a folder of face images) and ${DATA_ENV}/lfw/images does not exist")
+
+
+def default_task_data() -> Path | None:
+    """``$FACELIVE_DATA`` when set (the task gates measure whichever of lfw, fer2013, jaffe it holds)."""
+    root = os.environ.get(DATA_ENV)
+    return Path(root) if root and Path(root).is_dir() else None
 
 
 @contextlib.contextmanager
@@ -152,6 +170,11 @@ class _Exporter:
         self.int8 = Int8Sources(source.model, calib.tensor(self.pre, "NCHW"), progress.step, progress.note)
         self.self_check: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
         self.results: list[FileResult] = []
+        self.static_cfg = StaticInt8Config(calibration=opts.onnx_calibration)
+        self.static_attempts: dict[str, dict[str, Any]] = {}
+        from .task_runs import TaskRuns
+
+        self.tasks = TaskRuns(opts, source, progress, [p for p in opts.precisions if p in TASK_GATED])
 
     # ------------------------------------------------------------------ shared pieces
 
@@ -210,6 +233,9 @@ class _Exporter:
             out["self_check"] = selfcheck.check_file(fmt, path, self.self_check[0], self.pre, layout, self.threads)
             if not out["self_check"]["passed"]:
                 failures.append(f"self-check: {out['self_check']['error']}")
+        if precision in TASK_GATED:
+            out["task_gates"] = self.tasks.gate(runner_for(fmt, path, self.threads), layout)
+            failures.extend(out["task_gates"]["failures"])
         return {**out, "passed": not failures, "failures": failures}
 
     def gated(self, fmt: str, precision: str, layout: str,
@@ -226,25 +252,57 @@ class _Exporter:
             if level is not None:
                 result.setdefault("float_layers", list(level.float_modules))
                 result["int8_level"] = level.name
-                attempts.append({"level": level.name, **{k: result[k] for k in (
-                    "float_layers", "cosine_mean", "cosine_min", "expression_top1_agreement", "failures")}})
+                attempts.append(attempt_summary(level.name, result))
             if result["passed"]:
                 break
             if n + 1 < len(levels):
                 self.progress.note(f"{fmt} {precision} missed the gate ({'; '.join(result['failures'])}); "
                                    f"retrying: {levels[n + 1].name}")
         if precision == "int8":
-            result["attempts"] = attempts
+            static = self.static_attempts.get(fmt)
+            result["attempts"] = ([static] if static else []) + attempts
         return self.finish(fmt, precision, layout, result)
 
-    def finish(self, fmt: str, precision: str, layout: str, parity: dict[str, Any]) -> FileResult:
-        res = FileResult(file_name(fmt, precision), fmt, precision, layout, parity)
+    def static(self, fmt: str, layout: str, build: Callable[[Path], dict[str, Any]]) -> None:
+        """Build the static int8 file of ``fmt`` and gate it like any int8 file; it stays in the bundle only
+        when it passes every gate, task gates included (measured, not skipped); the attempt is recorded
+        either way (first in the weight-only file's ``attempts``)."""
+        path = self.writer.path(file_name(fmt, "int8", STATIC))
+        extra = build(path)
+        result = {**self.measure(fmt, "int8", path, layout), **extra}
+        if not result["task_gates"]["measured"]:
+            result["failures"].append("task gates not measured (no labelled faces): a static file needs them")
+            result["passed"] = False
+        result["int8_level"] = "static int8"
+        self.static_attempts[fmt] = {**attempt_summary("static int8", result), "kept": result["passed"]}
+        if result["passed"]:
+            self.finish(fmt, "int8", layout, result, STATIC)
+        else:
+            self.progress.note(f"{fmt} static int8 missed a gate ({'; '.join(result['failures'])}): not kept; "
+                               "the weight-only int8 file stays the int8 file")
+            path.unlink(missing_ok=True)
+
+    def finish(self, fmt: str, precision: str, layout: str, parity: dict[str, Any], variant: str = "") -> FileResult:
+        res = FileResult(file_name(fmt, precision, variant), fmt, precision, layout, parity, variant)
         self.results.append(res)
         return res
 
     def int8_record(self, level: Any, method: str, activations: str) -> dict[str, Any]:
         """The ``quantisation`` entry of an int8 file built at ``level``."""
         return self.int8.record(level, method, activations, len(self.calib))
+
+    def speed(self) -> dict[str, Any]:
+        """The ONNX and TFLite files that passed their gates, timed side by side at 1 thread (interleaved
+        medians, one process): what picks the bundle's default file."""
+        from .speed import SpeedConfig, Timed, side_by_side
+
+        timed = [Timed(r.rel, r.fmt, self.writer.path(r.rel), r.layout, r.precision, r.variant)
+                 for r in self.results if r.fmt in ("onnx", "tflite") and r.parity.get("passed")]
+        if not timed:
+            return {"rows": [], "note": "no ONNX or TFLite file passed its gates"}
+        out = side_by_side(timed, self.pre.input_size, SpeedConfig(threads=(1,), rounds=self.opts.speed_rounds))
+        out["note"] = "timed at export, on the export machine, with whatever else it was running"
+        return out
 
     # ------------------------------------------------------------------ ONNX
 
@@ -270,8 +328,10 @@ class _Exporter:
                                      doc="FaceLiveNet: inputs 'input', outputs 'embedding', 'expression_logits'")
             return onnx_export.save(proto, self.writer.path(file_name("onnx", precision)))
 
+        float_graph = None
         if {"fp32", "fp16"} & set(precisions):
-            fp32, _, simplifier = export(self.source.model, "fp32")
+            float_graph = export(self.source.model, "fp32")
+            fp32, _, simplifier = float_graph
             info = {"opset": self.opts.opset, "simplified_with": simplifier}
             if "fp32" in precisions:
                 with self.progress.step("onnx fp32: parity"):
@@ -292,17 +352,10 @@ class _Exporter:
                 exports[id(model)] = export(model, "int8 (fp16 sensitive layers)", step=False)
             fp32_r, scopes, simplifier = exports[id(model)]
             float_modules = list(level.float_modules)
-            if level.activations == "int8":
-                proto, kept = quantize_onnx.quantize_int8(fp32_r, scopes, calib, float_modules,
-                                                          self.opts.onnx_calibration)
-                quant = self.int8_record(level, "onnxruntime quantize_static, QDQ",
-                                         f"int8 asymmetric, {self.opts.onnx_calibration} ranges on calibration faces")
-                quant["format"] = "QDQ"
-            else:
-                proto, kept, off_grid = quantize_onnx.quantize_weights_int8(fp32_r, scopes, float_modules, fp16)
-                quant = self.int8_record(level, "int8 weight initializers, Cast + Mul per-channel scale "
-                                         "(constant-folded by onnxruntime at load)", "float32 (not quantised)")
-                quant["weights_off_grid_steps_max"] = off_grid
+            proto, kept, off_grid = quantize_onnx.quantize_weights_int8(fp32_r, scopes, float_modules, fp16)
+            quant = self.int8_record(level, "int8 weight initializers, Cast + Mul per-channel scale "
+                                     "(constant-folded by onnxruntime at load)", "float32 (not quantised)")
+            quant["weights_off_grid_steps_max"] = off_grid
             onnx_export.compact_names(proto)
             kept_set = set(kept)
             layers = float_modules + fp16
@@ -310,6 +363,29 @@ class _Exporter:
                 "opset": self.opts.opset, "simplified_with": simplifier, "quantisation": quant, "float_layers": layers,
                 "float_op_types": sorted({n.op_type for n in fp32_r.graph.node if n.name in kept_set})}
 
+        if self.opts.static_int8:
+            from . import static_int8
+
+            def build_static(path: Path) -> dict[str, Any]:
+                if float_graph is None:
+                    raise ExportError("internal: the static int8 ONNX file needs the fp32 graph")
+                fp32_f, scopes_f, simplifier_f = float_graph
+                proto, kept = static_int8.onnx_static(fp32_f, scopes_f, calib, self.static_cfg)
+                onnx_export.compact_names(proto)
+                quant = self.static_cfg.record("onnx", len(self.calib))
+                onnx_export.set_metadata(proto, self.fields("onnx", "int8", layout, list(self.static_cfg.float_modules),
+                                                            "static int8"),
+                                         doc="FaceLiveNet: inputs 'input', outputs 'embedding', 'expression_logits'")
+                onnx_export.save(proto, path)
+                kept_set = set(kept)
+                return {"opset": self.opts.opset, "simplified_with": simplifier_f, "quantisation": quant,
+                        "float_layers": list(self.static_cfg.float_modules),
+                        "float_op_types": sorted({n.op_type for n in fp32_f.graph.node if n.name in kept_set})}
+
+            if float_graph is None:
+                float_graph = export(self.source.model, "fp32 (for static int8)")
+            with self.progress.step(f"onnx int8 static: quantise ({len(self.calib)} calibration faces) + gates"):
+                self.static("onnx", layout, build_static)
         with self.progress.step(f"onnx int8: quantise ({len(self.calib)} calibration faces) + parity"):
             self.gated("onnx", "int8", layout, build)
 
@@ -330,13 +406,14 @@ class _Exporter:
 
         def place(src: Path, precision: str, float_layers: list[str] | None = None,
                   quantisation: str | None = None) -> Path:
-            dst = self.writer.path(file_name("tflite", precision))
+            dst = src if src.parent == self.writer.tmp else self.writer.path(file_name("tflite", precision))
             if src != dst:
                 dst.write_bytes(src.read_bytes())
             return tflite_export.finalize(dst, self.fields("tflite", precision, layout, float_layers, quantisation))
 
+        float_work = None
         if {"fp32", "fp16"} & set(precisions):
-            fp32_work = convert(self.source.model, "fp32", self.work / "fp32.tflite")
+            fp32_work = float_work = convert(self.source.model, "fp32", self.work / "fp32.tflite")
             if "fp32" in precisions:
                 with self.progress.step("tflite fp32: parity"):
                     self.gated("tflite", "fp32", layout, lambda _: (place(fp32_work, "fp32"), dict(info)))
@@ -364,18 +441,26 @@ class _Exporter:
             weights = self.int8.fp16_weights(model) if fp16 else []
             regexes = tflite_export.quantize_int8(sources[id(model)], dst, calib, float_modules, level.activations,
                                                   weights)
-            if level.activations == "int8":
-                quant = self.int8_record(level, "ai-edge-quantizer static_wi8_ai8",
-                                         "int8 asymmetric, min/max over all calibration faces")
-                quant["io"] = "float32"
-            else:
-                quant = self.int8_record(level, "ai-edge-quantizer weight_only_wi8_afp32 (explicit DEQUANTIZE)"
-                                         + (", fp16 float casting for the sensitive layers" if fp16 else ""),
-                                         "float32 (not quantised)")
+            quant = self.int8_record(level, "ai-edge-quantizer weight_only_wi8_afp32 (explicit DEQUANTIZE)"
+                                     + (", fp16 float casting for the sensitive layers" if fp16 else ""),
+                                     "float32 (not quantised)")
             layers = float_modules + fp16
             return place(dst, "int8", layers, level.name), {
                 **info, "quantisation": quant, "float_layers": layers, "float_scopes": regexes}
 
+        if self.opts.static_int8:
+            from . import static_int8
+
+            def build_static(path: Path) -> dict[str, Any]:
+                regexes = static_int8.tflite_static(float_work, path, calib, self.static_cfg)
+                place(path, "int8", list(self.static_cfg.float_modules), "static int8")
+                return {**info, "quantisation": self.static_cfg.record("tflite", len(self.calib)),
+                        "float_layers": list(self.static_cfg.float_modules), "float_scopes": regexes}
+
+            if float_work is None:
+                float_work = convert(self.source.model, "fp32 (for static int8)", self.work / "fp32.tflite")
+            with self.progress.step(f"tflite int8 static: quantise ({len(self.calib)} calibration faces) + gates"):
+                self.static("tflite", layout, build_static)
         with self.progress.step(f"tflite int8: quantise ({len(self.calib)} calibration faces) + parity"):
             self.gated("tflite", "int8", layout, build8)
 
@@ -474,18 +559,32 @@ def gather_faces(opts: ExportOptions, source: CheckpointSource, calib_dir: Path,
     return calib, parity_faces
 
 
-def _step_count(formats: Sequence[str], precisions: Sequence[str], expression_faces: bool) -> int:
-    """Progress steps: checkpoint, faces (+ expression faces), reference + self-check, GPTQ, per format."""
+def _step_count(formats: Sequence[str], precisions: Sequence[str], expression_faces: bool, tasks: bool = False,
+                static: bool = False) -> int:
+    """Progress steps: checkpoint, faces (+ expression faces), reference + self-check (+ task gates' faces),
+    GPTQ, per format (+ static int8 and its float source), the speed comparison."""
     fp = len({"fp32", "fp16"} & set(precisions))
     int8 = "int8" in precisions
-    per_format = {"onnx": (fp > 0) + fp + 2 * int8, "tflite": (fp > 0) + fp + 2 * int8, "coreml": len(precisions)}
+    extra = 2 * static * int8 if not fp else static * int8  # static file (+ its float graph when fp32 is not built)
+    per_format = {"onnx": (fp > 0) + fp + 2 * int8 + extra, "tflite": (fp > 0) + fp + 2 * int8 + extra,
+                  "coreml": len(precisions)}
     gptq = int8 and bool({"onnx", "tflite"} & set(formats))
-    return 3 + expression_faces + gptq + sum(per_format[f] for f in formats)
+    speed = bool({"onnx", "tflite"} & set(formats))
+    return 3 + expression_faces + tasks + gptq + speed + sum(per_format[f] for f in formats)
 
 
 def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str, ...], calib_dir: Path,
             t_start: float) -> dict[str, Any]:
-    steps = _step_count(formats, precisions, opts.expression_data is not None)
+    tasks = opts.task_gates and bool(set(TASK_GATED) & set(precisions)) and (
+        opts.task_data is not None or default_task_data() is not None)
+    # a static int8 file is kept only when its task gates pass: without labelled faces it is not built
+    static = opts.static_int8 and tasks and "int8" in precisions and bool(set(STATIC_FORMATS) & set(formats))
+    static_record = (StaticInt8Config(calibration=opts.onnx_calibration).record("onnx", 0) | {"built": True}
+                     if static else {"built": False, "reason": "--no-static-int8" if not opts.static_int8
+                                     else "no labelled faces for the task gates" if not tasks
+                                     else "no int8 ONNX or TFLite file asked for"})
+    opts = dataclasses.replace(opts, formats=formats, precisions=precisions, static_int8=static)
+    steps = _step_count(formats, precisions, opts.expression_data is not None, tasks, static)
     progress = Progress(steps, enabled=opts.progress, capture=not opts.verbose)
     with BundleWriter(opts.out, force=opts.force) as writer, tempfile.TemporaryDirectory(prefix="facelive-export-") as work:
         with progress.step("checkpoint"):
@@ -499,11 +598,18 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
             ex.reference()
             self_check = ex.write_self_check()
             parity_reference = ex.write_parity_reference()
+        if ex.tasks.wanted:
+            with progress.step("task gates: labelled faces (LFW, FER2013, JAFFE) + the torch model on them"):
+                ex.tasks.load()
         for fmt in formats:
             getattr(ex, fmt)(precisions)
-
+        speed = None
+        if {"onnx", "tflite"} & set(formats):
+            with progress.step("speed: the files side by side (1 thread, interleaved medians)"):
+                speed = ex.speed()
+        results = order_results(ex.results, speed)
         detector_record = writer.copy_detector(opts.detector) if opts.detector else None
-        files = tuple(writer.entry(r.rel, r.fmt, r.precision, r.layout) for r in ex.results)
+        files = tuple(writer.entry(r.rel, r.fmt, r.precision, r.layout, r.variant) for r in results)
         manifest = Manifest(
             model_name=MODEL_NAME,
             model_version=source.model_version,
@@ -523,15 +629,18 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
                 "self_check": self_check,
                 "parity_reference": parity_reference,
                 "thresholds": thresholds_info,
+                "speed": speed,
+                "static_int8": {k: v for k, v in static_record.items() if k not in ("calibration_faces", "io")},
                 "exporter": _versions(),
                 "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             },
-            parity={r.key: {"path": r.rel, **r.parity} for r in ex.results},
+            parity={r.key: {"path": r.rel, **r.parity} for r in results},
             detector=detector_record,
+            default_file=default_file(results, speed),
         )
-        rows = [{"path": f.path, "format": f.format, "precision": f.precision, "layout": f.layout,
-                 "size_bytes": f.size_bytes, "sha256": f.sha256, "parity": manifest.parity[f"{f.format}/{f.precision}"]}
-                for f in files]
+        rows = [{"path": f.path, "format": f.format, "precision": f.precision, "variant": f.variant,
+                 "layout": f.layout, "size_bytes": f.size_bytes, "sha256": f.sha256,
+                 "parity": manifest.parity[f.parity_key]} for f in files]
         failed = [r for r in rows if r["parity"].get("passed") is False]
         table = summary_table(rows)
         if failed and not opts.allow_parity_failure:
@@ -550,6 +659,8 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
         "calibration_faces": len(calib),
         "parity_faces": len(parity_faces),
         "detector": detector_record,
+        "default_file": manifest.default_file,
+        "speed": speed,
         "seconds": round(time.perf_counter() - t_start, 1),
         "table": table,
     }
@@ -557,6 +668,49 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
 
 
 def _short(p: dict[str, Any]) -> dict[str, Any]:
-    keys = ("passed", "cosine_mean", "cosine_min", "expression_top1_agreement", "faces", "failures",
-            "float_layers", "int8_level", "measured", "reason", "spec_check")
-    return {k: p[k] for k in keys if k in p}
+    keys = ("passed", "cosine_mean", "cosine_min", "expression_top1_agreement", "expression_top1_agreement_decisive",
+            "decisive_margin", "faces", "failures", "float_layers", "int8_level", "measured", "reason", "spec_check")
+    out = {k: p[k] for k in keys if k in p}
+    if p.get("task_gates", {}).get("tasks"):
+        out["task_deltas_points"] = {k: {"delta": t["delta_points"], "ci": t["ci_points"]}
+                                     for k, t in p["task_gates"]["tasks"].items()}
+    return out
+
+
+def attempt_summary(level: str, result: dict[str, Any]) -> dict[str, Any]:
+    """One int8 attempt as the manifest records it: the gated numbers and why it failed, if it did."""
+    keys = ("float_layers", "cosine_mean", "cosine_min", "expression_top1_agreement",
+            "expression_top1_agreement_decisive", "failures")
+    out = {"level": level, **{k: result[k] for k in keys if k in result}}
+    tasks = (result.get("task_gates") or {}).get("tasks") or {}
+    if tasks:
+        out["task_deltas_points"] = {k: t["delta_points"] for k, t in tasks.items()}
+    return out
+
+
+def order_results(results: Sequence[FileResult], speed: dict[str, Any] | None) -> list[FileResult]:
+    """The results with, per format and precision, the fastest file first (at 1 thread, from ``speed``):
+    the runtime runs the first file listed for a format and precision. Files that failed a gate go last."""
+    from .speed import fastest
+
+    out = list(results)
+    for r in results:
+        group = [x for x in out if (x.fmt, x.precision) == (r.fmt, r.precision) and x.parity.get("passed")]
+        if len(group) < 2 or speed is None:
+            continue
+        best = fastest(speed, [x.rel for x in group])
+        if best is not None:
+            first = out.index(group[0])
+            chosen = next(x for x in group if x.rel == best)
+            out.remove(chosen)
+            out.insert(first, chosen)
+    return out
+
+
+def default_file(results: Sequence[FileResult], speed: dict[str, Any] | None) -> str | None:
+    """The fastest file (1 thread) among those that passed every gate; None without a speed comparison."""
+    from .speed import fastest
+
+    if speed is None:
+        return None
+    return fastest(speed, [r.rel for r in results if r.parity.get("passed")])

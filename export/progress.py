@@ -81,17 +81,28 @@ def human_size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
+TASK_COLUMNS = (("lfw_accuracy", "LFW acc"), ("lfw_tar_at_far_1e-3", "LFW TAR"), ("fer2013_accuracy", "FER acc"),
+                ("jaffe_acc_g", "JAFFE Acc_g"))
+
+
 def summary_table(rows: list[dict[str, Any]]) -> str:
-    """One line per exported file: size, parity numbers, gate."""
-    header = ("file", "size", "cos mean", "cos min", "top-1", "gate", "int8 level / float layers")
+    """One line per exported file: size, parity numbers, task deltas in points [95 % CI], gate."""
+    from .task_gates import summary_cells
+
+    header = ("file", "size", "cos mean", "cos min", "top-1 all", "top-1 decisive",
+              *(f"d {name}" for _, name in TASK_COLUMNS), "gate", "int8 level / float layers")
     lines = []
     for r in rows:
         p = r.get("parity", {})
         if p.get("measured", True) and "cosine_mean" in p:
             cos_mean, cos_min = f"{p['cosine_mean']:.6f}", f"{p['cosine_min']:.6f}"
             top1 = f"{100 * p['expression_top1_agreement']:.1f}%"
+            decisive = (f"{100 * p['expression_top1_agreement_decisive']:.1f}% (>= {p['decisive_margin']:g})"
+                        if "expression_top1_agreement_decisive" in p else "-")
         else:
-            cos_mean = cos_min = top1 = "-"
+            cos_mean = cos_min = top1 = decisive = "-"
+        cells = summary_cells(p.get("task_gates"))
+        tasks = [cells[key] for key, _ in TASK_COLUMNS]
         if p.get("passed") is True:
             gate = "pass"
         elif p.get("passed") is False:
@@ -100,7 +111,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             gate = p.get("reason", "not measured")
         floats = ", ".join(p.get("float_layers", []))
         level = f"{p['int8_level']}; float: {floats or '-'}" if p.get("int8_level") else floats or "-"
-        lines.append((r["path"], human_size(r["size_bytes"]), cos_mean, cos_min, top1, gate, level))
+        lines.append((r["path"], human_size(r["size_bytes"]), cos_mean, cos_min, top1, decisive, *tasks, gate, level))
     widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header) - 2)]
     out = []
     for row in [header, *lines]:

@@ -41,10 +41,15 @@ CALIBRATION_BATCH = 16
 
 
 def quantize_int8(fp32: Any, scopes: dict[str, list[str]], calib: np.ndarray, float_modules: list[str],
-                  method: str = "minmax") -> tuple[Any, list[str]]:
-    """(int8 ModelProto, names of the nodes kept in float). ``calib``: float32 inputs in the file's layout."""
+                  method: str = "minmax", activations: str = "S8") -> tuple[Any, list[str]]:
+    """(int8 ModelProto, names of the nodes kept in float). ``calib``: float32 inputs in the file's layout;
+    ``activations``: ``S8`` (int8, asymmetric) or ``U8`` (uint8: the type onnxruntime fuses into integer
+    QLinearConv / QLinearAdd / QLinearConcat kernels on x86; see :mod:`.static_int8`)."""
     onnx = require("onnx")
     q = require("onnxruntime.quantization", "onnxruntime", "int8 quantisation")
+    types = {"S8": q.QuantType.QInt8, "U8": q.QuantType.QUInt8}
+    if activations not in types:
+        raise ExportError(f"unknown activation type {activations!r}; valid: {', '.join(types)}")
     methods = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
                "entropy": q.CalibrationMethod.Entropy}
     if method not in methods:
@@ -74,7 +79,7 @@ def quantize_int8(fp32: Any, scopes: dict[str, list[str]], calib: np.ndarray, fl
         try:
             q.quantize_static(
                 str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, nodes_to_exclude=exclude,
+                activation_type=types[activations], weight_type=q.QuantType.QInt8, nodes_to_exclude=exclude,
                 calibrate_method=methods[method], extra_options={"CalibTensorRangeSymmetric": False},
             )
         except Exception as exc:

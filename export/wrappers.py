@@ -42,17 +42,15 @@ class Int8Level:
     fp16_sensitive: bool = False
 
 
-# What an int8 export tries, in order, until the gates pass. The int8 weights are
+# The weight-only int8 file (the fallback beside the static one, :mod:`.static_int8`):
+# what the export tries, in order, until the gates pass. The int8 weights are
 # GPTQ-rounded (:mod:`.gptq`); the L2 normalisation is always float (DESIGN.md
 # section 8). Measured on the two default models so far (500 held-out LFW +
-# FER2013 faces): static int8 activations cost ~0.09 expression-logit RMSE,
-# spread over the whole shared stem (no layer or block dominates; the first
-# conv, heads or residual adds in float do not close it): top-1 agreement
-# 93-96 %. Float activations with GPTQ int8 weights: 98.6 % and 99.8 %; plus
-# the scan's fp16 layers (61 % of the per-layer logit MSE): 99.8 %.
-# ``python -m facelivenet.export.int8_scan`` measures the static level region by region.
+# FER2013 faces): float activations with GPTQ int8 weights: 98.6 % and 99.8 %
+# top-1 agreement; plus the scan's fp16 layers (61 % of the per-layer logit MSE):
+# 99.8 %. Static int8 activations cost ~0.09-0.12 expression-logit RMSE, spread
+# over the whole shared stem (``python -m facelivenet.export.int8_scan``).
 INT8_LEVELS: tuple[Int8Level, ...] = (
-    Int8Level("static int8", "int8", FLOAT_TAIL),
     Int8Level("int8 weights, float activations", "float", FLOAT_TAIL),
     Int8Level("int8 weights, float activations, expression-sensitive layers in fp16", "float", FLOAT_TAIL,
               fp16_sensitive=True),

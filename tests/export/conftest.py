@@ -131,3 +131,14 @@ def tiny_bundle(converters, shared_onnx_export, tmp_path_factory, tiny_checkpoin
         allow_parity_failure=True, cache_dir=face_cache, threads=1, progress=False,
     ))
     return out, summary
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_default_task_data():
+    """Exports in these tests skip the task gates (and so the static int8 files) unless a test passes
+    ``task_data`` itself: the gates align every LFW pair image, the FER2013 test subset and JAFFE,
+    minutes per fresh face cache. Session-wide, so the session's bundles are built without them too."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr("facelivenet.export.pipeline.default_task_data", lambda: None)
+    yield
+    patch.undo()

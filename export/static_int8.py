@@ -1,0 +1,71 @@
+"""Static int8: int8 weights AND calibrated int8 activations, computed by integer kernels.
+
+The weight-only int8 files (:mod:`.quantize_onnx`, GPTQ-rounded weights, float
+activations) are small but no faster than fp32. A static file quantises the
+activations too, so the runtime's integer kernels do the work:
+
+- ONNX: onnxruntime ``quantize_static``, QDQ, per-channel symmetric int8
+  weights, **uint8** asymmetric activations (U8S8) with min/max ranges over the
+  calibration faces. onnxruntime fuses U8S8 QDQ into QLinearConv, QLinearAdd,
+  QLinearMul, QLinearConcat and QGemm (integer VNNI kernels on x86, dot-product
+  kernels on ARM). With S8 activations it fused only about half the
+  convolutions on x86 and inserted ~50 transposes: slower than fp32 (measured
+  0.85x); U8S8 ran well over fp32's speed at the same parity. On x86 CPUs
+  WITHOUT VNNI (AVX2 only) u8s8 products are summed in int16 and can saturate:
+  run ``facelive-bench device`` there (it gates parity on the device).
+- TFLite: ai-edge-quantizer's static recipe (int8 weights per channel, int8
+  activations), float32 input and outputs (QUANTIZE / DEQUANTIZE at the edges).
+
+Both keep the L2 normalisation in float (DESIGN.md section 8), and start from
+the float model (GPTQ rounding targets float activations; min/max weight
+grids are what the static quantisers use).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .wrappers import FLOAT_TAIL
+
+VARIANT = "static"
+
+
+@dataclass(frozen=True)
+class StaticInt8Config:
+    """How a static int8 file is built (recorded in the manifest)."""
+
+    onnx_activations: str = "U8"
+    calibration: str = "minmax"
+    float_modules: tuple[str, ...] = field(default=FLOAT_TAIL)
+
+    def record(self, fmt: str, calibration_faces: int) -> dict[str, Any]:
+        """The ``quantisation`` entry of a static file of format ``fmt``."""
+        common = {"level": "static int8", "float_layers": list(self.float_modules),
+                  "calibration_faces": calibration_faces, "weights": "int8 per-channel symmetric (min/max grid)",
+                  "io": "float32"}
+        if fmt == "onnx":
+            return {**common, "method": "onnxruntime quantize_static, QDQ, U8S8" if self.onnx_activations == "U8"
+                    else "onnxruntime quantize_static, QDQ, S8S8",
+                    "activations": f"{'uint8' if self.onnx_activations == 'U8' else 'int8'} asymmetric, "
+                                   f"{self.calibration} ranges on the calibration faces", "format": "QDQ"}
+        return {**common, "method": "ai-edge-quantizer static_wi8_ai8",
+                "activations": "int8 asymmetric, min/max over all calibration faces"}
+
+
+def onnx_static(fp32: Any, scopes: dict[str, list[str]], calib: np.ndarray,
+                cfg: StaticInt8Config) -> tuple[Any, list[str]]:
+    """(static int8 ModelProto, names of the nodes kept float) from the float graph ``fp32``."""
+    from .quantize_onnx import quantize_int8
+
+    return quantize_int8(fp32, scopes, calib, list(cfg.float_modules), cfg.calibration, cfg.onnx_activations)
+
+
+def tflite_static(fp32: Path, dst: Path, calib: np.ndarray, cfg: StaticInt8Config) -> list[str]:
+    """Write the static int8 .tflite converted from the float file ``fp32``; the regexes kept float."""
+    from .tflite_export import quantize_int8
+
+    return quantize_int8(fp32, dst, calib, list(cfg.float_modules), "int8")
