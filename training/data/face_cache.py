@@ -29,6 +29,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import CACHE_ENV
 from facelivenet.edge_runtime.detection import YuNetDetector
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.imageio import read_image
@@ -40,7 +41,6 @@ from facelivenet.edge_runtime.progress import progress as show_progress
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "FACELIVE_CACHE"
 AlignSource = Literal["detect", "center_crop"]
 PrecroppedAlign = Literal["center_crop", "detect"]  # how already-cropped faces (FER2013, CK+48) are aligned
 STATUS_UNREADABLE = "unreadable"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import DATA_ENV
 from facelivenet.edge_runtime.errors import DatasetLayoutError
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 from facelivenet.edge_runtime.preprocess import PreprocessConfig
@@ -19,8 +20,6 @@ from .face_cache import AlignedFaces, load_or_build, load_precropped
 from .readers import ImageRecord, read_fer2013, read_identity_folders
 
 log = logging.getLogger(__name__)
-
-DATA_ENV = "FACELIVE_DATA"
 
 # Names and terms recorded with every checkpoint and bundle that used the data.
 DATASET_TERMS = {

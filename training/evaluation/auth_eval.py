@@ -35,10 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import DEFAULT_CHALLENGE
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
 from facelivenet.edge_runtime import metrics
-from .auth_protocol import DEFAULT_ASKED, cell_counts, jaffe_auth_pairs, list_jaffe_images, parse_jaffe_name
+from .auth_protocol import cell_counts, jaffe_auth_pairs, list_jaffe_images, parse_jaffe_name
 from .runner import EvalContext, run_pairs
 
 FALLBACK_FRACTION = 0.7
@@ -132,7 +133,7 @@ def evaluate_auth(ctx: EvalContext, jaffe_root: Path, expression_threshold: floa
         "pairs": m.n_pairs,
         "cell_counts": cell_counts(pairs),
         "cell_accept_rate": m.cell_accept_rate,
-        "asked_expressions": list(DEFAULT_ASKED),
+        "asked_expressions": list(DEFAULT_CHALLENGE),
         "verification_thresholds": thresholds,
         "threshold_selection": "leave-one-subject-out: pairs of reference subject S use the best-accuracy cosine "
                                "threshold on the pairs in which neither image shows S",

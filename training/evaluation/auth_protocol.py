@@ -40,6 +40,7 @@ from typing import Sequence, TypeVar
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import DEFAULT_CHALLENGE
 from facelivenet.edge_runtime.labels import canonical_label
 
 from .errors import ProtocolFileError
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 JAFFE_LAYOUT = "one folder of '<SUBJ>.<EXPR><n>.<id>.tiff' files, e.g. KA.HA1.29.tiff, EXPR in AN DI FE HA NE SA SU"
-DEFAULT_ASKED: tuple[str, ...] = ("happy", "surprise")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _draw(
 
 
 def build_auth_pairs(
-    images: Sequence[LabelledImage], asked: Sequence[str] = DEFAULT_ASKED, seed: int = 0
+    images: Sequence[LabelledImage], asked: Sequence[str] = DEFAULT_CHALLENGE, seed: int = 0
 ) -> list[AuthPair]:
     """The four balanced cells (see the module docstring), ordered cell by cell, then subject, asked."""
     asked_labels = []
@@ -178,7 +178,7 @@ def build_auth_pairs(
     return pairs
 
 
-def jaffe_auth_pairs(jaffe_root: str | Path, asked: Sequence[str] = DEFAULT_ASKED, seed: int = 0) -> list[AuthPair]:
+def jaffe_auth_pairs(jaffe_root: str | Path, asked: Sequence[str] = DEFAULT_CHALLENGE, seed: int = 0) -> list[AuthPair]:
     """The JAFFE authentication pair list (paths relative to ``jaffe_root``)."""
     return build_auth_pairs(list_jaffe_images(jaffe_root), asked, seed)
 

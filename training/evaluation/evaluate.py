@@ -46,6 +46,7 @@ from typing import Any, Sequence
 
 import torch
 
+from facelivenet.edge_runtime.constants import DATA_ENV
 from facelivenet.edge_runtime.detection import resolve_detector_path
 from facelivenet.edge_runtime.errors import DetectorNotFoundError, FaceLiveError
 
@@ -175,7 +176,7 @@ def _data_folder(explicit: str | Path | None) -> Path:
     root = data_root(explicit)
     if root is None:
         raise EvaluationError("no data folder: pass --data DIR (holding lfw/, fer2013/, ckplus48/, jaffe/) "
-                              "or set FACELIVE_DATA")
+                              f"or set ${DATA_ENV}")
     if not root.is_dir():
         raise EvaluationError(f"data folder {root} does not exist")
     return root
