@@ -1,0 +1,107 @@
+"""The Trainer's numbers are pinned: a tiny deterministic run logs the same losses and ends with the same
+weights as the run recorded in ``data/trainer_reference.json``.
+
+The reference was recorded with ``python -m tests.training.test_trainer_reference`` on the code before
+``Trainer._run_stage`` was split into a per-stage plan and one loop (issue 18, point 6): the split must not
+change a single logged number. Three runs cover both stages, Stage 2 on cached frozen-stem features, and a
+run stopped mid Stage 1 and resumed. Single-threaded, so the numbers do not depend on the machine's core
+count; on a torch version other than the recorded one the comparison allows float rounding (1e-5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from facelivenet.training import checkpoint as ckpt_io
+from facelivenet.training.trainer import Trainer
+
+from .conftest import tiny_config, write_synthetic_faces
+
+REFERENCE = Path(__file__).parent / "data" / "trainer_reference.json"
+LOGGED = ("loss", "accuracy", "lr")  # the per-step numbers of metrics.jsonl that must not move
+log = logging.getLogger(__name__)
+
+
+def _weights_sha256(path: Path) -> str:
+    """One digest over every tensor of the inference checkpoint, in key order."""
+    state = ckpt_io.load(path)["model"]
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _logged(run: Path) -> list[dict]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: r[k] for k in ("stage", "step", *LOGGED) if k in r} for r in records]
+
+
+def tiny_runs(tmp: Path) -> dict[str, dict]:
+    """The three pinned runs, single-threaded, on the synthetic folders of conftest."""
+    ids = write_synthetic_faces(tmp / "ids", [f"person_{i}" for i in range(4)], per_class=8)
+    fer = tmp / "fer"
+    write_synthetic_faces(fer / "train", ["angry", "happy", "neutral", "surprise"], per_class=8, seed=1)
+    cfg = tiny_config(ids, fer, tmp / "cache")
+    cached = dataclasses.replace(cfg, stage2=dataclasses.replace(cfg.stage2, frozen_trunk_cache=True))
+    out: dict[str, dict] = {}
+    for name, c in (("both_stages", cfg), ("frozen_trunk_cache", cached)):
+        path = Trainer(c, tmp / name, progress=False).fit()
+        out[name] = {"logged": _logged(tmp / name), "weights_sha256": _weights_sha256(path)}
+    resumed = tmp / "resumed"
+    assert Trainer(cfg, resumed, progress=False).fit(stop_after_steps=3) is None
+    path = Trainer(cfg, resumed, progress=False).fit(resume=True)
+    out["resumed"] = {"logged": _logged(resumed), "weights_sha256": _weights_sha256(path)}
+    return out
+
+
+@pytest.fixture()
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tiny_runs_match_the_recorded_reference(tmp_path, one_thread):
+    ref = json.loads(REFERENCE.read_text())
+    now = tiny_runs(tmp_path)
+    assert set(now) == set(ref["runs"])
+    exact = ref["torch"] == torch.__version__
+    for name, run in ref["runs"].items():
+        got = now[name]
+        assert [(r["stage"], r["step"]) for r in got["logged"]] == [(r["stage"], r["step"]) for r in run["logged"]], name
+        for a, b in zip(got["logged"], run["logged"]):
+            for key in LOGGED:
+                if exact:
+                    assert a[key] == b[key], (name, a, b)
+                else:
+                    assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (name, a, b)
+        if exact:
+            assert got["weights_sha256"] == run["weights_sha256"], name
+    # a resumed run logs the same numbers as an uninterrupted one
+    assert now["resumed"]["logged"] == now["both_stages"]["logged"]
+
+
+def record() -> None:
+    """Write the reference from the code as it is now."""
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = tiny_runs(Path(tmp))
+    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
+    REFERENCE.write_text(json.dumps({"torch": torch.__version__, "runs": runs}, indent=1) + "\n", encoding="utf-8")
+    log.info("wrote %s", REFERENCE)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    record()
