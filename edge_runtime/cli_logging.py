@@ -58,17 +58,19 @@ def parse_args_or_code(parser, argv):
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
 
-def call_cleanly(prog: str, as_json: bool, fn, interrupted: str = "interrupted"):
+def call_cleanly(prog: str, as_json: bool, fn, interrupted: str = "interrupted",
+                 user_errors: tuple[type[Exception], ...] = ()):
     """Run ``fn()``; returns ``(None, result)``, or ``(exit_code, None)`` after reporting a failure in one line.
 
-    A FaceLiveError is the user's problem (exit 1, its message); anything else is ours
-    (exit 3, the traceback in the log at debug level, shown with -vv).
+    A FaceLiveError (or one of the command's ``user_errors``, e.g. facelive-train's ValueError for a bad
+    config key) is the user's problem (exit 1, its message); anything else is ours (exit 3, the traceback
+    in the log at debug level, shown with -vv).
     """
     from .errors import FaceLiveError
 
     try:
         return None, fn()
-    except FaceLiveError as exc:
+    except (FaceLiveError, *user_errors) as exc:
         return report_failure(prog, exc, type(exc).__name__, EXIT_FAILURE, as_json), None
     except KeyboardInterrupt:
         return report_failure(prog, interrupted, "KeyboardInterrupt", EXIT_INTERRUPTED, as_json), None

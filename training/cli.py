@@ -1,16 +1,27 @@
-"""`facelive-train`: model facts, two-stage training (and, later, evaluation)."""
+"""`facelive-train`: model facts, two-stage training, evaluation, throughput and the Branch 2 ablation.
+
+Follows the convention of every facelivenet command line (edge_runtime/cli_common.py; ARCHITECTURE.md,
+"Commands"): ``--json`` prints one JSON object on stdout, a failure is one ``facelive-train: error: ...`` line
+on stderr (and ``{"error", "error_type"}`` on stdout with ``--json``), exit codes from ``constants.py``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_log_options, emit
+from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, setup_cli_logging
+from facelivenet.edge_runtime.constants import CACHE_ENV, DATA_ENV, DETECTOR_ENV, EXIT_OK
 from facelivenet.edge_runtime.errors import FaceLiveError
 
+PROG = "facelive-train"
 CONFIG_DIR = Path(__file__).parent / "configs"
+# Besides FaceLiveError (and OSError), what a user can fix: a bad config key or override, an LFW fold out of
+# range, a data set smaller than one batch, a loss gone non-finite (lower the learning rate).
+USER_ERRORS = (ValueError, FloatingPointError)
 
 EPILOG = """examples:
   facelive-train model-info --json
@@ -69,7 +80,12 @@ def _config_path(name: str | None) -> str | None:
     raise FaceLiveError(f"config {name!r} is neither a file nor a shipped config ({names})")
 
 
-def _cmd_model_info(args: argparse.Namespace) -> int:
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars unless the command's --quiet (no bars) or the global -q (errors only) asks otherwise."""
+    return not (getattr(args, "no_progress", False) or args.quiet)
+
+
+def _cmd_model_info(args: argparse.Namespace) -> tuple:
     from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
     from .config import load_config
@@ -88,16 +104,13 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
         "embedding_dim": cfg.model.embedding_dim,
         "expression_labels": list(EXPRESSION_LABELS),
     }
-    if args.json:
-        print(json.dumps(info))
-    else:
-        print(f"FaceLiveNet: {info['params'] / 1e6:.3f} M parameters, {info['flops'] / 1e6:.1f} MFLOPs "
-              f"at {info['input_size']}x{info['input_size']}, {info['embedding_dim']}-d embedding, "
-              f"expressions: {', '.join(info['expression_labels'])}")
-    return 0
+    text = (f"FaceLiveNet: {info['params'] / 1e6:.3f} M parameters, {info['flops'] / 1e6:.1f} MFLOPs "
+            f"at {info['input_size']}x{info['input_size']}, {info['embedding_dim']}-d embedding, "
+            f"expressions: {', '.join(info['expression_labels'])}")
+    return EXIT_OK, info, text
 
 
-def _cmd_fit(args: argparse.Namespace) -> int:
+def _cmd_fit(args: argparse.Namespace) -> tuple | None:
     from .config import load_config
     from .distributed import teardown
     from .trainer import Trainer
@@ -106,18 +119,18 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.stages:
         overrides.append(f"stages=[{args.stages}]")
     cfg = load_config(_config_path(args.config), overrides)
-    trainer = Trainer(cfg, args.out, data_dir=args.data, progress=not args.quiet)
+    trainer = Trainer(cfg, args.out, data_dir=args.data, progress=_progress(args))
     try:
         path = trainer.fit(resume=args.resume, stop_after_steps=args.stop_after_steps)
     finally:
         teardown()
+    if not trainer.env.is_main:  # under torchrun only rank 0 prints
+        return None
     result = {"checkpoint": str(path) if path else None, "out": str(args.out), "stopped_early": path is None}
-    if args.json and trainer.env.is_main:
-        print(json.dumps(result))
-    return 0
+    return EXIT_OK, result, None  # without --json nothing on stdout: the log says where the run is
 
 
-def _cmd_throughput(args: argparse.Namespace) -> int:
+def _cmd_throughput(args: argparse.Namespace) -> tuple:
     from .config import load_config, save_config
     from .throughput import SETTINGS, markdown, measure
 
@@ -127,10 +140,10 @@ def _cmd_throughput(args: argparse.Namespace) -> int:
         wanted = [int(i) for i in args.settings.split(",")]
         bad = [i for i in wanted if not 0 <= i < len(SETTINGS)]
         if bad:
-            raise ValueError(f"--settings {bad}: rows are numbered 0..{len(SETTINGS) - 1}")
+            raise FaceLiveError(f"--settings {bad}: rows are numbered 0..{len(SETTINGS) - 1}")
         settings = tuple(SETTINGS[i] for i in wanted)
     result = measure(cfg, args.data, settings, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
-                     progress=not args.quiet)
+                     progress=_progress(args))
     table = markdown(result)
     if args.out:
         out = Path(args.out)
@@ -138,14 +151,10 @@ def _cmd_throughput(args: argparse.Namespace) -> int:
         (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         (out / "throughput.md").write_text(table, encoding="utf-8")
         save_config(cfg, out / "config.yaml")
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(table, end="")
-    return 0
+    return EXIT_OK, result, table.rstrip("\n")
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _cmd_evaluate(args: argparse.Namespace) -> tuple:
     from .evaluation.evaluate import (EvalOptions, expected_model_config, parse_folds, parse_tasks,
                                       run_evaluation, summary_lines)
 
@@ -155,32 +164,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         expect_model=expected_model_config(_config_path(args.config), args.set),
         detector=args.detector, cache_dir=args.cache_dir, device=args.device, batch_size=args.batch_size,
         threads=args.threads, seed=args.seed, auth_expression_threshold=args.auth_expression_threshold,
-        progress=not args.quiet,
+        progress=_progress(args),
     )
     result = run_evaluation(opts)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print("\n".join(summary_lines(result)))
-    return 0
+    return EXIT_OK, result, "\n".join(summary_lines(result))
 
 
-def _cmd_ablation(args: argparse.Namespace) -> int:
+def _cmd_ablation(args: argparse.Namespace) -> tuple:
     from .evaluation.ablation import markdown
     from .evaluation.evaluate import EvalOptions, run_branch2_ablation
 
     opts = EvalOptions(checkpoint=args.checkpoint, data=args.data, tasks=("ckplus48",), out=args.out,
                        quick=args.quick, detector=args.detector, cache_dir=args.cache_dir, device=args.device,
-                       batch_size=args.batch_size, threads=args.threads, seed=args.seed, progress=not args.quiet)
+                       batch_size=args.batch_size, threads=args.threads, seed=args.seed, progress=_progress(args))
     result = run_branch2_ablation(opts, args.variants)
-    print(json.dumps(result) if args.json else markdown(result))
-    return 0
+    return EXIT_OK, result, markdown(result).rstrip("\n")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Where faces come from and how the evaluation runs (shared by evaluate and ablation)."""
-    p.add_argument("--detector", help="YuNet ONNX file (default: $FACELIVE_DETECTOR)")
-    p.add_argument("--cache-dir", help="aligned-face cache (default: $FACELIVE_CACHE or ~/.cache/facelivenet)")
+    p.add_argument("--detector", help=f"YuNet ONNX file (default: ${DETECTOR_ENV})")
+    p.add_argument("--cache-dir", help=f"aligned-face cache (default: ${CACHE_ENV} or ~/.cache/facelivenet)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--threads", type=int, help="CPU threads for torch and OpenCV (default: torch's choice)")
@@ -189,12 +193,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="facelive-train",
+        prog=PROG,
         description="Train FaceLiveNet (the paper's two stages) and report the model's size and cost.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_log_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     info = sub.add_parser("model-info", help="parameters, FLOPs, input size, embedding size, labels")
@@ -211,16 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
         "softmax + class-wise triplet loss; Stage 2 freezes them, initialises Branch 2 from Branch 1 "
         "and trains it on expressions. Launch under torchrun for DistributedDataParallel.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     fit.add_argument("--config", default="default", help="YAML file or shipped config: default, smoke (default: default)")
     fit.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. stage1.epochs=5")
-    fit.add_argument("--data", help="folder holding lfw/, fer2013/ ... (default: $FACELIVE_DATA)")
+    fit.add_argument("--data", help=f"folder holding lfw/, fer2013/ ... (default: ${DATA_ENV})")
     fit.add_argument("--out", required=True, help="run folder for checkpoints, config and logs")
     fit.add_argument("--stages", help="comma list of stages to run, e.g. 1 or 1,2")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     fit.add_argument("--stop-after-steps", type=int, help="stop (resumably) after N optimiser steps in this call")
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bar (-q before the "
+                     "command: errors only, too)")
     fit.add_argument("--json", action="store_true", help="print one JSON object with the checkpoint path")
     fit.set_defaults(func=_cmd_fit)
 
@@ -229,10 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's metrics of a checkpoint: LFW, FER2013, CK+48, JAFFE authentication",
         description=EVALUATE_HELP,
         epilog=EVALUATE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     ev.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model, training/default_model/model.pt)")
-    ev.add_argument("--data", help="folder holding lfw/, fer2013/, ckplus48/, jaffe/ (default: $FACELIVE_DATA)")
+    ev.add_argument("--data", help=f"folder holding lfw/, fer2013/, ckplus48/, jaffe/ (default: ${DATA_ENV})")
     ev.add_argument("--tasks", default="lfw,fer2013,ckplus48,auth",
                     help="comma list of lfw, fer2013, ckplus48, auth (default: all four)")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs go to stderr)")
@@ -250,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--auth-expression-threshold", type=float, metavar="P",
                     help="JAFFE: the probe shows the asked expression when P(asked) >= P "
                     "(default: when the asked expression is the argmax)")
-    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=_cmd_evaluate)
 
     tp = sub.add_parser(
@@ -264,18 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  facelive-train throughput --data ../shared/data --out reports/throughput\n"
         "  facelive-train throughput --settings 0,5 --steps 4 --rounds 1\n"
         "  facelive-train throughput --set data.teacher= --set data.identity_roots=[]",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     tp.add_argument("--config", default="default", help="YAML file or shipped config (default: default)")
     tp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
-    tp.add_argument("--data", help="folder holding lfw/, idfaces/ ... (default: $FACELIVE_DATA)")
+    tp.add_argument("--data", help=f"folder holding lfw/, idfaces/ ... (default: ${DATA_ENV})")
     tp.add_argument("--settings", help="comma list of row numbers to run (default: all)")
     tp.add_argument("--steps", type=int, default=8, help="timed steps per setting and round (default: 8)")
     tp.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
     tp.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept (default: 2)")
     tp.add_argument("--out", help="report folder")
     tp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    tp.add_argument("--quiet", action="store_true", help="no progress bars")
+    tp.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
     tp.set_defaults(func=_cmd_throughput)
 
     ab = sub.add_parser(
@@ -287,29 +292,32 @@ def build_parser() -> argparse.ArgumentParser:
         "then two C blocks. Writes ablation.json, ablation.md and a confusion PNG per variant to --out.",
         epilog="examples:\n  facelive-train ablation --data ../shared/data --json\n"
         "  facelive-train ablation --checkpoint runs/x/model.pt --variants c1,c2 --quick",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     ab.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model)")
-    ab.add_argument("--data", help="folder holding ckplus48/ (default: $FACELIVE_DATA)")
+    ab.add_argument("--data", help=f"folder holding ckplus48/ (default: ${DATA_ENV})")
     ab.add_argument("--variants", help="comma list of c1, c2, rb_c2 (default: all three)")
     ab.add_argument("--quick", action="store_true", help="3 folds, 3 epochs (a smoke test, not a result)")
     ab.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ab.add_argument("--out", help="report folder (default: reports/eval/<checkpoint name>-ablation/)")
     _add_run_options(ab)
-    ab.add_argument("--quiet", action="store_true", help="no progress bars")
+    ab.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
     ab.set_defaults(func=_cmd_ablation)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except (FaceLiveError, ValueError, FileNotFoundError, FloatingPointError) as exc:
-        print(f"facelive-train: error: {exc}", file=sys.stderr)
-        return 2
+    """Entry point of ``facelive-train``; returns the exit code (ARCHITECTURE.md, "Commands")."""
+    args = parse_args_or_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    setup_cli_logging(PROG, args.verbose, args.quiet)
+    failed, result = call_cleanly(PROG, args.json, lambda: args.func(args), user_errors=USER_ERRORS)
+    if failed is not None:
+        return failed
+    if result is None:  # a torchrun rank other than 0: rank 0 prints
+        return EXIT_OK
+    return emit(PROG, args.json, result)
 
 
 if __name__ == "__main__":

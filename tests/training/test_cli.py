@@ -1,5 +1,6 @@
 import json
 
+from facelivenet.edge_runtime.constants import EXIT_FAILURE
 from facelivenet.training.cli import main
 
 
@@ -20,13 +21,13 @@ def test_model_info_at_160(capsys):
 
 
 def test_unknown_config_key_is_a_clear_error(capsys):
-    assert main(["model-info", "--set", "model.no_such_key=3"]) == 2
+    assert main(["model-info", "--set", "model.no_such_key=3"]) == EXIT_FAILURE
     assert "no_such_key" in capsys.readouterr().err
 
 
 def test_fit_without_data_explains_what_is_missing(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("FACELIVE_DATA", raising=False)
     code = main(["fit", "--config", "smoke", "--out", str(tmp_path / "r"), "--quiet", "--data", str(tmp_path / "absent")])
-    assert code == 2
+    assert code == EXIT_FAILURE
     err = capsys.readouterr().err
     assert "absent" in err and "does not exist" in err

@@ -1,6 +1,6 @@
 """JAFFE top-1 accuracy per expression (every JAFFE image), aligned as the authentication protocol aligns JAFFE.
 
-``python -m facelivenet.training.evaluation.jaffe_per_class [--checkpoint C] [--data DIR] --out FILE``
+``python -m facelivenet.training.evaluation.jaffe_per_class [--checkpoint C] [--data DIR] --out FILE [--json]``
 writes ``{"all_images": {label: {"accuracy", "n"}}, ...}``: how often the model's most probable
 expression is the posed one, the numbers behind the README's "JAFFE top-1" row.
 """
@@ -16,12 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options, run_command
+from facelivenet.edge_runtime.constants import DATA_ENV, DETECTOR_ENV, EXIT_OK
+from facelivenet.edge_runtime.errors import DatasetLayoutError
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
 from ..data.sources import data_root
 from .auth_eval import FALLBACK_FRACTION
 from .auth_protocol import list_jaffe_images
 from .runner import EvalContext, load_checkpoint
+
+PROG = "python -m facelivenet.training.evaluation.jaffe_per_class"
 
 
 def jaffe_per_class(checkpoint: str | None, jaffe_root: Path, detector: str | None = None) -> dict[str, Any]:
@@ -43,22 +48,32 @@ def jaffe_per_class(checkpoint: str | None, jaffe_root: Path, detector: str | No
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m facelivenet.training.evaluation.jaffe_per_class",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model)")
-    p.add_argument("--data", help="folder holding jaffe/ (default: $FACELIVE_DATA)")
-    p.add_argument("--detector", help="YuNet ONNX file (default: $FACELIVE_DETECTOR)")
-    p.add_argument("--out", required=True, help="JSON file to write")
-    args = p.parse_args(argv)
+def _run(args: argparse.Namespace) -> tuple:
+    """Write the report to --out; the per-expression accuracies are the one JSON object on stdout."""
     root = data_root(args.data)
     if root is None or not (root / "jaffe").is_dir():
-        print("jaffe_per_class: error: no jaffe/ folder: pass --data DIR or set FACELIVE_DATA", file=sys.stderr)
-        return 2
+        raise DatasetLayoutError(f"no jaffe/ folder: pass --data DIR or set ${DATA_ENV}"
+                                 + (f" ({root / 'jaffe'} does not exist)" if root is not None else ""))
     result = jaffe_per_class(args.checkpoint, root / "jaffe", args.detector)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: round(v["accuracy"], 3) for k, v in result["all_images"].items()}))
-    return 0
+    summary = {k: round(v["accuracy"], 3) for k, v in result["all_images"].items()}
+    return EXIT_OK, summary, json.dumps(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model)")
+    p.add_argument("--data", help=f"folder holding jaffe/ (default: ${DATA_ENV})")
+    p.add_argument("--detector", help=f"YuNet ONNX file (default: ${DETECTOR_ENV})")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    add_json_flag(p)
+    add_log_options(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The module CLI, on the shared convention (ARCHITECTURE.md, "Commands"); returns the exit code."""
+    return run_command(PROG, build_parser(), argv, _run)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from facelivenet.edge_runtime.constants import EXIT_FAILURE
 from facelivenet.training.evaluation.ablation import (VARIANTS, AblationError, parse_variants,
                                                       variant_checkpoint)
 from facelivenet.training.evaluation.runner import load_checkpoint
@@ -54,7 +55,7 @@ def test_ablation_without_ckplus_data_says_what_is_missing(tmp_path):
     ckpt = make_checkpoint(tmp_path / "tiny.pt", ["a", "b"], [2])
     (tmp_path / "data").mkdir()
     code, _, err = run_cli(["ablation", "--checkpoint", str(ckpt), "--data", str(tmp_path / "data"), "--quiet"])
-    assert code == 2 and "ckplus48" in err and "not found" in err
+    assert code == EXIT_FAILURE and "ckplus48" in err and "not found" in err
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from facelivenet.training.checkpoint import inference_checkpoint, save_atomic
+from facelivenet.edge_runtime.constants import EXIT_FAILURE
 from facelivenet.training.cli import main
 from facelivenet.training.config import TrainConfig, to_dict
 from facelivenet.training.evaluation import runner
@@ -41,6 +42,13 @@ def make_checkpoint(path: Path, classes: list[str], lfw_folds: list[int], teache
                   "stage2": {"classes": None, "provenance": {"dataset": "FER2013"}}}
     meta = {"trained_on": trained_on, "completed_stages": [1, 2]}
     return save_atomic(inference_checkpoint(FaceLiveNet(cfg.model), cfg, meta), path)
+
+
+def _json_error(stdout: str, stderr: str) -> bool:
+    """--json on a failure: ONE JSON error object on stdout, its message on stderr (the CLI convention)."""
+    lines = stdout.strip().splitlines()
+    return len(lines) == 1 and set(json.loads(lines[0])) == {"error", "error_type"} and \
+        json.loads(lines[0])["error"] in stderr
 
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:
@@ -145,7 +153,7 @@ def test_smoke_writes_report_folder(smoke):
 def test_overlapping_lfw_fold_is_refused(tiny_ckpt, data_root, tmp_path):
     code, stdout, stderr = run_cli(["evaluate", "--checkpoint", str(tiny_ckpt), "--data", str(data_root),
                                     "--tasks", "lfw", "--lfw-folds", "1,2", "--out", str(tmp_path), "--json"])
-    assert code == 2 and stdout == ""
+    assert code == EXIT_FAILURE and _json_error(stdout, stderr)
     assert "fold 2 contains" in stderr and "trained on" in stderr and "fold 1 " not in stderr
     assert not (tmp_path / "evaluation.json").exists()
 
@@ -154,7 +162,7 @@ def test_checkpoint_trained_on_every_fold_reports_no_lfw(data_root, tmp_path):
     ckpt = make_checkpoint(tmp_path / "all.pt", [], list(range(1, 11)))
     code, stdout, stderr = run_cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(data_root),
                                     "--tasks", "lfw", "--json", "--out", str(tmp_path / "out")])
-    assert code == 2 and stdout == ""
+    assert code == EXIT_FAILURE and _json_error(stdout, stderr)
     assert "every LFW fold holds people the checkpoint trained on" in stderr and "fold 10:" in stderr
 
 
@@ -187,7 +195,7 @@ def test_all_requested_data_missing_fails_in_one_line(bare_ckpt, tmp_path):
     empty.mkdir()
     code, stdout, stderr = run_cli(["evaluate", "--checkpoint", str(bare_ckpt), "--data", str(empty),
                                     "--tasks", "fer2013,auth", "--json"])
-    assert code == 2 and stdout == ""
+    assert code == EXIT_FAILURE and _json_error(stdout, stderr)
     line = [ln for ln in stderr.splitlines() if ln.startswith("facelive-train: error:")]
     assert len(line) == 1 and "no requested task can run" in line[0]
     assert "fer2013 skipped" in line[0] and "auth skipped" in line[0]
@@ -200,31 +208,31 @@ def test_checkpoint_of_another_model_configuration_is_refused(bare_ckpt, tmp_pat
     cfg = tmp_path / "other.yaml"
     cfg.write_text(yaml.safe_dump({"model": other}))
     code, _, stderr = run_cli(["evaluate", "--checkpoint", str(bare_ckpt), "--data", str(empty), "--config", str(cfg)])
-    assert code == 2
+    assert code == EXIT_FAILURE
     assert "differs from the requested one in: c_width" in stderr
     # The same configuration passes the check (and then stops at the empty data folder).
     cfg.write_text(yaml.safe_dump({"model": to_dict(TINY_MODEL)}))
     code, _, stderr = run_cli(["evaluate", "--checkpoint", str(bare_ckpt), "--data", str(empty), "--config", str(cfg)])
-    assert code == 2 and "no requested task can run" in stderr
+    assert code == EXIT_FAILURE and "no requested task can run" in stderr
     code, _, stderr = run_cli(["evaluate", "--checkpoint", str(bare_ckpt), "--data", str(empty),
                                "--set", "model.embedding_dim=128"])
-    assert code == 2 and "embedding_dim" in stderr
+    assert code == EXIT_FAILURE and "embedding_dim" in stderr
 
 
 def test_non_model_override_is_refused(bare_ckpt, tmp_path):
     code, _, stderr = run_cli(["evaluate", "--checkpoint", str(bare_ckpt), "--data", str(tmp_path),
                                "--set", "preprocess.input_size=64"])
-    assert code == 2 and "only model.* overrides" in stderr
+    assert code == EXIT_FAILURE and "only model.* overrides" in stderr
 
 
 def test_missing_default_model_says_pass_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "DEFAULT_CHECKPOINT", tmp_path / "default_model" / "model.pt")
     code, _, stderr = run_cli(["evaluate", "--data", str(tmp_path)])
-    assert code == 2
+    assert code == EXIT_FAILURE
     assert "no default model shipped" in stderr and "--checkpoint" in stderr
     assert len(stderr.strip().splitlines()) == 1
 
 
 def test_unknown_task_is_refused(bare_ckpt, tmp_path):
     code, _, stderr = run_cli(["evaluate", "--checkpoint", str(bare_ckpt), "--data", str(tmp_path), "--tasks", "lfw,imagenet"])
-    assert code == 2 and "imagenet" in stderr and "lfw, fer2013, ckplus48, auth" in stderr
+    assert code == EXIT_FAILURE and "imagenet" in stderr and "lfw, fer2013, ckplus48, auth" in stderr

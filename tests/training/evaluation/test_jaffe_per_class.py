@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from facelivenet.edge_runtime.constants import EXIT_FAILURE
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 from facelivenet.training.evaluation.jaffe_per_class import main
 
@@ -25,5 +26,5 @@ def test_per_class_report_counts_every_jaffe_image(jaffe_root, detector_path, tm
 
 
 def test_missing_jaffe_is_a_clear_error(tmp_path, capsys):
-    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "x.json")]) == 2
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "x.json")]) == EXIT_FAILURE
     assert "no jaffe/ folder" in capsys.readouterr().err
