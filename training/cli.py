@@ -32,7 +32,7 @@ EPILOG = """examples:
   facelive-train evaluate --checkpoint runs/default/model.pt --data ../shared/data --tasks lfw,auth --json
 """
 
-EVALUATE_HELP = """Evaluate a checkpoint with the protocols of DESIGN.md section 7; one JSON object with --json.
+EVALUATE_HELP = """Evaluate a checkpoint with the protocols of ARCHITECTURE.md, "Metrics"; one JSON object with --json.
 
   lfw       LFW View 2 (pairs.txt). Only folds whose people the checkpoint never trained on
             are reported; each with the cosine threshold of best accuracy on the other nine

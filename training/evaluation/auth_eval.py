@@ -1,4 +1,4 @@
-"""The paper's face-authentication protocol (eq. 8) on JAFFE (DESIGN.md section 7).
+"""The paper's face-authentication protocol (eq. 8) on JAFFE (ARCHITECTURE.md, "Metrics").
 
 JAFFE is used by no training, so every number here is on unseen people.
 

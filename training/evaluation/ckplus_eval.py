@@ -1,4 +1,4 @@
-"""CK+48 expression accuracy by 10-fold subject-independent cross-validation (DESIGN.md section 7).
+"""CK+48 expression accuracy by 10-fold subject-independent cross-validation (ARCHITECTURE.md, "Metrics").
 
 Protocol
 --------

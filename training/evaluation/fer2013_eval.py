@@ -1,4 +1,4 @@
-"""FER2013 expression accuracy of a checkpoint (DESIGN.md section 7).
+"""FER2013 expression accuracy of a checkpoint (ARCHITECTURE.md, "Metrics").
 
 - Images: the test split, ``test/<emotion>/{PublicTest,PrivateTest}_*.jpg``
   (7,178 on the official data), aligned exactly like the checkpoint's Stage 2

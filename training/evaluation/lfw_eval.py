@@ -1,4 +1,4 @@
-"""LFW View 2 verification of a checkpoint (DESIGN.md section 7).
+"""LFW View 2 verification of a checkpoint (ARCHITECTURE.md, "Metrics").
 
 Protocol
 --------
