@@ -90,7 +90,8 @@ class _PerImage(torch.utils.data.Dataset):
 def _steps(cfg: TrainConfig, data: StageData, setting: Setting, steps: int, warmup: int, rank: int = 0,
            world: int = 1) -> dict[str, Any]:
     """Time ``steps`` Stage 1 steps after ``warmup`` ones; returns images/s and the per-phase seconds."""
-    from .trainer import IdentityNet, make_loader, make_optimizer, set_trainable, step_context, train_step
+    from .stages import IdentityNet, set_trainable
+    from .trainer import make_loader, make_optimizer, step_context, train_step
 
     torch.set_num_threads(setting.threads)
     torch.manual_seed(cfg.seed)

@@ -5,6 +5,10 @@ under ``torchrun``. A run folder holds ``last.pt`` (resumable), ``model.pt``
 (the inference checkpoint), ``config.yaml``, ``metrics.jsonl`` and
 ``provenance.json``. A killed run resumed with ``--resume`` continues at the
 same step and reaches the same weights as an uninterrupted one.
+
+A stage is set up once (``_setup_stage``: its :class:`~.stages.StagePlan` with the data, trainable modules,
+graph and loss, then the optimiser, scaler, resumed state and batch schedule), then run by one loop
+(``_loop``, one ``_step`` per batch) that is the same for both stages.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -30,44 +34,11 @@ from . import checkpoint as ckpt_io
 from . import distributed as D
 from .config import StageConfig, TrainConfig, diff_configs, from_dict, save_config, to_dict
 from .data.datasets import EpochBatchSampler, already_batched
-from .data.sources import StageData, data_root, expression_data, identity_data
-from .features import TrunkFeatureDataset, trunk_features
-from .losses import Stage1Loss
+from .data.sources import StageData, data_root
 from .model import FaceLiveNet
+from .stages import PLANS, ExpressionNet, IdentityNet, StagePlan, StageSetup, set_trainable  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
-
-
-class IdentityNet(nn.Module):
-    """Stage 1 graph: trunk + Branch 1 + the identity softmax classifier (training only)."""
-
-    def __init__(self, model: FaceLiveNet, num_classes: int):
-        super().__init__()
-        self.model = model
-        self.classifier = nn.Linear(model.cfg.embedding_dim, num_classes, bias=False)
-        nn.init.xavier_uniform_(self.classifier.weight)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        prelogits = self.model.features(x, identity=True, expression=False).prelogits
-        return self.classifier(prelogits), prelogits
-
-
-class ExpressionNet(nn.Module):
-    """Stage 2 graph: the frozen trunk (no gradient) feeding Branch 2.
-
-    With ``from_trunk`` the inputs already are trunk features (``frozen_trunk_cache``).
-    """
-
-    def __init__(self, model: FaceLiveNet, from_trunk: bool = False):
-        super().__init__()
-        self.model = model
-        self.from_trunk = from_trunk
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.from_trunk:
-            with torch.no_grad():
-                x = self.model.trunk(x)
-        return self.model.features_from_trunk_expression(x)
 
 
 def seed_everything(seed: int) -> None:
@@ -91,12 +62,6 @@ def make_optimizer(params, stage: StageConfig) -> torch.optim.Optimizer:
     if stage.optimizer == "sgd":
         return torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
     return torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
-
-
-def set_trainable(modules, flag: bool) -> None:
-    for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(flag)
 
 
 @dataclass(frozen=True)
@@ -155,6 +120,45 @@ def train_step(ctx: StepContext, net: nn.Module, loss_fn: nn.Module | None, opt:
                         ("optimizer", clock() - t_bwd)):
             timings[key] = timings.get(key, 0.0) + dt
     return parts, feats, y, len(x)
+
+
+@dataclass
+class StageRun:
+    """A stage in progress: its plan, how a step runs, the optimiser, the batch schedule, the step reached,
+    and the running means logged every ``log_every`` steps."""
+
+    plan: StagePlan
+    step_ctx: StepContext
+    ddp: nn.Module  # the plan's graph, wrapped in DistributedDataParallel when distributed
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    reduce: Callable | None  # the all-reduce of the centre update when distributed
+    steps_per_epoch: int
+    total: int
+    step: int
+    bar: Any = None
+    window: dict[str, float] = field(default_factory=dict)
+    window_n: int = 0
+    seen: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def record(self, parts: dict[str, float], images: int) -> float:
+        """Add a step's loss parts to the window; returns the images per second since the stage (re)started."""
+        self.seen += images
+        for k, v in parts.items():
+            self.window[k] = self.window.get(k, 0.0) + v
+        self.window_n += 1
+        return self.seen / max(1e-9, time.perf_counter() - self.started)
+
+    def take_window(self) -> dict[str, float]:
+        """The means of the window, which starts again."""
+        means = {k: v / self.window_n for k, v in self.window.items()}
+        self.window, self.window_n = {}, 0
+        return means
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def make_loader(dataset, sampler, num_workers: int, pin_memory: bool, seed: int) -> DataLoader:
@@ -253,137 +257,125 @@ class Trainer:
                 return None
         return self._finish()
 
-    def _stage_data(self, stage: int) -> StageData:
-        build = identity_data if stage == 1 else expression_data
-        kwargs = dict(seed=self.cfg.seed + stage, progress=self.progress and self.env.is_main)
+    def _stage_data(self, plan: type[StagePlan]) -> StageData:
+        kwargs = dict(seed=self.cfg.seed + plan.stage, progress=self.progress and self.env.is_main)
         if self.env.is_main:  # rank 0 fills the face cache; the others then read it
-            data = build(self.cfg.data, self.cfg.preprocess, self.root, **kwargs)
+            data = plan.build_data(self.cfg.data, self.cfg.preprocess, self.root, **kwargs)
         D.barrier(self.env)
         if not self.env.is_main:
-            data = build(self.cfg.data, self.cfg.preprocess, self.root, **kwargs)
+            data = plan.build_data(self.cfg.data, self.cfg.preprocess, self.root, **kwargs)
         return data
 
     def _run_stage(self, stage: int, stop_after_steps: int | None) -> bool:
+        """Set the stage up, then run its steps; False when stopped early (resumably)."""
+        run = self._setup_stage(stage)
+        return self._loop(run, stop_after_steps)
+
+    def _setup_stage(self, stage: int) -> StageRun:
+        """The stage's data and plan, optimiser, scaler, resumed state and batch schedule."""
         cfg, env = self.cfg, self.env
-        scfg = cfg.stage1 if stage == 1 else cfg.stage2
-        data = self._stage_data(stage)
+        plan_type = PLANS[stage]
+        data = self._stage_data(plan_type)
         resuming = self.state["stage"] == stage
         if resuming:
             self._check_same_data(stage, data)
+        setup = StageSetup(self.model, cfg, env.device, resuming,
+                           reinit_stage2=2 in self.state.get("init_completed_stages", []),
+                           progress=self.progress and env.is_main)
+        plan = plan_type.build(setup, data)
         self.trained_on[f"stage{stage}"] = {
-            "classes": data.class_names if stage == 1 else None,
+            "classes": plan.recorded_classes(),
             "num_images": len(data.images),
             "images_sha256": hashlib.sha256("\n".join(data.images).encode()).hexdigest(),
             "provenance": data.provenance,
         }
         if env.is_main:
             (self.out / f"stage{stage}_images.txt").write_text("\n".join(data.images) + "\n", encoding="utf-8")
+        scfg = plan.config
 
-        model = self.model
-        if stage == 1:
-            set_trainable(model.expression_modules(), False)
-            set_trainable(model.identity_modules(), True)
-            net: nn.Module = IdentityNet(model, len(data.class_names)).to(env.device)
-            loss_fn = Stage1Loss(len(data.class_names), cfg.model.embedding_dim, cfg.loss.alpha, cfg.loss.beta,
-                                 cfg.loss.theta, cfg.loss.centre_rate, cfg.loss.label_smoothing,
-                                 cfg.loss.teacher_weight if cfg.data.teacher else 0.0).to(env.device)
-        else:
-            if not resuming:
-                copied = model.init_expression_branch_from_identity()
-                log.info("stage 2: Branch 2 initialised from Branch 1 (%d tensors copied)", copied)
-                if 2 in self.state.get("init_completed_stages", []):
-                    self._reset_expression_head()
-            set_trainable(model.identity_modules(), False)
-            set_trainable(model.expression_modules(), True)
-            net = ExpressionNet(model, from_trunk=scfg.frozen_trunk_cache).to(env.device)
-            loss_fn = None
-            if scfg.frozen_trunk_cache:
-                data.dataset = self._trunk_dataset(data, stage)
-
-        opt = make_optimizer(net.parameters(), scfg)
+        opt = make_optimizer(plan.net.parameters(), scfg)
         cuda = env.device.type == "cuda"
         step_ctx = step_context(cfg, stage, env.device)
         if step_ctx.channels_last:
-            net.to(memory_format=torch.channels_last)
+            plan.net.to(memory_format=torch.channels_last)
         scaler = torch.amp.GradScaler("cuda", enabled=cuda and step_ctx.autocast_dtype == torch.float16)
 
         step = 0
         if resuming and self._resume_blob is not None:
             blob = self._resume_blob
-            if stage == 1:
-                net.classifier.load_state_dict(blob["classifier"])
-                loss_fn.load_state_dict(blob["loss"])
+            plan.load_checkpoint_state(blob)
             opt.load_state_dict(blob["optimizer"])
             if "scaler" in blob:
                 scaler.load_state_dict(blob["scaler"])
             step = self.state["step"]
         self.state.update(stage=stage, step=step)
 
+        net = plan.net
         ddp = DistributedDataParallel(net, device_ids=[env.device.index] if cuda else None) if env.distributed else net
-        reduce = D.all_reduce_sum if env.distributed else None
+        spe, total = self._schedule(plan)
+        return StageRun(plan, step_ctx, ddp, opt, scaler, D.all_reduce_sum if env.distributed else None,
+                        spe, total, step, self._bar(stage, total, step))
 
-        n = len(data.dataset)
-        probe = EpochBatchSampler(n, scfg.batch_size, cfg.seed + stage, 0, env.rank, env.world)
+    def _schedule(self, plan: StagePlan) -> tuple[int, int]:
+        """Optimiser steps per epoch on this rank, and in the whole stage (``epochs``, capped by ``max_steps``)."""
+        scfg, env, n = plan.config, self.env, len(plan.data.dataset)
+        probe = EpochBatchSampler(n, scfg.batch_size, self.cfg.seed + plan.stage, 0, env.rank, env.world)
         spe = probe.batches_per_epoch()
         if spe == 0:
-            raise ValueError(f"stage {stage}: {n} images are fewer than one batch of {scfg.batch_size} x {env.world} ranks")
+            raise ValueError(f"stage {plan.stage}: {n} images are fewer than one batch of {scfg.batch_size} x "
+                             f"{env.world} ranks")
         total = scfg.epochs * spe
-        if scfg.max_steps:
-            total = min(total, scfg.max_steps)
+        return spe, min(total, scfg.max_steps) if scfg.max_steps else total
 
-        bar = self._bar(stage, total, step)
-        window: dict[str, float] = {}
-        window_n, t0, seen = 0, time.perf_counter(), 0
-        while step < total:
-            epoch, start = divmod(step, spe)
-            net.train()
-            if stage == 2:
-                for m in model.identity_modules():
-                    m.eval()  # frozen: BatchNorm statistics must not move
-            data.dataset.set_epoch(epoch)
-            sampler = EpochBatchSampler(n, scfg.batch_size, cfg.seed + stage, epoch, env.rank, env.world, start)
-            loader = make_loader(data.dataset, sampler, cfg.data.num_workers, cuda, cfg.seed + epoch)
+    def _loop(self, run: StageRun, stop_after_steps: int | None) -> bool:
+        """Every remaining step of the stage, epoch by epoch; False when stopped early (resumably)."""
+        cfg, env, plan = self.cfg, self.env, run.plan
+        while run.step < run.total:
+            epoch, start = divmod(run.step, run.steps_per_epoch)
+            plan.train_mode()
+            plan.data.dataset.set_epoch(epoch)
+            sampler = EpochBatchSampler(len(plan.data.dataset), plan.config.batch_size, cfg.seed + plan.stage, epoch,
+                                        env.rank, env.world, start)
+            loader = make_loader(plan.data.dataset, sampler, cfg.data.num_workers, env.device.type == "cuda",
+                                 cfg.seed + epoch)
             for batch in loader:
-                if step >= total:
+                if run.step >= run.total:
                     break
-                lr = lr_at(scfg, step, spe, total)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                parts, feats, y, batch_n = train_step(step_ctx, ddp, loss_fn, opt, scaler, batch)
-                if stage == 1:
-                    loss_fn.triplet.update_centres(feats, y, reduce=reduce)
-                if not math.isfinite(parts["loss"]):
-                    raise FloatingPointError(f"stage {stage} step {step}: loss is {parts['loss']}; lower the learning rate")
-                step += 1
-                self.state["step"] = step
-                self._steps_this_call += 1
-                seen += batch_n * env.world
-                for k, v in parts.items():
-                    window[k] = window.get(k, 0.0) + v
-                window_n += 1
-                ips = seen / max(1e-9, time.perf_counter() - t0)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{parts['loss']:.3f}", img_s=f"{ips:.0f}", lr=f"{lr:.2g}")
-                if step % cfg.log_every == 0 or step == total:
-                    self._log({"stage": stage, "epoch": epoch, "step": step, "lr": lr,
-                               **{k: v / window_n for k, v in window.items()}, "images_per_s": round(ips, 1)})
-                    window, window_n = {}, 0
-                stop_now = stop_after_steps is not None and self._steps_this_call >= stop_after_steps
-                if step % cfg.checkpoint_every == 0 or stop_now:
-                    self._checkpoint(stage, net, loss_fn, opt, scaler)
-                if stop_now:
-                    if bar is not None:
-                        bar.close()
+                if self._step(run, epoch, batch, stop_after_steps):
+                    run.close_bar()
                     log.info("stopping after %d steps as asked (resume with --resume)", self._steps_this_call)
                     return False
-        if bar is not None:
-            bar.close()
-        D.broadcast_buffers(model, env)
-        self.state["completed_stages"] = sorted(set(self.state["completed_stages"]) | {stage})
+        run.close_bar()
+        D.broadcast_buffers(self.model, env)
+        self.state["completed_stages"] = sorted(set(self.state["completed_stages"]) | {plan.stage})
         self.state.update(stage=None, step=0)
-        self._checkpoint(stage, net, loss_fn, opt, scaler, finished=True)
+        self._checkpoint(run, finished=True)
         return True
+
+    def _step(self, run: StageRun, epoch: int, batch, stop_after_steps: int | None) -> bool:
+        """One optimiser step with its bookkeeping (log, progress, checkpoint); True when asked to stop now."""
+        cfg, plan = self.cfg, run.plan
+        lr = lr_at(plan.config, run.step, run.steps_per_epoch, run.total)
+        for g in run.opt.param_groups:
+            g["lr"] = lr
+        parts, feats, y, batch_n = train_step(run.step_ctx, run.ddp, plan.loss_fn, run.opt, run.scaler, batch)
+        plan.after_step(feats, y, run.reduce)
+        if not math.isfinite(parts["loss"]):
+            raise FloatingPointError(f"stage {plan.stage} step {run.step}: loss is {parts['loss']}; lower the learning rate")
+        run.step += 1
+        self.state["step"] = run.step
+        self._steps_this_call += 1
+        ips = run.record(parts, batch_n * self.env.world)
+        if run.bar is not None:
+            run.bar.update(1)
+            run.bar.set_postfix(loss=f"{parts['loss']:.3f}", img_s=f"{ips:.0f}", lr=f"{lr:.2g}")
+        if run.step % cfg.log_every == 0 or run.step == run.total:
+            self._log({"stage": plan.stage, "epoch": epoch, "step": run.step, "lr": lr, **run.take_window(),
+                       "images_per_s": round(ips, 1)})
+        stop_now = stop_after_steps is not None and self._steps_this_call >= stop_after_steps
+        if run.step % cfg.checkpoint_every == 0 or stop_now:
+            self._checkpoint(run)
+        return stop_now
 
     def _check_same_data(self, stage: int, data: StageData) -> None:
         """A resumed stage must see the image list it started on (the batches and classes depend on it)."""
@@ -402,33 +394,12 @@ class Trainer:
         raise ckpt_io.CheckpointError(f"--resume: stage {stage} of the run in {self.out} was trained on a different "
                                       f"image list ({detail}); start a new run or restore the data")
 
-    def _reset_expression_head(self) -> None:
-        """Stage 2 again on a model that already went through it (``init_checkpoint``): the old
-        expression head was fitted to the old Branch 2, so it goes back to the initialisation a fresh
-        run with this seed starts Stage 2 from (Stage 1 never touches the head)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.cfg.seed)
-            fresh = FaceLiveNet(self.cfg.model)
-        self.model.expression_head.load_state_dict(fresh.expression_head.state_dict())
-        log.info("stage 2: expression head re-initialised (seed %d); the init checkpoint had trained one", self.cfg.seed)
-
-    def _trunk_dataset(self, data: StageData, stage: int) -> TrunkFeatureDataset:
-        """Frozen-stem features of the stage's crops, plain and mirrored (computed once per run)."""
-        ds = data.dataset
-        show = "trunk features" if self.progress and self.env.is_main else None
-        plain = trunk_features(self.model, ds.crops, self.cfg.preprocess, self.env.device, progress=show, dtype=torch.float16)
-        mirrored = trunk_features(self.model, ds.crops, self.cfg.preprocess, self.env.device, flip=True,
-                                  progress=show, dtype=torch.float16)
-        log.info("stage %d: cached frozen-stem features %s for %d images (+ mirrored)", stage, tuple(plain.shape[1:]), len(ds))
-        return TrunkFeatureDataset(plain, mirrored, ds.labels, seed=self.cfg.seed + stage)
-
-    def _checkpoint(self, stage, net, loss_fn, opt, scaler, finished: bool = False) -> None:
+    def _checkpoint(self, run: StageRun, finished: bool = False) -> None:
+        """``last.pt``: mid-stage with the optimiser, scaler and the stage's own state; bare when finished."""
         extra: dict[str, Any] = {}
         if not finished:
-            extra = {"optimizer": opt.state_dict(), "scaler": scaler.state_dict()}
-            if stage == 1:
-                extra["classifier"] = net.classifier.state_dict()
-                extra["loss"] = loss_fn.state_dict()
+            extra = {"optimizer": run.opt.state_dict(), "scaler": run.scaler.state_dict(),
+                     **run.plan.checkpoint_state()}
         self._save_last(extra)
         D.barrier(self.env)
 
