@@ -41,7 +41,7 @@ def script(app, folder: str, seen: dict):
     settings.inputs["threshold"].text = "abc"
     settings.apply()
     seen["bad_setting"] = settings.ids.error.text
-    settings.inputs["threshold"].text = "0.93"
+    settings.inputs["threshold"].text = "0.90"
     settings.apply()
     seen["after_apply"] = app.sm.current
     flow = app.start_auth()
@@ -55,7 +55,7 @@ def script(app, folder: str, seen: dict):
 
 
 def main(folder: str, db: str, detector: str) -> None:
-    settings = DemoSettings(source=("9",), db=db, detector=detector, fixed_order=True, threshold=0.93,
+    settings = DemoSettings(source=("9",), db=db, detector=detector, fixed_order=True, threshold=0.90,
                             expression_threshold=0.3, step_timeout_s=2.0, user="KL")
     engine = DemoEngine(settings, lossless=False)
     engine.load_model()

@@ -7,13 +7,16 @@ overlap there. So the genuine sequence uses subject KL's images on which the
 model, through the same FaceModel/FacePipeline, shows the asked expression as
 the top class (NE2 neutral 0.32-0.44, HA2 happy 0.84-0.94, SU3 surprise
 0.63-0.78), the challenge runs in a fixed order (--fixed-order), the expression
-threshold is 0.3, and the verification threshold is 0.93, set from the genuine
-scores measured through the app (KL's challenge frames scored 0.957-0.997
-against the template the app enrolled from her NE1/NE3 frames). These tests
+threshold is 0.3, and the verification threshold is 0.90 (also the default
+continuity), set from the genuine scores of the default model of 2026-12-02 (KL's
+stills score 0.91-1.0 against her NE1+NE3 template; her one-frame cut from neutral
+to smile keeps a continuity of 0.92). These tests
 check the app's logic and screens on real faces, not the model's accuracy.
 """
 
 from __future__ import annotations
+
+import json
 
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from facelivenet.demo_kivy.guidance import INSTRUCTIONS
 
 from .conftest import needs_kivy, run_demo
 
-SESSION = ["--fixed-order", "--challenge", "happy,surprise", "--threshold", "0.93", "--expression-threshold", "0.3",
+SESSION = ["--fixed-order", "--challenge", "happy,surprise", "--threshold", "0.90", "--expression-threshold", "0.3",
            "--step-timeout", "2", "--fps", "10", "--user", "KL"]
 SIZE = (480, 860)
 
@@ -53,7 +56,7 @@ def test_enroll_then_authenticate_genuine_is_accepted(frame_dirs, detector_path,
     assert out["challenge"] == ["happy", "surprise"]
     assert [s["expected"] for s in out["steps"]] == ["neutral", "happy", "neutral", "surprise"]
     assert all(s["passed"] for s in out["steps"])
-    assert out["min_identity"] >= 0.93
+    assert out["min_identity"] >= 0.90
     assert out["enrollment"]["user"] == "KL" and out["enrollment"]["images_used"] == 5
     assert out["steps"][0]["started_s"] == pytest.approx(0.9)  # the session began right after the 9 enroll frames
     assert out["frames"] == 15
@@ -118,7 +121,9 @@ def test_bad_bundle_names_the_fix(tmp_path, detector_path, frame_dirs, damage):
     if damage != "missing":
         shutil.copytree(resolve_bundle_dir(None), bundle)
     if damage == "tampered":
-        with open(bundle / "model_int8.onnx", "ab") as f:
+        files = json.loads((bundle / "manifest.json").read_text())["files"]  # the int8 ONNX file loaded by default
+        loaded = next(f["path"] for f in files if f["format"] == "onnx" and f["precision"] == "int8")
+        with open(bundle / loaded, "ab") as f:
             f.write(b"\0")
     if damage == "no such file":
         extra = ["--format", "coreml", "--precision", "fp16"]
