@@ -2,7 +2,7 @@
 then swap it into place. An existing bundle is replaced only by a complete, verified one, and is put back
 if the swap fails; a failed or interrupted write leaves no half-written folder.
 
-``facelive calibrate`` writes through here; the exporter's ``BundleWriter.publish`` does the same swap.
+``facelive calibrate`` and the exporter's ``BundleWriter.publish`` both swap through :func:`publish_folder`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from facelivenet.edge_runtime.bundle_io import publish_folder
 from facelivenet.edge_runtime.manifest import Manifest, ModelFile, load_manifest, save_manifest, sha256_file
 
 from .errors import ExportError
@@ -103,19 +104,8 @@ class BundleWriter:
         save_manifest(manifest, self.tmp)
         load_manifest(self.tmp, verify_files=True)  # the same check the runtime makes
         self._readable()
-        old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.replace(self.out, old)
-        try:
-            os.replace(self.tmp, self.out)
-        except OSError:
-            if old is not None:
-                os.replace(old, self.out)
-            raise
+        publish_folder(self.tmp, self.out)
         self.published = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         log.info("bundle written to %s", self.out)
         return self.out
 

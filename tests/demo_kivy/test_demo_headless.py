@@ -121,9 +121,9 @@ def test_bad_bundle_names_the_fix(tmp_path, detector_path, frame_dirs, damage):
     if damage != "missing":
         shutil.copytree(resolve_bundle_dir(None), bundle)
     if damage == "tampered":
-        files = json.loads((bundle / "manifest.json").read_text())["files"]  # the int8 ONNX file loaded by default
-        loaded = next(f["path"] for f in files if f["format"] == "onnx" and f["precision"] == "int8")
-        with open(bundle / loaded, "ab") as f:
+        from facelivenet.edge_runtime.manifest import load_manifest
+
+        with open(bundle / load_manifest(bundle).file_for("onnx", "int8").path, "ab") as f:
             f.write(b"\0")
     if damage == "no such file":
         extra = ["--format", "coreml", "--precision", "fp16"]

@@ -16,6 +16,7 @@ import pytest
 
 from facelivenet.edge_runtime import cli, reasons
 from facelivenet.edge_runtime.bundle import DEFAULT_BUNDLE_DIR
+from facelivenet.edge_runtime.manifest import load_manifest
 from facelivenet.edge_runtime.store import TemplateStore
 
 from .frames import scripted
@@ -156,18 +157,12 @@ def test_auth_bad_input_is_one_line(tmp_path, capsys, jaffe, enrolled_db, case):
         assert not db.exists()
 
 
-def default_int8_onnx(bundle) -> str:
-    """The int8 ONNX file the runtime loads by default: the first one the manifest lists."""
-    files = json.loads((bundle / "manifest.json").read_text())["files"]
-    return next(f["path"] for f in files if f["format"] == "onnx" and f["precision"] == "int8")
-
-
 @pytest.mark.parametrize("damage", ["tampered", "missing"])
 def test_a_damaged_bundle_is_refused(tmp_path, capsys, jaffe, damage):
     bundle = tmp_path / "bundle"
     shutil.copytree(DEFAULT_BUNDLE_DIR, bundle)
     if damage == "tampered":
-        with open(bundle / default_int8_onnx(bundle), "r+b") as fh:
+        with open(bundle / load_manifest(bundle).file_for("onnx", "int8").path, "r+b") as fh:
             fh.seek(1000)
             fh.write(b"\x00\x01\x02\x03")
         expected = "does not match its manifest sha256"
