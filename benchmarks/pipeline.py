@@ -53,7 +53,7 @@ def runtime_stages(bundle: Path, threads: int, data: Path | None, detector: str 
     frame = _camera_frame(data)
     if frame is None:
         return None
-    options = RuntimeOptions(bundle=bundle, threads=threads, detector=detector)  # the default file: int8 ONNX
+    options = RuntimeOptions(bundle=bundle, threads=threads, detector=detector)  # the bundle's default file
     pipeline = open_pipeline(options)
     model = pipeline.model
     faces = pipeline.detector.detect(frame)

@@ -113,7 +113,8 @@ def screenshot_prefix(text: str | None) -> Path | None:
 def settings_from_args(args: argparse.Namespace, db: str) -> DemoSettings:
     """The app's settings from the parsed command line (validated)."""
     return DemoSettings(
-        bundle=args.bundle, fmt=args.format, precision=args.precision, threads=args.threads, detector=args.detector,
+        bundle=args.bundle, fmt=args.format, precision=args.precision, variant=args.variant,
+        threads=args.threads, detector=args.detector,
         max_pixels=args.max_pixels, public_key=args.public_key, threshold=args.threshold,
         expression_threshold=args.expression_threshold,
         challenge=tuple(c.strip() for c in args.challenge.split(",") if c.strip()), length=args.length,

@@ -47,11 +47,13 @@ Builder.load_string("""
             on_release: app.go_home()
 """)
 
-# (label, settings field, kind); kind: text / int / float / optfloat / choice:<...> / source
+AUTO = "auto"  # a choice left to the bundle (its default file)
+
+# (label, settings field, kind); kind: text / int / float / optfloat / [opt]choice:<...> / source
 FIELDS = (
     ("Bundle (empty: default)", "bundle", "opttext"),
-    ("Format", "fmt", "choice:" + ",".join(FORMATS)),
-    ("Precision", "precision", "choice:" + ",".join(PRECISIONS)),
+    ("Format (auto: the bundle's default file)", "fmt", "optchoice:" + ",".join((AUTO, *FORMATS))),
+    ("Precision", "precision", "optchoice:" + ",".join((AUTO, *PRECISIONS))),
     ("Threads", "threads", "int"),
     ("Identity threshold (cosine)", "threshold", "optfloat"),
     ("Expression threshold", "expression_threshold", "optfloat"),
@@ -67,7 +69,7 @@ def parse_field(kind: str, label: str, text: str):
     """A form value as its settings type; SettingsError naming the field when it does not parse."""
     text = text.strip()
     try:
-        if kind in ("optfloat", "opttext") and not text:
+        if kind in ("optfloat", "opttext") and not text or kind.startswith("optchoice:") and text == AUTO:
             return None
         if kind == "int":
             return int(text)
@@ -89,7 +91,7 @@ class SettingsScreen(Screen):
         form = self.ids.form
         for label, key, kind in FIELDS:
             form.add_widget(Label(text=label, font_size="14sp", halign="left", text_size=(None, None)))
-            widget = (Spinner(values=kind.split(":", 1)[1].split(",")) if kind.startswith("choice:")
+            widget = (Spinner(values=kind.split(":", 1)[1].split(",")) if "choice:" in kind
                       else TextInput(multiline=False, font_size="15sp"))
             self.inputs[key] = widget
             form.add_widget(widget)
@@ -113,7 +115,7 @@ class SettingsScreen(Screen):
         for label, key, kind in FIELDS:
             widget, value = self.inputs[key], getattr(settings, key)
             if isinstance(widget, Spinner):
-                widget.text = value
+                widget.text = AUTO if value is None else value
             else:
                 widget.text = "" if value is None else (" ".join(value) if kind == "source" else str(value))
         if bundle_thresholds is not None:

@@ -10,9 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from facelivenet.edge_runtime.challenge import ChallengeConfig
-from facelivenet.edge_runtime.constants import (DEFAULT_CHALLENGE, DEFAULT_DB, DEFAULT_FORMAT, DEFAULT_FPS,
+from facelivenet.edge_runtime.constants import (DEFAULT_CHALLENGE, DEFAULT_DB, DEFAULT_FPS,
                                                  DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S, DEFAULT_MAX_FAILURES,
-                                                 DEFAULT_MAX_PIXELS, DEFAULT_PRECISION, DEFAULT_STEP_TIMEOUT_S,
+                                                 DEFAULT_MAX_PIXELS, DEFAULT_STEP_TIMEOUT_S,
                                                  DEFAULT_THREADS)
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.options import OptionsError, RuntimeOptions, SessionSettings
@@ -29,8 +29,9 @@ class DemoSettings:
 
     # model
     bundle: str | None = None
-    fmt: str = DEFAULT_FORMAT
-    precision: str = DEFAULT_PRECISION
+    fmt: str | None = None  # None: the bundle's default file
+    precision: str | None = None
+    variant: str | None = None  # int8: "static" or "weight-only"; None: the bundle's choice
     threads: int = DEFAULT_THREADS
     detector: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -90,7 +91,8 @@ class DemoSettings:
 
     def runtime_options(self) -> RuntimeOptions:
         """The runtime's options (model, detector, database, session) these settings describe."""
-        return RuntimeOptions(bundle=self.bundle, format=self.fmt, precision=self.precision, threads=self.threads,
+        return RuntimeOptions(bundle=self.bundle, format=self.fmt, precision=self.precision, variant=self.variant,
+                              threads=self.threads,
                               public_key=self.public_key, detector=self.detector, max_pixels=self.max_pixels,
                               db=self.db, session=self.session_settings())
 
@@ -107,7 +109,7 @@ class DemoSettings:
 
     def model_key(self) -> tuple:
         """Settings that need the model reloaded when they change."""
-        return (self.bundle, self.fmt, self.precision, self.threads, self.detector, self.max_pixels, self.public_key)
+        return (self.bundle, self.fmt, self.precision, self.variant, self.threads, self.detector, self.max_pixels, self.public_key)
 
     @property
     def enroll_spec(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .authenticate import FrameCallback, authenticate, feed_frame, open_session
 from .bundle import verify_bundle_detector
-from .constants import DEFAULT_FPS
+from .constants import DEFAULT_FPS, INT8_VARIANTS
 from .enrollment import EnrollmentResult, enroll_frames, enroll_paths
 from .errors import FaceLiveError
 from .face_pipeline import FacePipeline, FrameAnalysis, PipelineConfig
@@ -57,8 +57,9 @@ def open_pipeline(options: RuntimeOptions = RuntimeOptions()) -> FacePipeline:
     from .face_model import FaceModel
 
     cv2.setNumThreads(options.threads)  # the detector runs in OpenCV's pool: keep it to the same core budget
-    model = FaceModel(options.bundle, options.format, options.precision, options.threads,
-                      public_key=options.public_key)
+    variant = None if options.variant is None else INT8_VARIANTS[options.variant]
+    model = FaceModel(options.bundle, options.format, "int8" if variant is not None and options.precision is None
+                      else options.precision, options.threads, public_key=options.public_key, variant=variant)
     detector = resolve_detector_path(options.detector, bundle_dir=model.bundle_dir)
     verify_bundle_detector(detector, model.bundle_dir, model.manifest)
     cfg = PipelineConfig(detect_every=options.detect_every, max_image_pixels=options.max_pixels)

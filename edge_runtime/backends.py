@@ -36,6 +36,10 @@ class BackendError(FaceLiveError):
     """A model file cannot be loaded or run by the chosen backend."""
 
 
+class BackendUnavailableError(BackendError):
+    """The runtime a format needs is not installed (or cannot run) on this machine."""
+
+
 class ModelBackend(Protocol):
     """What every backend offers."""
 
@@ -59,7 +63,7 @@ class OnnxRuntimeBackend:
         try:
             ort = importlib.import_module("onnxruntime")
         except ImportError as exc:
-            raise BackendError("onnxruntime is not installed: pip install 'facelivenet[edge]'") from exc
+            raise BackendUnavailableError("onnxruntime is not installed: pip install 'facelivenet[edge]'") from exc
         start = time.perf_counter()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
@@ -91,7 +95,7 @@ class TfliteBackend:
         try:
             interp_mod = importlib.import_module(module)
         except ImportError as exc:
-            raise BackendError(f"{module.split('.')[0]} is not installed: pip install 'facelivenet[edge]'") from exc
+            raise BackendUnavailableError(f"{module.split('.')[0]} is not installed: pip install 'facelivenet[edge]'") from exc
         start = time.perf_counter()
         try:
             interpreter = interp_mod.Interpreter(model_path=str(path), num_threads=max(1, int(threads)))
@@ -119,11 +123,11 @@ class CoreMLBackend:
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         if platform.system() != "Darwin":
-            raise BackendError("the coreml backend runs only on macOS; use --format onnx or tflite here")
+            raise BackendUnavailableError("the coreml backend runs only on macOS; use --format onnx or tflite here")
         try:
             ct = importlib.import_module("coremltools")
         except ImportError as exc:
-            raise BackendError("coremltools is not installed: pip install coremltools") from exc
+            raise BackendUnavailableError("coremltools is not installed: pip install coremltools") from exc
         start = time.perf_counter()
         try:
             self._model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
@@ -202,7 +206,7 @@ def open_backend(fmt: str, path: str | Path, threads: int = 1,
     try:
         importlib.import_module("tflite_runtime.interpreter")
     except ImportError as exc:
-        raise BackendError("no TFLite interpreter: pip install ai-edge-litert") from exc
+        raise BackendUnavailableError("no TFLite interpreter: pip install ai-edge-litert") from exc
     if self_check is None:
         raise BackendError(
             "only the legacy tflite_runtime is installed, and without reference outputs from the bundle it "

@@ -179,9 +179,10 @@ def _manifest_summary(d: dict[str, Any], bundle: Path, verified: bool) -> str:
         f"files      {len(d['files'])} ({'sha256 verified' if verified else 'NOT verified: --no-verify'})",
     ]
     for f in d["files"]:
-        lines.append(
-            f"  {f['format']:<7}{f['precision']:<6}{f['size_bytes']:>12,d} B  {f['sha256'][:12]}  {f['path']}"
-        )
+        variant = {"static": "static", "": "weights" if f["precision"] == "int8" else ""}[f.get("variant", "")]
+        default = "  <- default" if f["path"] == d.get("default_file") else ""
+        lines.append(f"  {f['format']:<7}{f['precision']:<6}{variant:<8}{f['size_bytes']:>12,d} B  {f['sha256'][:12]}  "
+                     f"{f['path']}{default}")
     return "\n".join(lines)
 
 

@@ -22,9 +22,10 @@ import sys
 from typing import Any, Callable, Sequence
 
 from .cli_logging import call_cleanly, one_line, parse_args_or_code, setup_cli_logging
-from .constants import (BUNDLE_ENV, DEFAULT_CHALLENGE, DEFAULT_FORMAT, DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S,
-                        DEFAULT_MAX_FAILURES, DEFAULT_MAX_PIXELS, DEFAULT_PRECISION, DEFAULT_STEP_TIMEOUT_S,
+from .constants import (BUNDLE_ENV, DEFAULT_CHALLENGE, DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S,
+                        DEFAULT_MAX_FAILURES, DEFAULT_MAX_PIXELS, DEFAULT_STEP_TIMEOUT_S,
                         DEFAULT_THREADS, DETECTOR_ENV, EXIT_OK, EXIT_REJECTED, EXIT_TARGET_MISSED, FORMAT_TABLE, FORMATS,
+                        INT8_VARIANTS,
                         MAX_THREADS, PRECISIONS, PUBLIC_KEY_ENV)
 from .errors import FaceLiveError
 
@@ -98,9 +99,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model", "file formats: " + "; ".join(
         f"{s.name} (.{s.extension}, {s.backend})" for s in FORMAT_TABLE.values()))
     g.add_argument("--bundle", metavar="BUNDLE", help=f"model bundle folder (default: ${BUNDLE_ENV}, else the shipped one)")
-    g.add_argument("--format", choices=FORMATS, default=DEFAULT_FORMAT, help=f"model file format (default {DEFAULT_FORMAT})")
-    g.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
-                   help=f"model precision (default {DEFAULT_PRECISION})")
+    g.add_argument("--format", choices=FORMATS, help="model file format (default: the bundle's default file, "
+                   "the fastest one that passed every export gate; see facelive inspect)")
+    g.add_argument("--precision", choices=PRECISIONS, help="model precision (default: the bundle's default file's)")
+    g.add_argument("--variant", choices=tuple(INT8_VARIANTS), help="int8 only: static (int8 activations, integer "
+                   "kernels) or weight-only (int8 weights, float compute; the fallback) (default: the bundle's choice)")
     g.add_argument("--threads", type=count(1, MAX_THREADS), default=DEFAULT_THREADS, metavar="N",
                    help=f"CPU threads, 1-{MAX_THREADS} (default {DEFAULT_THREADS})")
     g.add_argument("--detector", metavar="PATH", help=f"YuNet .onnx (default: ${DETECTOR_ENV}, else the bundle's)")
@@ -175,7 +178,7 @@ def runtime_options(args: argparse.Namespace, **overrides: Any):
     """The :class:`~.options.RuntimeOptions` the model options (and challenge options, when present) describe."""
     from .options import RuntimeOptions
 
-    values: dict[str, Any] = dict(bundle=args.bundle, format=args.format, precision=args.precision,
+    values: dict[str, Any] = dict(bundle=args.bundle, format=args.format, precision=args.precision, variant=args.variant,
                                   threads=args.threads, detector=args.detector, public_key=args.public_key,
                                   max_pixels=args.max_pixels)
     if getattr(args, "db", None) is not None:

@@ -31,8 +31,13 @@ FORMAT_TABLE: dict[str, FormatSpec] = {
 }
 FORMATS: tuple[str, ...] = tuple(FORMAT_TABLE)
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+# A bundle names its own default file (manifest ``default_file``: the fastest file that passed every gate at
+# export); these pick among the files when it names none, or when only a format or a precision is asked for.
 DEFAULT_FORMAT = "onnx"
 DEFAULT_PRECISION = "int8"
+# int8 files come in two variants: "static" (int8 activations, integer kernels) and the weight-only fallback
+# (int8 weights, float compute), whose manifest variant is "".
+INT8_VARIANTS: dict[str, str] = {"static": "static", "weight-only": ""}
 DEFAULT_THREADS = 1
 MAX_THREADS = 64
 DEFAULT_MAX_PIXELS = 16_000_000  # images with more pixels are refused (decompression bombs)

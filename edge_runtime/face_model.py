@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import ModelBackend, open_backend, parity_self_check
+from .backends import BackendUnavailableError, ModelBackend, open_backend, parity_self_check
 from .bundle import resolve_bundle_dir
-from .constants import DEFAULT_FORMAT, DEFAULT_PRECISION
+from .constants import DEFAULT_FORMAT
 from .errors import ManifestError
 from .manifest import Manifest, ModelFile, load_manifest, sha256_file, verify_file
 from .preprocess import PreprocessConfig, normalize
@@ -43,17 +43,41 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 class FaceModel:
     """A bundle's model file opened on a backend, after its sha256 matched the manifest."""
 
-    def __init__(self, bundle: str | Path | None = None, fmt: str = DEFAULT_FORMAT,
-                 precision: str = DEFAULT_PRECISION, threads: int = 1, public_key: str | Path | None = None) -> None:
+    def __init__(self, bundle: str | Path | None = None, fmt: str | None = None, precision: str | None = None,
+                 threads: int = 1, public_key: str | Path | None = None, variant: str | None = None) -> None:
+        """``fmt`` / ``precision`` / ``variant`` None: the bundle chooses (:meth:`Manifest.select`)."""
         self.bundle_dir = resolve_bundle_dir(bundle)
         # public_key (else $FACELIVE_BUNDLE_PUBLIC_KEY): the manifest must be signed by it (signing.py)
         self.manifest: Manifest = load_manifest(self.bundle_dir, verify_files=False, public_key=public_key)
-        self.file: ModelFile = self.manifest.file_for(fmt, precision)
-        path = verify_file(self.bundle_dir, self.file)  # never run a file the manifest does not vouch for
-        self.preprocess: PreprocessConfig = dataclasses.replace(self.manifest.preprocess, layout=self.file.layout)
-        self.backend: ModelBackend = open_backend(fmt, path, threads, self_check=self._self_check)
-        log.info("model %s (%s %s) on %s, %d thread(s), loaded in %.0f ms", self.file.path, fmt, precision,
+        self.file: ModelFile = self.manifest.select(fmt, precision, variant)
+        try:
+            self.backend: ModelBackend = self._open(self.file, threads)
+        except BackendUnavailableError as exc:
+            fallback = self._fallback(fmt, precision, variant)
+            if fallback is None:
+                raise
+            # The bundle chose the format and its runtime is missing here (LiteRT has no wheel for every
+            # platform): run the same precision in another format rather than refuse.
+            log.warning("%s; running %s instead", exc, fallback.path)
+            self.file = fallback
+            self.backend = self._open(self.file, threads)
+        log.info("model %s (%s) on %s, %d thread(s), loaded in %.0f ms", self.file.path, self.file.parity_key,
                  self.backend.name, self.backend.threads, self.backend.load_ms)
+
+    def _open(self, file: ModelFile, threads: int) -> ModelBackend:
+        path = verify_file(self.bundle_dir, file)  # never run a file the manifest does not vouch for
+        self.preprocess: PreprocessConfig = dataclasses.replace(self.manifest.preprocess, layout=file.layout)
+        return open_backend(file.format, path, threads, self_check=self._self_check)
+
+    def _fallback(self, fmt: str | None, precision: str | None, variant: str | None) -> ModelFile | None:
+        """Only when the format was the bundle's choice: its file of the same precision (and variant) in
+        ``DEFAULT_FORMAT``, else None."""
+        if fmt is not None or self.file.format == DEFAULT_FORMAT:
+            return None
+        try:
+            return self.manifest.select(DEFAULT_FORMAT, self.file.precision, self.file.variant)
+        except ManifestError:
+            return None
 
     @property
     def fingerprint(self) -> str:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from .constants import FORMATS, PRECISIONS
+from .constants import DEFAULT_FORMAT, DEFAULT_PRECISION, FORMATS, PRECISIONS
 from .errors import ManifestError
 from .labels import EXPRESSION_LABELS
 from .preprocess import PreprocessConfig
@@ -97,6 +97,26 @@ class Manifest:
         d["outputs"]["expression_labels"] = list(self.outputs.expression_labels)
         d["files"] = [asdict(f) for f in self.files]
         return d
+
+    def select(self, fmt: str | None = None, precision: str | None = None, variant: str | None = None) -> ModelFile:
+        """The file the runtime runs for a request; ``None`` leaves that choice to the bundle.
+
+        Among the files matching what was asked, the bundle's ``default_file`` when it is one of them (with
+        nothing asked: the fastest file that passed every gate at export), else the first listed one closest to
+        it: the default file's format, then its precision (``DEFAULT_FORMAT`` / ``DEFAULT_PRECISION`` for a
+        bundle that names none). ``variant``: ``"static"`` or ``""`` (weight-only int8, and every float file).
+        ManifestError listing what exists when nothing matches."""
+        wanted = [f for f in self.files if fmt in (None, f.format) and precision in (None, f.precision)
+                  and variant in (None, f.variant)]
+        if not wanted:
+            asked = " ".join(x for x in (fmt, precision, {"": "weight-only"}.get(variant, variant)) if x)
+            have = ", ".join(f.parity_key for f in self.files) or "none"
+            raise ManifestError(f"bundle has no {asked} model (it has: {have})")
+        default = next((f for f in self.files if f.path == self.default_file), None)
+        if default in wanted:
+            return default
+        fmt0, precision0 = (default.format, default.precision) if default else (DEFAULT_FORMAT, DEFAULT_PRECISION)
+        return min(wanted, key=lambda f: (f.format != fmt0, f.precision != precision0))
 
     def file_for(self, fmt: str, precision: str) -> ModelFile:
         """The model file of a format and precision; ManifestError listing what exists otherwise."""

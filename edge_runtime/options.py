@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .challenge import ChallengeConfig, parse_expressions
-from .constants import (DEFAULT_CHALLENGE, DEFAULT_DB, DEFAULT_FORMAT, DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S,
-                        DEFAULT_MAX_FAILURES, DEFAULT_MAX_PIXELS, DEFAULT_PRECISION, DEFAULT_STEP_TIMEOUT_S,
-                        DEFAULT_THREADS, FORMATS, MAX_THREADS, PRECISIONS)
+from .constants import (DEFAULT_CHALLENGE, DEFAULT_DB, DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S,
+                        DEFAULT_MAX_FAILURES, DEFAULT_MAX_PIXELS, DEFAULT_STEP_TIMEOUT_S,
+                        DEFAULT_THREADS, FORMATS, INT8_VARIANTS, MAX_THREADS, PRECISIONS)
 from .errors import FaceLiveError
 from .expression_baseline import DEFAULT_MARGIN
 
@@ -110,8 +110,10 @@ class RuntimeOptions:
     ``public_key=None``: ``$FACELIVE_BUNDLE_PUBLIC_KEY`` (a signed manifest is then required)."""
 
     bundle: str | Path | None = None
-    format: str = DEFAULT_FORMAT
-    precision: str = DEFAULT_PRECISION
+    # None: the bundle chooses (its manifest's default_file, the fastest file that passed every gate)
+    format: str | None = None
+    precision: str | None = None
+    variant: str | None = None  # int8 only: "static" or "weight-only"
     threads: int = DEFAULT_THREADS
     public_key: str | Path | None = None
     detector: str | Path | None = None
@@ -122,8 +124,13 @@ class RuntimeOptions:
 
     def __post_init__(self) -> None:
         _require([
-            (self.format in FORMATS, f"format must be one of {', '.join(FORMATS)}, got {self.format!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (self.format in (None, *FORMATS), f"format must be one of {', '.join(FORMATS)}, got {self.format!r}"),
+            (self.precision in (None, *PRECISIONS),
+             f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (self.variant in (None, *INT8_VARIANTS),
+             f"variant must be one of {', '.join(INT8_VARIANTS)}, got {self.variant!r}"),
+            (self.variant is None or self.precision in (None, "int8"),
+             f"a variant ({self.variant}) is an int8 file's; precision {self.precision} has none"),
             (1 <= self.threads <= MAX_THREADS, f"threads must be >= 1 and <= {MAX_THREADS}, got {self.threads}"),
             (self.max_pixels >= 1, f"max pixels must be >= 1, got {self.max_pixels}"),
             (self.detect_every >= 1, f"detect_every must be >= 1, got {self.detect_every}"),

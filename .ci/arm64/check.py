@@ -5,12 +5,13 @@
 1. ``setup.sh``: qemu-user, a Debian bookworm arm64 root, an aarch64 venv with
    only ``facelivenet[edge]`` from this tree's wheel (resolved by the aarch64
    pip), ``pip check``;
-2. on x86: a static int8 (QDQ) ONNX file of the shipped model (``static_int8.py``),
-   the JAFFE frame sequences (``frames.py``);
+2. on x86: the JAFFE frame sequences (``frames.py``);
 3. on ARM and on x86 alike: ``facelive inspect``, ``facelive-bench device
    --data DIR --faces N``, ``facelive enroll`` + ``facelive auth`` on a genuine
-   and a photo sequence, and ``outputs.py`` (every file's outputs on the same
-   N reference faces, plus the static int8 file);
+   and a photo sequence (the runtime's default file), and ``outputs.py`` (every
+   ONNX and TFLite file of the bundle on the same N reference faces: fp32, the
+   weight-only int8 fallback and the static int8 files, whose integer kernels
+   are where ARM results could drift);
 4. the comparison (``compare.py``) and the targets; ``arm64_check.json`` and
    ``arm64_check.md`` in ``--out``. Exit 1 when a target fails.
 
@@ -33,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from compare import compare  # noqa: E402
+from outputs import file_key  # noqa: E402
 
 AUTH_FLAGS = ["--fixed-order", "--challenge", "happy,surprise", "--threshold", "0.90", "--expression-threshold", "0.3",
               "--fps", "10", "--step-timeout", "2"]
@@ -64,7 +66,7 @@ class Machine:
         return proc.returncode, (json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {})
 
 
-def run_side(m: Machine, data: Path, faces: int, frames: Path, static: tuple[Path, Path]) -> dict[str, Any]:
+def run_side(m: Machine, data: Path, faces: int, frames: Path) -> dict[str, Any]:
     say(f"{m.name}: facelive inspect")
     _, where = m.run("python", "-c", "import json; from facelivenet.edge_runtime.bundle import resolve_bundle_dir as r; "
                                      "print(json.dumps({'bundle': str(r(None))}))")
@@ -86,10 +88,8 @@ def run_side(m: Machine, data: Path, faces: int, frames: Path, static: tuple[Pat
                      "min_identity": out.get("min_identity"), "margins": out.get("expression", {}).get("margins"),
                      "steps": [(s["expected"], s["passed"], s["frames"]) for s in out.get("steps", [])]}
     say(f"{m.name}: outputs.py on {faces} reference faces")
-    extras = ["--extra", f"onnx/int8-static={static[0]}", "--extra", f"tflite/int8-static={static[1]}"]
-    m.run("python", str(HERE / "outputs.py"), str(m.out / "outputs.npz"), "--data", str(data), "--faces",
-          str(faces), *extras)
-    rows = [{"file": f"{r['format']}/{r['precision']}", "runtime": r.get("runtime"),
+    m.run("python", str(HERE / "outputs.py"), str(m.out / "outputs.npz"), "--data", str(data), "--faces", str(faces))
+    rows = [{"file": file_key(r["format"], r["precision"], r.get("variant", "")), "runtime": r.get("runtime"),
              "parity_passed": r["parity"].get("passed"), "self_check_passed": r["self_check"].get("passed"),
              "cosine_mean": r["parity"].get("cosine_mean"), "top1": r["parity"].get("expression_top1_agreement")}
             for r in device.get("rows", [])]
@@ -173,17 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--work {work} is inside the repository; keep the arm64 root outside it")
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(["bash", str(HERE / "setup.sh"), str(work), str(REPO), sys.executable], check=True)
-    static = (work / "x86" / "model_static_int8.onnx", work / "x86" / "model_static_int8.tflite")
-    static[0].parent.mkdir(parents=True, exist_ok=True)
-    say("x86: static int8 files (ONNX QDQ, TFLite) of the shipped model, and the frame sequences")
-    subprocess.run([sys.executable, str(HERE / "static_int8.py"), *map(str, static)], check=True, capture_output=True)
+    say("x86: the frame sequences")
     frames = work / "frames"
     subprocess.run([sys.executable, str(HERE / "frames.py"), str(frames), str(args.data / "jaffe")], check=True)
     env = dict(os.environ, FACELIVE_DATA=str(args.data), OMP_NUM_THREADS="1")
     sides = {}
     for name, bin_dir in (("x86", Path(sys.executable).parent), ("arm", work / "venv" / "bin")):
         (out / name / "log.txt").unlink(missing_ok=True)
-        sides[name] = run_side(Machine(name, bin_dir, out / name, env), args.data, args.faces, frames, static)
+        # the aarch64 side runs the installed wheel only, never a source tree on PYTHONPATH
+        side_env = env if name == "x86" else {k: v for k, v in env.items() if k != "PYTHONPATH"}
+        sides[name] = run_side(Machine(name, bin_dir, out / name, side_env), args.data, args.faces, frames)
     parity = compare([out / "arm" / "outputs.npz"], [out / "x86" / "outputs.npz"])
     pip_ok = (work / "pip_check.rc").read_text().strip() == "0"
     packages = {d["name"]: d["version"] for d in json.loads((work / "pip_list.json").read_text())}

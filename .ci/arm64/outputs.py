@@ -5,7 +5,8 @@
 Needs only the edge extra (no torch). Re-aligns N of the bundle's held-out
 reference faces (``parity_reference.npz``, evenly spread) with this machine's
 OpenCV, runs every ONNX / TFLite file of the shipped bundle plus the ``--extra``
-files through the runtime's backends, and saves the crops, each file's
+files (the weight-only and the static int8
+ones alike) through the runtime's backends, and saves the crops, each file's
 embedding and expression logits, the torch reference for the same faces and
 this machine's versions. ``compare.py`` turns two such files into the table.
 """
@@ -40,6 +41,12 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def file_key(fmt: str, precision: str, variant: str = "") -> str:
+    """A file's row in the report: ``onnx/int8`` (weight-only), ``onnx/int8-static``; ``compare.py`` reads the
+    precision back as the part between the slash and the dash."""
+    return f"{fmt}/{precision}" + (f"-{variant}" if variant else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if faces is None or not len(faces.crops):
         print("outputs.py: none of the reference faces are under --data", file=sys.stderr)
         return 1
-    files = {f"{f.format}/{f.precision}": (f.format, bundle / f.path, f.layout) for f in manifest.files
+    files = {file_key(f.format, f.precision, f.variant): (f.format, bundle / f.path, f.layout) for f in manifest.files
              if f.format in ("onnx", "tflite") and not args.only_extra}
     for item in args.extra:
         name, _, path = item.partition("=")

@@ -123,7 +123,7 @@ def test_bad_bundle_names_the_fix(tmp_path, detector_path, frame_dirs, damage):
     if damage == "tampered":
         from facelivenet.edge_runtime.manifest import load_manifest
 
-        with open(bundle / load_manifest(bundle).file_for("onnx", "int8").path, "ab") as f:
+        with open(bundle / load_manifest(bundle).select().path, "ab") as f:
             f.write(b"\0")
     if damage == "no such file":
         extra = ["--format", "coreml", "--precision", "fp16"]

@@ -32,11 +32,11 @@ FUZZ = settings(max_examples=int(os.environ.get("FACELIVE_FUZZ_EXAMPLES", "40"))
 
 @pytest.fixture(scope="module")
 def bundle_copy(tmp_path_factory) -> tuple[Path, Path, bytes]:
-    """(a copy of the real bundle, its int8 ONNX model file, that file's original bytes)."""
+    """(a copy of the real bundle, the model file the runtime runs by default, that file's original bytes)."""
     src = resolve_bundle_dir(None)
     dst = tmp_path_factory.mktemp("integrity") / "bundle"
     shutil.copytree(src, dst)
-    model = dst / load_manifest(dst, verify_files=False).file_for("onnx", "int8").path
+    model = dst / load_manifest(dst, verify_files=False).select().path
     return dst, model, model.read_bytes()
 
 
@@ -79,7 +79,7 @@ def test_face_model_refuses_a_manifest_hash_that_was_edited(bundle_copy, tmp_pat
     bundle = tmp_path / "bundle"
     shutil.copytree(bundle_copy[0], bundle)
     d = json.loads((bundle / MANIFEST_NAME).read_text())
-    entry = next(f for f in d["files"] if f["format"] == "onnx" and f["precision"] == "int8")
+    entry = next(f for f in d["files"] if f["path"] == d["default_file"])  # the file the runtime runs
     entry["sha256"] = ("0" if entry["sha256"][0] != "0" else "1") + entry["sha256"][1:]
     (bundle / MANIFEST_NAME).write_text(json.dumps(d))
     with pytest.raises(ManifestError, match="does not match its manifest sha256"):

@@ -72,7 +72,7 @@ def scratch(tmp_path_factory, jaffe_samples, detector_path) -> dict[str, str]:
         store.put("alice", f"{manifest.model_name}:{manifest.checkpoint_sha256}", np.eye(1, 128, dtype=np.float32))
     tampered = root / "tampered"
     shutil.copytree(bundle, tampered)
-    model = tampered / manifest.file_for("onnx", "int8").path
+    model = tampered / manifest.select().path
     blob = bytearray(model.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     model.write_bytes(bytes(blob))

@@ -162,7 +162,7 @@ def test_a_damaged_bundle_is_refused(tmp_path, capsys, jaffe, damage):
     bundle = tmp_path / "bundle"
     shutil.copytree(DEFAULT_BUNDLE_DIR, bundle)
     if damage == "tampered":
-        with open(bundle / load_manifest(bundle).file_for("onnx", "int8").path, "r+b") as fh:
+        with open(bundle / load_manifest(bundle).select().path, "r+b") as fh:
             fh.seek(1000)
             fh.write(b"\x00\x01\x02\x03")
         expected = "does not match its manifest sha256"
