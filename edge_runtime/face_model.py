@@ -86,7 +86,7 @@ class FaceModel:
 
     @property
     def description(self) -> str:
-        return f"{self.manifest.model_name} {self.manifest.model_version} {self.file.format}/{self.file.precision}"
+        return f"{self.manifest.model_name} {self.manifest.model_version} {self.file.parity_key}"
 
     def _self_check(self, backend: ModelBackend) -> dict[str, float]:
         ref = (self.manifest.provenance or {}).get("self_check") or (self.manifest.parity or {}).get("self_check")
