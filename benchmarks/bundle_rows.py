@@ -17,6 +17,8 @@ from typing import Any, Callable, Sequence
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.manifest import FORMATS, Manifest
 
+from .int8_forms import form_name
+
 log = logging.getLogger(__name__)
 
 JobRunner = Callable[[dict[str, Any]], dict[str, Any]]
@@ -40,12 +42,14 @@ def file_rows(bundle: Path, manifest: Manifest, threads: Sequence[int], runs: in
             try:
                 result = run(job)
             except FaceLiveError as exc:
-                skipped.append({"format": f.format, "precision": f.precision, "threads": str(t), "reason": str(exc)})
-                log.warning("%s %s skipped: %s", f.format, f.precision, exc)
+                skipped.append({"format": f.format, "precision": f.precision, "variant": f.variant, "threads": str(t),
+                                "reason": str(exc)})
+                log.warning("%s %s skipped: %s", f.format, form_name(f.precision, f.variant), exc)
                 break  # the other thread counts would fail alike
             rows.append({"format": f.format, "precision": f.precision, "variant": f.variant, "threads": t, "path": f.path,
                          "layout": f.layout, "size_bytes": f.size_bytes, **result, "parity": {}, "accuracy": {}})
-            log.info("%s %s x%d: median %.2f ms", f.format, f.precision, t, result["latency_ms"]["median"])
+            log.info("%s %s x%d: median %.2f ms", f.format, form_name(f.precision, f.variant), t,
+                     result["latency_ms"]["median"])
     return rows, skipped
 
 
@@ -56,7 +60,7 @@ def torch_rows(checkpoint: Path, threads: Sequence[int], runs: int, warmup: int,
     for t in threads:
         result = run({"kind": "torch", "checkpoint": str(checkpoint), "threads": t, "runs": runs, "warmup": warmup,
                       "input": input_for("NCHW"), "gemm_n": gemm_n})
-        rows.append({"format": "torch", "precision": "fp32", "threads": t, "path": str(checkpoint),
+        rows.append({"format": "torch", "precision": "fp32", "variant": "", "threads": t, "path": str(checkpoint),
                      "layout": "NCHW", "size_bytes": checkpoint.stat().st_size, **result, "parity": {},
                      "accuracy": {}})
         log.info("torch fp32 x%d: median %.2f ms", t, result["latency_ms"]["median"])

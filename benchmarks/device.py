@@ -15,7 +15,8 @@ LiteRT, but no torch, onnx or converters. This benchmark needs nothing else:
 - the parity each file reached at export is carried over from the manifest
   next to it (``export_parity``);
 - achieved GFLOP/s uses the FLOP count the export recorded in the manifest
-  (``provenance.model.flops``), against the GEMM peak measured in this run;
+  (``provenance.model.flops``), against the GEMM peak measured in this run
+  through numpy and the runtimes that time the rows (:mod:`.machine`);
 - with ``--data`` (a JAFFE or LFW folder copied over), the per-frame pipeline
   of ``facelive auth`` at 640x480 is timed too.
 
@@ -43,8 +44,8 @@ from .config import TimedRuns, timed_config_dict
 from .device_faces import ReferenceFaces, load_reference_faces
 from .errors import BenchError
 from .faces import synthetic_input
-from .int8_forms import int8_forms
-from .machine import achieved, fold_row_peaks, machine_section, remeasure
+from .int8_forms import int8_forms, row_form
+from .machine import engines_for, fold_row_peaks, machine_section, remeasure, row_achieved
 from .pipeline import pipeline_section, runtime_stages
 from .worker import run_isolated
 
@@ -187,7 +188,7 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
     facts = dict((manifest.provenance or {}).get("model") or {})
     if not facts.get("flops"):
         notes.append(NO_FLOPS_NOTE)
-    machine = machine_section(cfg.threads, cfg.quick, cfg.gemm_n)
+    machine = machine_section(cfg.threads, cfg.quick, cfg.gemm_n, engines_for([f.format for f in manifest.files]))
     size = manifest.preprocess.input_size
     with tempfile.TemporaryDirectory(prefix="facelive-bench-device-") as tmp:
         saved: dict[str, str] = {}
@@ -234,12 +235,10 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
         row["accuracy"] = {}
     remeasure(machine)
     fold_row_peaks(machine, rows)
-    peaks = machine["peak_gflops_by_threads"]
     for row in rows:
-        row["achieved"] = (achieved(facts["flops"], row["latency_ms"]["median"], peaks.get(str(row["threads"])))
-                           if facts.get("flops") else {})
+        row["achieved"] = row_achieved(row, facts["flops"], machine) if facts.get("flops") else {}
     stages = runtime_stages(cfg.bundle, cfg.threads[0], cfg.data, cfg.detector) if cfg.data is not None else None
-    failed = [f"{r['format']} {r['precision']}" for r in rows
+    failed = [f"{r['format']} {row_form(r)}" for r in rows
               if r["parity"].get("passed") is False or r["self_check"].get("passed") is False]
     return {
         "mode": "edge",

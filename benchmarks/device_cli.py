@@ -28,8 +28,8 @@ EPILOG = """examples (on the board: pip install "facelivenet[edge]", copy the bu
   facelive-bench device --quick                        # the shipped bundle, 30 timed runs per row
 
 what is measured: each model file of the bundle (sha256-verified) in a child process of its own: load ms,
-median / p95 / p99 ms at batch 1 after warm-up, RSS, threads, achieved GFLOP/s against the GEMM peak
-measured in the same run; parity on this device against the torch outputs the export saved in the
+median / p95 / p99 ms at batch 1 after warm-up, RSS, threads, achieved GFLOP/s against the fp32 GEMM
+peak measured in the same run (the best of numpy's BLAS, onnxruntime and LiteRT); parity on this device against the torch outputs the export saved in the
 bundle, gated like the export: with --data on the export's held-out real faces (parity_reference.npz:
 image hashes + torch outputs; the images are re-read and re-aligned here), always on its synthetic
 self-check inputs (self_check.npz); the export's own parity from the manifest beside it.
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faces", type=int, metavar="N",
                    help="at most N of the reference faces, evenly spread (a slow board or an emulator; default all)")
     p.add_argument("--gemm-n", type=int, metavar="N",
-                   help="size of the float32 GEMM that measures the peak (default 2048; 1536 with --quick)")
+                   help="size of the float32 GEMM that measures the peak through numpy, onnxruntime and LiteRT "
+                        "(default 2048; 1536 with --quick)")
     p.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
     p.add_argument("--out", type=Path, metavar="REPORT_DIR", help="write result.json, report.md, config.json here")
     add_json_flag(p)

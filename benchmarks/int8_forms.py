@@ -24,11 +24,23 @@ TARGET_SPEEDUP = 1.8
 FORMATS = ("onnx", "tflite")
 
 
-def form_name(precision: str, variant: str) -> str:
-    """``fp32``, ``int8 weights only`` or ``int8 static``."""
+def form_name(precision: str, variant: str | None = "") -> str:
+    """``fp32``, ``int8 weights only`` or ``int8 static``: the one label of a file's form in every table, plot
+    and message of the bench and device reports."""
     if precision != "int8":
         return precision
     return f"int8 {variant}" if variant else "int8 weights only"
+
+
+def row_form(row: dict[str, Any]) -> str:
+    """:func:`form_name` of a result row (or skipped entry) with ``precision`` and ``variant`` (absent: "")."""
+    return form_name(row["precision"], row.get("variant") or "")
+
+
+def float32_compute(precision: str, variant: str | None = "") -> bool:
+    """Whether a file of this form multiplies in float32: fp32, and weight-only int8 (its weights are dequantised
+    to float: the runtimes compute in float); not static int8 (int8 activations) nor fp16."""
+    return precision == "fp32" or (precision == "int8" and not variant)
 
 
 def int8_forms(bundle: Path, manifest: Manifest, threads: Sequence[int], rounds: int, warmup: int) -> dict[str, Any]:

@@ -8,14 +8,16 @@ from typing import Any
 
 from facelivenet.training.evaluation.plots import _pyplot, _save
 
+from .int8_forms import row_form
+
 log = logging.getLogger(__name__)
 
 
 def plot_latency(result: dict[str, Any], path: str | Path) -> Path:
-    """One bar per row (format/precision/threads) at the median, with a whisker up to p95."""
+    """One bar per row (format/form/threads) at the median, with a whisker up to p95."""
     plt = _pyplot()
     rows = result["rows"]
-    labels = [f"{r['format']} {r['precision']}\n{r['threads']} thr" for r in rows]
+    labels = [f"{r['format']} {row_form(r)}\n{r['threads']} thr" for r in rows]
     med = [r["latency_ms"]["median"] for r in rows]
     p95 = [r["latency_ms"]["p95"] for r in rows]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows)), 4.0))

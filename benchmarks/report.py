@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .int8_forms import markdown_lines as int8_markdown
+from .int8_forms import markdown_lines as int8_markdown, row_form
 
 OURS = ("onnx", "int8")
 RATIO_DEFINITION = ("our fused int8 ONNX median latency / the peer's median latency, same thread count, timed in "
@@ -99,11 +99,30 @@ def _row_line(r: dict[str, Any]) -> str:
     lfw = task("lfw", "accuracy", _pct)
     fer = task("fer2013", "accuracy", _pct)
     acc_g = task("authentication_jaffe", "acc_g", lambda v: f"{v:.3f}")
-    achieved = f"{ach['gflops']:.1f} ({_pct(ach.get('fraction_of_peak'))})" if ach else "-"
-    precision = r["precision"] + (f" {r['variant']}" if r.get("variant") else "")
-    return (f"| {r['format']} | {precision} | {r['threads']} | {_size(r.get('size_bytes'))} | {_ms(r['load_ms'])} "
-            f"| {_ms(lat['median'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {r.get('rss_mb') or '-'} | {achieved} "
-            f"| {cos} | {agree} | {gate} | {lfw} | {fer} | {acc_g} |")
+    return (f"| {r['format']} | {row_form(r)} | {r['threads']} | {_size(r.get('size_bytes'))} | {_ms(r['load_ms'])} "
+            f"| {_ms(lat['median'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {r.get('rss_mb') or '-'} "
+            f"| {_achieved(ach)} | {cos} | {agree} | {gate} | {lfw} | {fer} | {acc_g} |")
+
+
+def _achieved(ach: dict[str, Any]) -> str:
+    """``114.8 (57.3%)``; ``256.7 (int8 ops)`` for a row whose arithmetic the fp32 peak does not bound."""
+    if not ach:
+        return "-"
+    if ach.get("arithmetic") == "int8":
+        return f"{ach['gflops']:.1f} (int8 ops)"
+    return f"{ach['gflops']:.1f} ({_pct(ach.get('fraction_of_peak'))})"
+
+
+def _peak_line(m: dict[str, Any]) -> str:
+    """``measured fp32 GEMM peak 210.3 GFLOP/s at 1 thread(s) (litert; numpy 109.8, onnxruntime 205.1)``."""
+    by_engine = m.get("peak_gflops_by_engine") or {}
+    parts = []
+    for t, v in (m.get("peak_gflops_by_threads") or {}).items():
+        best = (m.get("peak_engine_by_threads") or {}).get(t)
+        others = ", ".join(f"{e} {p[t]:.1f}" for e, p in by_engine.items() if e != best and t in p)
+        parts.append(f"{v:.1f} GFLOP/s at {t} thread(s)" + (f" ({best}{'; ' + others if others else ''})"
+                                                             if best else ""))
+    return "measured fp32 GEMM peak " + ", ".join(parts)
 
 
 def _peer_line(p: dict[str, Any]) -> str:
@@ -133,9 +152,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"# facelive-bench{' device (edge runtime only, no torch)' if edge else ''}"
         f"{' (QUICK: fewer runs, subsets)' if result.get('quick') else ''}",
         "",
-        f"Machine: {m['cpu']}, {m.get('logical_cpus', '?')} logical CPUs; measured fp32 GEMM peak "
-        + ", ".join(f"{v:.1f} GFLOP/s at {k} thread(s)" for k, v in m.get("peak_gflops_by_threads", {}).items())
-        + ".",
+        f"Machine: {m['cpu']}, {m.get('logical_cpus', '?')} logical CPUs; {_peak_line(m)}.",
         f"Model: {_count(model.get('params'), 'M parameters', 1e6)}, {_count(model.get('flops'), 'MFLOPs', 1e6)} "
         f"per forward pass; timing: {result['config']['runs']} runs after {result['config']['warmup']} warm-up, "
         "batch 1.",
@@ -145,6 +162,8 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row_line(r) for r in result["rows"]],
     ]
+    if (m.get("gemm") or {}).get("note"):
+        lines += ["", f"GFLOP/s: the model's FLOPs / median latency. {m['gemm']['note']}"]
     lines += int8_markdown(result.get("int8_forms"))
     if any((r.get("accuracy") or {}).get("delta_vs_torch") for r in result["rows"]):
         lines += ["", "In brackets: the file's number minus the torch model's on the same faces, in points "
@@ -164,7 +183,7 @@ def markdown(result: dict[str, Any]) -> str:
                 continue
             seen.add(r["path"])
             gate = {True: "pass", False: "FAIL"}.get(e.get("passed"), "-")
-            lines.append(f"| {r['format']} | {r['precision']} | {e.get('faces', '-')} | {e['cosine_mean']:.4f} / "
+            lines.append(f"| {r['format']} | {row_form(r)} | {e.get('faces', '-')} | {e['cosine_mean']:.4f} / "
                          f"{e['cosine_min']:.4f} | {_pct(e.get('expression_top1_agreement'))} | {gate} |")
     if result.get("peers"):
         lines += ["", f"Peers (ratio = {RATIO_DEFINITION}):", "",
@@ -189,7 +208,7 @@ def markdown(result: dict[str, Any]) -> str:
     else:
         lines += ["", f"Per-frame pipeline: {pipe.get('reason', '-')}"]
     for s in result.get("skipped", []):
-        what = " ".join(str(s[k]) for k in ("format", "precision") if k in s)
+        what = " ".join([s["format"], *([row_form(s)] if "precision" in s else [])])
         lines.append(f"- skipped {what}: {s['reason']}")
     for n in result.get("notes", []):
         lines.append(f"- {n}")

@@ -23,7 +23,7 @@ from .faces import real_faces
 from .inputs import InputStore
 from .int8_forms import int8_forms
 from .jobs import run_job
-from .machine import achieved, fold_row_peaks, machine_section, remeasure
+from .machine import engines_for, fold_row_peaks, machine_section, remeasure, row_achieved
 from .pipeline import pipeline_section, runtime_stages
 from .worker import run_isolated
 
@@ -220,7 +220,8 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="facelive-bench-") as tmp:
         inputs = InputStore(Path(tmp))
         with phase("machine peak"):
-            machine = machine_section(cfg.threads, cfg.quick)
+            machine = machine_section(cfg.threads, cfg.quick,
+                                      engines=engines_for([*(f.format for f in manifest.files), "torch"]))
         parity_faces = None
         if cfg.data is not None:
             with phase("parity faces"):
@@ -250,9 +251,8 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         with phase("machine peak again"):
             remeasure(machine)
             fold_row_peaks(machine, rows)
-    peaks = machine["peak_gflops_by_threads"]
     for row in rows:
-        row["achieved"] = achieved(model.facts["flops"], row["latency_ms"]["median"], peaks.get(str(row["threads"])))
+        row["achieved"] = row_achieved(row, model.facts["flops"], machine)
     report.add_ratios(peers, report.our_medians(rows))
     stages = runtime_stages(cfg.bundle, cfg.threads[0], cfg.data, cfg.detector)
     return {

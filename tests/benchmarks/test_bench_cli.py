@@ -98,7 +98,8 @@ def test_quick_json_shape_latency_only(capsys, monkeypatch, tmp_path, bench_bund
     for name in ("result.json", "report.md", "config.json", "latency.png", "peer_ratios.png"):
         assert (out_dir / name).is_file(), name
     assert json.loads((out_dir / "config.json").read_text())["quick"] is True
-    assert "| onnx | int8 | 1 |" in (out_dir / "report.md").read_text()
+    assert "| onnx | int8 static | 1 |" in (out_dir / "report.md").read_text()
+    assert all("variant" in r for r in result["rows"])
 
 
 def test_quick_table_output(capsys, monkeypatch, tmp_path, bench_bundle, bench_checkpoint):

@@ -67,9 +67,10 @@ def test_device_bench_runs_the_shipped_bundle_without_torch(edge_env, data_root,
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["mode"] == "edge"
-    rows = {(r["format"], r["precision"]): r for r in result["rows"]}
+    rows = {(r["format"], r["precision"], r["variant"]): r for r in result["rows"]}
     manifest = json.loads((resolve_bundle_dir(None) / MANIFEST_NAME).read_text())
-    assert set(rows) == {(f["format"], f["precision"]) for f in manifest["files"] if f["format"] != "coreml"}
+    assert set(rows) == {(f["format"], f["precision"], f.get("variant", "")) for f in manifest["files"]
+                         if f["format"] != "coreml"}
     real = result["real_faces"]
     assert real["faces_used"] == manifest["provenance"]["parity_reference"]["faces"] >= 300
     # another CPU may align a few crops a grey level apart: reported, not required; the model outputs are gated
@@ -200,6 +201,9 @@ def test_a_file_that_disagrees_with_the_reference_fails_the_run(tmp_path, capsys
     assert code == 1
     result = json.loads(captured.out)
     assert result["parity_failed"] and all(not r["parity"]["passed"] for r in result["rows"])
+    # both int8 files of a format are named apart: int8 activations ("static") and weight-only
+    assert {"onnx int8 static", "onnx int8 weights only", "tflite int8 static"} <= set(result["parity_failed"])
+    assert all("variant" in r for r in result["rows"])
     assert "parity gate failed on this device" in captured.err
 
 

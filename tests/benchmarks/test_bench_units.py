@@ -92,8 +92,8 @@ def test_ratios_and_targets():
 def test_machine_section_always_has_the_single_thread_peak(monkeypatch):
     from facelivenet.benchmarks import machine
 
-    monkeypatch.setattr(machine, "peak_gflops", lambda t, n, r: 10.0 * t)
-    m = machine.machine_section([2], quick=True)
+    monkeypatch.setattr(machine, "peak_gflops", lambda t, n, r, engine: 10.0 * t)
+    m = machine.machine_section([2], quick=True, engines=("numpy",))
     assert m["peak_gflops"] == 10.0 and m["peak_gflops_by_threads"] == {"1": 10.0, "2": 20.0}
     assert m["threads"] == [2] and m["cpu"]
 
@@ -102,8 +102,9 @@ def test_markdown_lists_rows_peers_targets_and_notes():
     result = {
         "quick": True, "machine": {"cpu": "X", "logical_cpus": 2, "peak_gflops_by_threads": {"1": 50.0}},
         "model": {"params": 1_300_000, "flops": 205_900_000}, "config": {"runs": 30, "warmup": 5},
-        "rows": [{"format": "onnx", "precision": "int8", "threads": 1, "size_bytes": 1_600_000, "load_ms": 10.0,
-                  "latency_ms": _lat(5.0), "rss_mb": 60.0, "achieved": {"gflops": 41.2, "fraction_of_peak": 0.82},
+        "rows": [{"format": "onnx", "precision": "int8", "variant": "static", "threads": 1, "size_bytes": 1_600_000,
+                  "load_ms": 10.0, "latency_ms": _lat(5.0), "rss_mb": 60.0,
+                  "achieved": {"gflops": 41.2, "arithmetic": "int8", "fraction_of_peak": None},
                   "parity": {"cosine_mean": 0.9999, "cosine_min": 0.999, "expression_top1_agreement": 0.95,
                              "passed": False}, "accuracy": {"lfw": {"accuracy": 0.9}}}],
         "peers": [{"name": "mobilefacenet", "precision": "int8", "threads": 1, "input_size": 112, "params": 1_000_000,
@@ -115,7 +116,8 @@ def test_markdown_lists_rows_peers_targets_and_notes():
     }
     md = report.markdown(result)
     assert md.startswith("# facelive-bench (QUICK")
-    assert "| onnx | int8 | 1 | 1.60 MB |" in md and "FAIL" in md and "90.0%" in md
+    assert "| onnx | int8 static | 1 | 1.60 MB |" in md and "| 41.2 (int8 ops) |" in md
+    assert "FAIL" in md and "90.0%" in md
     assert "| mobilefacenet | int8 | 1 | 112 |" in md and "0.250x" in md
     assert "| yes |" in md and "skipped coreml: absent" in md and "- QUICK run" in md
 
@@ -135,8 +137,8 @@ def test_peak_keeps_the_best_sample(monkeypatch):
     from facelivenet.benchmarks import machine
 
     samples = iter([10.0, 20.0, 30.0, 5.0])  # start: 1 and 2 threads; end: 1 and 2 threads
-    monkeypatch.setattr(machine, "peak_gflops", lambda t, n, r: next(samples))
-    m = machine.machine_section([2], quick=True)
+    monkeypatch.setattr(machine, "peak_gflops", lambda t, n, r, engine: next(samples))
+    m = machine.machine_section([2], quick=True, engines=("numpy",))
     machine.remeasure(m)
     assert m["peak_gflops_samples"] == {"1": [10.0, 30.0], "2": [20.0, 5.0]}
     assert m["peak_gflops"] == 30.0 and m["peak_gflops_by_threads"] == {"1": 30.0, "2": 20.0}
