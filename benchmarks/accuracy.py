@@ -1,7 +1,7 @@
 """Parity and task accuracy of each model file on real faces (needs ``--data``).
 
 Per file, against the torch model of the checkpoint the bundle was exported
-from (DESIGN.md section 7):
+from (ARCHITECTURE.md, "Metrics"):
 
 - parity: :func:`facelivenet.export.parity.measure` on the held-out parity
   faces (embedding cosine mean/min, expression top-1 agreement) and the

@@ -25,14 +25,6 @@ DETECTOR_DIR = "detector"
 LICENCE_NAMES = ("LICENSE", "LICENSE.txt", "LICENCE", "LICENSE.md", "COPYING")
 
 
-def file_name(fmt: str, precision: str, variant: str = "") -> str:
-    """``model.onnx`` for fp32 ONNX (DESIGN.md section 4), ``model_<precision>[_<variant>].<ext>`` otherwise."""
-    ext = {"onnx": "onnx", "tflite": "tflite", "coreml": "mlpackage"}[fmt]
-    if (fmt, precision, variant) == ("onnx", "fp32", ""):
-        return "model.onnx"
-    return f"model_{precision}{f'_{variant}' if variant else ''}.{ext}"
-
-
 def size_bytes(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,8 +1,9 @@
 """``facelive-export``: a checkpoint in, a verified model bundle out.
 
-Rules (DESIGN.md section 6): ``--json`` prints ONE JSON object on stdout (the
-summary); progress and logs go to stderr; exit 0 on success, otherwise a
-non-zero code and one line ``facelive-export: error: <reason>``. Converters
+Rules (ARCHITECTURE.md, "Commands"): ``--json`` prints ONE JSON object on
+stdout (the summary); progress and logs go to stderr; exit 0 on success,
+otherwise a non-zero code (``edge_runtime.constants``) and one line
+``facelive-export: error: <reason>``. Converters
 print to stdout from C++ too, so file descriptor 1 is pointed at stderr while
 the export runs and restored for the final output.
 """
@@ -21,18 +22,20 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from facelivenet.edge_runtime.cli_logging import setup_cli_logging
+from facelivenet.edge_runtime.constants import (CACHE_ENV, DATA_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_INTERNAL,
+                                                EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FORMATS, PRECISIONS,
+                                                gates_help)
 from facelivenet.edge_runtime.errors import FaceLiveError
-from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS
 
 from .calibration import DEFAULT_EXPRESSION_FACES, DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES
 from .errors import ParityGateError
-from .task_gates import DEFAULT_FER_FACES
+from .parity import DECISIVE_MARGIN, MAX_INT8_BYTES
+from .task_gates import DEFAULT_FER_FACES, MAX_DELTA_POINTS, TASK_GATED
 
 PROG = "facelive-export"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 log = logging.getLogger("facelivenet.export.cli")
 
-EPILOG = """examples:
+EPILOG = f"""examples:
   facelive-export --out bundle/ --calib ../shared/data/lfw/images
   facelive-export --checkpoint runs/default/model.pt --out bundle/ --formats onnx --precisions int8 \\
       --calib ../shared/data/lfw/images --detector ../shared/models/yunet/yunet_s_640_640.onnx
@@ -41,18 +44,17 @@ EPILOG = """examples:
   facelive inspect bundle/ --json          # the manifest the runtime reads
 
 gates (per file, on held-out real aligned faces, vs the torch model):
-  fp32  embedding cosine mean >= 0.9999
-  fp16  embedding cosine mean >= 0.999
-  int8  cosine mean >= 0.995, min >= 0.98, expression top-1 agreement >= 99 % on
-        the faces whose torch top-2 logit margin is >= 0.2 (overall agreement and
-        near-tie disagreements reported); int8 ONNX / TFLite files <= 1.6 MB
-  fp16, int8 task gates (labelled faces under --task-data, default $FACELIVE_DATA):
+{gates_help()}
+        (expression agreement on the faces whose torch top-2 logit margin is
+        >= {DECISIVE_MARGIN:g}; overall agreement and near-tie disagreements reported);
+        int8 ONNX / TFLite files <= {MAX_INT8_BYTES / 1e6:g} MB
+  {", ".join(TASK_GATED)} task gates (labelled faces under --task-data, default ${DATA_ENV}):
         LFW fold-1 accuracy and TAR@FAR=1e-3, FER2013 test-subset accuracy,
-        JAFFE Acc_g: none may lose more than 0.5 points against the torch model
+        JAFFE Acc_g: none may lose more than {MAX_DELTA_POINTS:g} points against the torch model
         (--two-sided-task-gates: nor gain); 95 % paired bootstrap intervals recorded
   A miss fails the export (nothing is written) unless --allow-parity-failure.
   Parity faces: --parity-count held-out faces of --calib, plus --expression-count
-  test/ faces of --expression-data (default $FACELIVE_DATA/fer2013).
+  test/ faces of --expression-data (default ${DATA_ENV}/fer2013).
   Two int8 files per format (ONNX, TFLite): static int8 (int8 activations,
   integer kernels; ONNX QDQ U8S8, TFLite int8 inside with float in/out),
   model_int8_static.*, kept only when it passes every gate above; and the
@@ -71,13 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description=textwrap.dedent(
-            """\
+            f"""\
             Export a FaceLiveNet checkpoint to a model bundle: ONNX, TFLite (LiteRT)
             and CoreML files in fp32, fp16 and int8, each checked against the torch
             model on real aligned faces, with manifest.json (hashes, preprocessing,
             labels, thresholds, parity, provenance). Calibration and parity faces
             come from --calib (any folder of face images, searched recursively),
-            detected and aligned with YuNet ($FACELIVE_DETECTOR or --detector)."""
+            detected and aligned with YuNet (${DETECTOR_ENV} or --detector)."""
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -90,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precisions", default=",".join(PRECISIONS), metavar="LIST",
                    help=f"comma-separated, of {', '.join(PRECISIONS)} (default: all)")
     p.add_argument("--calib", type=Path, metavar="DIR",
-                   help="folder of face images for int8 calibration and parity (default: $FACELIVE_DATA/lfw/images)")
+                   help=f"folder of face images for int8 calibration and parity (default: ${DATA_ENV}/lfw/images)")
     p.add_argument("--calib-count", type=int, default=MIN_CALIB_FACES, metavar="N",
                    help=f"calibration faces to use (at least {MIN_CALIB_FACES}; default {MIN_CALIB_FACES})")
     p.add_argument("--parity-count", type=int, default=DEFAULT_PARITY_FACES, metavar="N",
@@ -100,13 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expression-data", type=Path, metavar="DIR",
                    help="already-cropped expression faces (FER2013 layout), aligned as the checkpoint's Stage 2 "
                         "aligned them: train/ adds calibration faces, test/ parity faces "
-                        "(default: $FACELIVE_DATA/fer2013 when it exists)")
+                        f"(default: ${DATA_ENV}/fer2013 when it exists)")
     p.add_argument("--no-expression-data", action="store_true", help="calibrate and check on --calib faces only")
     p.add_argument("--expression-count", type=int, default=DEFAULT_EXPRESSION_FACES, metavar="N",
                    help=f"expression faces for calibration and again for parity (default {DEFAULT_EXPRESSION_FACES})")
     p.add_argument("--detector", type=Path, metavar="PATH",
                    help="YuNet .onnx: used for alignment AND copied into the bundle with its hash and licence "
-                        "(without it $FACELIVE_DETECTOR aligns and nothing is copied)")
+                        f"(without it ${DETECTOR_ENV} aligns and nothing is copied)")
     p.add_argument("--tflite-layout", choices=("NCHW", "NHWC"), type=str.upper,
                    help="TFLite input layout (default: the checkpoint's, NCHW); NHWC suits phone camera buffers")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
@@ -119,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="facelive-train evaluate result for this checkpoint (default: evaluation.json beside it)")
     p.add_argument("--task-data", type=Path, metavar="DIR",
                    help="labelled faces for the task gates: lfw/ (pairs.txt), fer2013/test, jaffe/ "
-                        "(default: $FACELIVE_DATA)")
+                        f"(default: ${DATA_ENV})")
     p.add_argument("--task-fer-count", type=int, default=DEFAULT_FER_FACES, metavar="N",
                    help=f"FER2013 test faces for the task gates, evenly spaced (default {DEFAULT_FER_FACES})")
     p.add_argument("--two-sided-task-gates", action="store_true",
@@ -131,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-parity-failure", action="store_true",
                    help="write the bundle even when a gate fails (the manifest records the failure)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="aligned-face cache (default $FACELIVE_CACHE or ~/.cache)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help=f"aligned-face cache (default ${CACHE_ENV} or ~/.cache)")
     p.add_argument("--seed", type=int, default=0, help="which images of --calib are used (default 0)")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the summary) on stdout")

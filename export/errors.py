@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
+from facelivenet.edge_runtime.constants import FORMATS
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 EXTRA_HINT = 'pip install "facelivenet[export]"'
@@ -27,12 +28,20 @@ class ParityGateError(ExportError):
         self.table = table
 
 
-# What each format needs, and the distribution that provides each module.
-REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "onnx": (("onnx", "onnx"), ("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime")),
-    "tflite": (("litert_torch", "litert-torch"), ("ai_edge_quantizer", "ai-edge-quantizer"),
-               ("ai_edge_litert", "ai-edge-litert")),
+# Per format (``constants.FORMATS``), as (module, distribution): the converter packages, then the runtime that
+# runs the files for the parity gates (:mod:`.runners`); what each format needs is both.
+CONVERTERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "onnx": (("onnx", "onnx"), ("onnxscript", "onnxscript")),
+    "tflite": (("litert_torch", "litert-torch"), ("ai_edge_quantizer", "ai-edge-quantizer")),
     "coreml": (("coremltools", "coremltools"),),
+}
+RUNTIMES: dict[str, tuple[str, str]] = {
+    "onnx": ("onnxruntime", "onnxruntime"),
+    "tflite": ("ai_edge_litert", "ai-edge-litert"),
+    "coreml": ("coremltools", "coremltools"),
+}
+REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    fmt: tuple(dict.fromkeys((*CONVERTERS[fmt], RUNTIMES[fmt]))) for fmt in FORMATS
 }
 
 

@@ -35,6 +35,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import DATA_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_OK
+
 from . import parity as parity_mod
 from .errors import ExportError
 from .wrappers import FLOAT_TAIL
@@ -239,11 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="example: python -m facelivenet.export.int8_scan --threads 2 "
                                        "--out reports/int8_scan")
     p.add_argument("--checkpoint", type=Path, metavar="C", help="checkpoint (default: the shipped default model)")
-    p.add_argument("--calib", type=Path, metavar="DIR", help="face images (default: $FACELIVE_DATA/lfw/images)")
+    p.add_argument("--calib", type=Path, metavar="DIR", help=f"face images (default: ${DATA_ENV}/lfw/images)")
     p.add_argument("--expression-data", type=Path, metavar="DIR", default=default_expression_data(),
-                   help="FER2013-style train/ and test/ (default: $FACELIVE_DATA/fer2013 when present)")
+                   help=f"FER2013-style train/ and test/ (default: ${DATA_ENV}/fer2013 when present)")
     p.add_argument("--no-expression-data", action="store_true", help="calibrate and measure on --calib faces only")
-    p.add_argument("--detector", type=Path, metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR)")
+    p.add_argument("--detector", type=Path, metavar="PATH", help=f"YuNet .onnx (default: ${DETECTOR_ENV})")
     p.add_argument("--methods", default=",".join(METHODS), metavar="LIST",
                    help=f"calibration methods for the whole-network rows (default {','.join(METHODS)})")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads (default 1)")
@@ -267,12 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run_scan(cfg, progress_enabled=not args.quiet)
     except ExportError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     if args.json:
         print(json.dumps(report))
     else:
         print(markdown(report), end="")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""The key manifest fields embedded in every model file (DESIGN.md section 4).
+"""The key manifest fields embedded in every model file (ARCHITECTURE.md, "The bundle").
 
 One JSON object under the key ``facelivenet`` (ONNX ``metadata_props``, CoreML
 ``user_defined_metadata``, a TFLite ``metadata`` entry): enough to use a file

@@ -1,46 +1,36 @@
 """Parity gates: an exported file against the torch model, on the same real aligned faces.
 
 Per file: embedding cosine (mean, min) and expression top-1 agreement over the
-held-out faces. The gates (the issue's numbers):
-
-=========  ====================  ===================  =======================
-precision  cosine mean >=        cosine min >=        top-1 agreement >=
-=========  ====================  ===================  =======================
-fp32       0.9999                -                    -
-fp16       0.999                 -                    -
-int8       0.995                 0.98                 0.99 (decisive faces)
-=========  ====================  ===================  =======================
+held-out faces. The gates per precision are the runtime's table,
+:data:`facelivenet.edge_runtime.constants.PARITY_GATES` (:data:`GATES` here);
+the int8 ONNX and TFLite files also have a size gate (:data:`MAX_INT8_BYTES`).
 
 Top-1 agreement is reported over every face AND over the *decisive* faces, those
 whose torch top-2 expression logit margin is at least :data:`DECISIVE_MARGIN`;
-the gate applies to the decisive faces (DESIGN.md section 7: a disagreement on a
-near tie is not what a user loses; what they lose is measured by the task
-deltas, :mod:`.task_gates`). The near-tie disagreements are counted.
+the gate applies to the decisive faces (ARCHITECTURE.md, "Metrics": a
+disagreement on a near tie is not what a user loses; what they lose is measured
+by the task deltas, :mod:`.task_gates`). The near-tie disagreements are counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import PARITY_GATES, ParityGate
 
 # Torch top-2 expression logit margin from which a face counts as decisive (p1 / p2 >= e^0.2 = 1.22).
 DECISIVE_MARGIN = 0.2
 
 
-@dataclass(frozen=True)
-class Gate:
-    cosine_mean: float
-    cosine_min: float | None = None
-    top1_agreement: float | None = None
+# The size gate: int8 ONNX and TFLite files at most 1.6 MB (decimal).
+MAX_INT8_BYTES = 1_600_000
+SIZE_GATED = (("onnx", "int8"), ("tflite", "int8"))
 
-
-GATES: dict[str, Gate] = {
-    "fp32": Gate(cosine_mean=0.9999),
-    "fp16": Gate(cosine_mean=0.999),
-    "int8": Gate(cosine_mean=0.995, cosine_min=0.98, top1_agreement=0.99),
-}
+# The parity gates live in edge_runtime.constants (one table for the export, the benchmarks and the CI).
+Gate = ParityGate
+GATES: dict[str, ParityGate] = PARITY_GATES
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -24,28 +24,26 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.manifest import FORMATS, PRECISIONS, Manifest, Outputs, sha256_file
+from facelivenet.edge_runtime.constants import DATA_ENV, FORMATS, PRECISIONS, model_file_name
+from facelivenet.edge_runtime.manifest import Manifest, Outputs, sha256_file
 
 from . import parity as parity_mod
-from .bundle import BundleWriter, file_name, size_bytes
+from .bundle import BundleWriter, size_bytes
 from .calibration import (DEFAULT_EXPRESSION_FACES, DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES, FaceSet,
                           collect_expression_faces, collect_faces, merge_sets)
-from .errors import ExportError, ParityGateError, check_format_available, require
+from .errors import REQUIREMENTS, ExportError, ParityGateError, check_format_available, require
 from .int8_source import Int8Sources
 from .metadata import key_fields
+from .parity import MAX_INT8_BYTES, SIZE_GATED
 from .progress import Progress, human_size, summary_table
 from .source import CheckpointSource, load_source, resolve_thresholds
 from .static_int8 import VARIANT as STATIC, StaticInt8Config
-from .task_gates import DEFAULT_FER_FACES, TaskGateConfig
+from .task_gates import DEFAULT_FER_FACES, TASK_GATED, TaskGateConfig
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "facelivenet"
-MAX_INT8_BYTES = 1_600_000  # 1.6 MB (decimal), for the int8 ONNX and int8 TFLite files
-SIZE_GATED = (("onnx", "int8"), ("tflite", "int8"))
-TASK_GATED = ("fp16", "int8")  # precisions whose files must hold the task metrics (task_gates)
 STATIC_FORMATS = ("onnx", "tflite")  # formats that get a static int8 file beside the weight-only one
-DATA_ENV = "FACELIVE_DATA"
 
 
 def parse_choices(text: str | Sequence[str], valid: Sequence[str], what: str) -> tuple[str, ...]:
@@ -113,8 +111,8 @@ class FileResult:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("facelivenet", "torch", "onnx", "onnxscript", "onnxruntime", "litert-torch", "ai-edge-quantizer",
-                 "ai-edge-litert", "coremltools"):
+    converters = (dist for fmt in FORMATS for _, dist in REQUIREMENTS[fmt])
+    for dist in dict.fromkeys(("facelivenet", "torch", *converters)):
         try:
             out[dist] = importlib_metadata.version(dist)
         except importlib_metadata.PackageNotFoundError:
@@ -267,7 +265,7 @@ class _Exporter:
         """Build the static int8 file of ``fmt`` and gate it like any int8 file; it stays in the bundle only
         when it passes every gate, task gates included (measured, not skipped); the attempt is recorded
         either way (first in the weight-only file's ``attempts``)."""
-        path = self.writer.path(file_name(fmt, "int8", STATIC))
+        path = self.writer.path(model_file_name(fmt, "int8", STATIC))
         extra = build(path)
         result = {**self.measure(fmt, "int8", path, layout), **extra}
         if not result["task_gates"]["measured"]:
@@ -283,7 +281,7 @@ class _Exporter:
             path.unlink(missing_ok=True)
 
     def finish(self, fmt: str, precision: str, layout: str, parity: dict[str, Any], variant: str = "") -> FileResult:
-        res = FileResult(file_name(fmt, precision, variant), fmt, precision, layout, parity, variant)
+        res = FileResult(model_file_name(fmt, precision, variant), fmt, precision, layout, parity, variant)
         self.results.append(res)
         return res
 
@@ -326,7 +324,7 @@ class _Exporter:
                   quantisation: str | None = None) -> Path:
             onnx_export.set_metadata(proto, self.fields("onnx", precision, layout, float_layers, quantisation),
                                      doc="FaceLiveNet: inputs 'input', outputs 'embedding', 'expression_logits'")
-            return onnx_export.save(proto, self.writer.path(file_name("onnx", precision)))
+            return onnx_export.save(proto, self.writer.path(model_file_name("onnx", precision)))
 
         float_graph = None
         if {"fp32", "fp16"} & set(precisions):
@@ -406,7 +404,7 @@ class _Exporter:
 
         def place(src: Path, precision: str, float_layers: list[str] | None = None,
                   quantisation: str | None = None) -> Path:
-            dst = src if src.parent == self.writer.tmp else self.writer.path(file_name("tflite", precision))
+            dst = src if src.parent == self.writer.tmp else self.writer.path(model_file_name("tflite", precision))
             if src != dst:
                 dst.write_bytes(src.read_bytes())
             return tflite_export.finalize(dst, self.fields("tflite", precision, layout, float_layers, quantisation))
@@ -419,7 +417,7 @@ class _Exporter:
                     self.gated("tflite", "fp32", layout, lambda _: (place(fp32_work, "fp32"), dict(info)))
             if "fp16" in precisions:
                 def build16(_: Any) -> tuple[Path, dict[str, Any]]:
-                    dst = self.writer.path(file_name("tflite", "fp16"))
+                    dst = self.writer.path(model_file_name("tflite", "fp16"))
                     tflite_export.quantize_fp16(fp32_work, dst)
                     return place(dst, "fp16"), {**info, "quantisation": "fp16 weights (float casting), float compute"}
 
@@ -436,7 +434,7 @@ class _Exporter:
             if id(model) not in sources:  # one conversion per distinct int8 source model
                 sources[id(model)] = convert(model, "int8 (fp16 sensitive layers)", self.work / "fp16layers.tflite",
                                              step=False)
-            dst = self.writer.path(file_name("tflite", "int8"))
+            dst = self.writer.path(model_file_name("tflite", "int8"))
             float_modules = list(level.float_modules)
             weights = self.int8.fp16_weights(model) if fp16 else []
             regexes = tflite_export.quantize_int8(sources[id(model)], dst, calib, float_modules, level.activations,
@@ -482,7 +480,7 @@ class _Exporter:
                     if precision == "fp16":
                         fp16 = ml
                 coreml_export.set_metadata(ml, self.fields("coreml", precision, layout))
-                path = coreml_export.save(ml, self.writer.path(file_name("coreml", precision)))
+                path = coreml_export.save(ml, self.writer.path(model_file_name("coreml", precision)))
                 spec = coreml_export.check_spec(path, self.pre.input_size, self.source.embedding_dim, precision, layout)
                 extra = {"spec_check": "passed", "spec": spec,
                          "quantisation": "int8 weights (linear symmetric, per channel), fp16 compute"

@@ -2,7 +2,8 @@
 
 One implementation of running a model file, the edge runtime's
 (:mod:`facelivenet.edge_runtime.backends`): onnxruntime, LiteRT's interpreter
-(never the old tflite_runtime, DESIGN.md section 8) and, on macOS, Core ML.
+(never the old tflite_runtime: ARCHITECTURE.md, "Toolchain notes") and, on
+macOS, Core ML.
 Export only adds ONNX batching (``ONNX_BATCH`` faces per call, to bound the
 memory of a large parity set) and turns a backend failure into an ExportError.
 """
@@ -16,24 +17,22 @@ import numpy as np
 
 from facelivenet.edge_runtime.backends import (BackendError, CoreMLBackend, ModelBackend, OnnxRuntimeBackend,
                                                TfliteBackend)
+from facelivenet.edge_runtime.constants import FORMATS
 
-from .errors import ExportError, require
+from .errors import RUNTIMES, ExportError, require
 
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 ONNX_BATCH = 32
 
-# Format -> (backend class, module the converter extra provides, its distribution).
-BACKENDS: dict[str, tuple[type, str, str]] = {
-    "onnx": (OnnxRuntimeBackend, "onnxruntime", "onnxruntime"),
-    "tflite": (TfliteBackend, "ai_edge_litert", "ai-edge-litert"),
-    "coreml": (CoreMLBackend, "coremltools", "coremltools"),
-}
+# Format -> (backend class, module the converter extra provides, its distribution: ``errors.RUNTIMES``).
+_CLASSES: dict[str, type] = {"onnx": OnnxRuntimeBackend, "tflite": TfliteBackend, "coreml": CoreMLBackend}
+BACKENDS: dict[str, tuple[type, str, str]] = {fmt: (_CLASSES[fmt], *RUNTIMES[fmt]) for fmt in FORMATS}
 
 
 def open_backend(fmt: str, path: str | Path, threads: int = 1) -> ModelBackend:
     """The runtime's backend for ``fmt`` on ``path``; ExportError (one line) when it cannot load."""
     if fmt not in BACKENDS:
-        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(BACKENDS)}")
+        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     cls, module, dist = BACKENDS[fmt]
     require(module, dist, f"running the {fmt} files")
     try:
@@ -75,5 +74,5 @@ RUNNERS = {"onnx": onnx_runner, "tflite": tflite_runner, "coreml": coreml_runner
 def runner_for(fmt: str, path: str | Path, threads: int = 1) -> Runner:
     """The Runner for a file of format ``fmt``."""
     if fmt not in RUNNERS:
-        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(RUNNERS)}")
+        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     return RUNNERS[fmt](path, threads)

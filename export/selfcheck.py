@@ -1,7 +1,7 @@
 """The bundle's self-check reference: synthetic inputs and the torch model's outputs on them.
 
 A device runtime checks an interpreter it does not trust (e.g. the legacy
-``tflite_runtime``, DESIGN.md section 8) without any face data:
+``tflite_runtime``, ARCHITECTURE.md, "Toolchain notes") without any face data:
 :func:`facelivenet.edge_runtime.backends.parity_self_check` runs the inputs
 and compares with the references. The inputs are NOT faces (no face data is
 ever shipped in a bundle): smooth random patterns, cubic-upsampled random

@@ -16,7 +16,7 @@ activations too, so the runtime's integer kernels do the work:
 - TFLite: ai-edge-quantizer's static recipe (int8 weights per channel, int8
   activations), float32 input and outputs (QUANTIZE / DEQUANTIZE at the edges).
 
-Both keep the L2 normalisation in float (DESIGN.md section 8), and start from
+Both keep the L2 normalisation in float (ARCHITECTURE.md, "Toolchain notes"), and start from
 the float model (GPTQ rounding targets float activations; min/max weight
 grids are what the static quantisers use).
 """
@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import INT8_VARIANTS
+
 from .wrappers import FLOAT_TAIL
 
-VARIANT = "static"
+VARIANT = INT8_VARIANTS["static"]  # the manifest variant of a static int8 file
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Task gates: what a user loses with a quantised file, as task-metric deltas to the torch model.
 
 Parity (cosines, top-1 agreement) says how far a file's outputs move; these
-gates say what that costs on the tasks (DESIGN.md section 7). On labelled
+gates say what that costs on the tasks (ARCHITECTURE.md, "Metrics"). On labelled
 real faces (:mod:`.task_sets`), the file and the torch model are scored alike:
 
 - LFW View 2 accuracy on the folds whose people the checkpoint never saw
@@ -42,6 +42,7 @@ from .task_sets import FerSet, JaffeSet, LfwSet, Runner, fer_set, jaffe_set, lfw
 log = logging.getLogger(__name__)
 
 MAX_DELTA_POINTS = 0.5
+TASK_GATED = ("fp16", "int8")  # precisions whose files must hold the task metrics
 CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 1000
 DEFAULT_FER_FACES = 2000

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from facelivenet.edge_runtime.constants import DATA_ENV
+
 from .task_gates import (Outputs, TaskData, TaskGateConfig, load_task_data, model_outputs, not_measured,
                          reported_images, task_deltas, used_images)
 
@@ -24,7 +26,7 @@ class TaskRuns:
         root = opts.task_data if opts.task_data is not None else default_task_data()
         self.reason = ("task gates switched off (--no-task-gates)" if not opts.task_gates
                        else "no file of a task-gated precision" if not precisions
-                       else None if root is not None else "no labelled data (--task-data or $FACELIVE_DATA)")
+                       else None if root is not None else f"no labelled data (--task-data or ${DATA_ENV})")
         self.cfg = (TaskGateConfig(root, fer_faces=opts.task_fer_faces, two_sided=opts.task_two_sided, seed=opts.seed)
                     if root is not None else None)
         self._data: TaskData | None = None

@@ -1,7 +1,7 @@
 """Labelled real faces for task metrics: LFW View 2 pairs, FER2013 test, JAFFE authentication pairs.
 
 The sets and the scoring are the evaluation's (``facelive-train evaluate``,
-DESIGN.md section 7), on the same aligned faces (same face-cache names and
+ARCHITECTURE.md, "Metrics"), on the same aligned faces (same face-cache names and
 keys), so that a model file and the torch model are scored alike:
 
 - LFW: accuracy on the folds whose people the checkpoint never saw, the

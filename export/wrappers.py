@@ -5,7 +5,8 @@
 - the outputs are ``embedding`` (L2-normalised) and ``expression_logits``
   (softmax is left to the runtime: ``expression_softmax_inside = False``);
 - the L2 normalisation sits in its own submodule, ``l2norm``, so the int8
-  quantisers can find it by name and keep it in float (DESIGN.md section 8);
+  quantisers can find it by name and keep it in float (ARCHITECTURE.md,
+  "Toolchain notes");
 - the input may be NHWC (``layout="NHWC"``), the natural layout of a phone's
   camera buffer; the transpose is part of the graph.
 """
@@ -44,11 +45,11 @@ class Int8Level:
 
 # The weight-only int8 file (the fallback beside the static one, :mod:`.static_int8`):
 # what the export tries, in order, until the gates pass. The int8 weights are
-# GPTQ-rounded (:mod:`.gptq`); the L2 normalisation is always float (DESIGN.md
-# section 8). Measured on the two default models so far (500 held-out LFW +
-# FER2013 faces): float activations with GPTQ int8 weights: 98.6 % and 99.8 %
-# top-1 agreement; plus the scan's fp16 layers (61 % of the per-layer logit MSE):
-# 99.8 %. Static int8 activations cost ~0.09-0.12 expression-logit RMSE, spread
+# GPTQ-rounded (:mod:`.gptq`); the L2 normalisation is always float
+# (ARCHITECTURE.md, "Toolchain notes"). Measured on the two default models so far
+# (500 held-out LFW + FER2013 faces): float activations with GPTQ int8 weights:
+# 98.6 % and 99.8 % top-1 agreement; plus the scan's fp16 layers (61 % of the
+# per-layer logit MSE): 99.8 %. Static int8 activations cost ~0.09-0.12 expression-logit RMSE, spread
 # over the whole shared stem (``python -m facelivenet.export.int8_scan``).
 INT8_LEVELS: tuple[Int8Level, ...] = (
     Int8Level("int8 weights, float activations", "float", FLOAT_TAIL),
