@@ -9,7 +9,6 @@ gate passed (or ``allow_parity_failure``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import logging
@@ -20,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -32,6 +31,7 @@ from .bundle import BundleWriter, size_bytes
 from .calibration import (DEFAULT_EXPRESSION_FACES, DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES, FaceSet,
                           collect_expression_faces, collect_faces, merge_sets)
 from .errors import REQUIREMENTS, ExportError, ParityGateError, check_format_available, require
+from .formats import FORMAT_BUILDS
 from .int8_source import Int8Sources
 from .metadata import key_fields
 from .parity import MAX_INT8_BYTES, SIZE_GATED
@@ -43,7 +43,9 @@ from .task_gates import DEFAULT_FER_FACES, TASK_GATED, TaskGateConfig
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "facelivenet"
-STATIC_FORMATS = ("onnx", "tflite")  # formats that get a static int8 file beside the weight-only one
+# formats that get a static int8 file beside the weight-only one; formats timed side by side (they run here)
+STATIC_FORMATS = tuple(f for f in FORMATS if FORMAT_BUILDS[f].static_int8)
+TIMED_FORMATS = tuple(f for f in FORMATS if FORMAT_BUILDS[f].timed)
 
 
 def parse_choices(text: str | Sequence[str], valid: Sequence[str], what: str) -> tuple[str, ...]:
@@ -131,14 +133,6 @@ def default_task_data() -> Path | None:
     """``$FACELIVE_DATA`` when set (the task gates measure whichever of lfw, fer2013, jaffe it holds)."""
     root = os.environ.get(DATA_ENV)
     return Path(root) if root and Path(root).is_dir() else None
-
-
-@contextlib.contextmanager
-def _noted(progress: Progress, label: str) -> Iterator[None]:
-    """A slow sub-step inside a progress step: one note when it ends."""
-    start = time.perf_counter()
-    yield
-    progress.note(f"{label}: done in {time.perf_counter() - start:.1f} s")
 
 
 def default_expression_data() -> Path | None:
@@ -295,203 +289,12 @@ class _Exporter:
         from .speed import SpeedConfig, Timed, side_by_side
 
         timed = [Timed(r.rel, r.fmt, self.writer.path(r.rel), r.layout, r.precision, r.variant)
-                 for r in self.results if r.fmt in ("onnx", "tflite") and r.parity.get("passed")]
+                 for r in self.results if r.fmt in TIMED_FORMATS and r.parity.get("passed")]
         if not timed:
             return {"rows": [], "note": "no ONNX or TFLite file passed its gates"}
         out = side_by_side(timed, self.pre.input_size, SpeedConfig(threads=(1,), rounds=self.opts.speed_rounds))
         out["note"] = "timed at export, on the export machine, with whatever else it was running"
         return out
-
-    # ------------------------------------------------------------------ ONNX
-
-    def onnx(self, precisions: Sequence[str]) -> None:
-        from . import onnx_export, quantize_onnx
-        from .wrappers import ExportModel
-
-        layout = self.pre.layout
-
-        def export(model: Any, what: str, step: bool = True) -> tuple[Any, dict[str, list[str]], str | None]:
-            label = f"onnx {what}: torch.onnx.export (dynamo)"
-            with self.progress.step(label) if step else _noted(self.progress, label):
-                proto, scopes = onnx_export.export_fp32(ExportModel(model, layout), self.pre.input_size,
-                                                        self.opts.opset)
-                simplifier = None
-                if self.opts.simplify:
-                    proto, simplifier = onnx_export.simplify(proto)
-            return proto, scopes, simplifier
-
-        def write(proto: Any, precision: str, float_layers: list[str] | None = None,
-                  quantisation: str | None = None) -> Path:
-            onnx_export.set_metadata(proto, self.fields("onnx", precision, layout, float_layers, quantisation),
-                                     doc="FaceLiveNet: inputs 'input', outputs 'embedding', 'expression_logits'")
-            return onnx_export.save(proto, self.writer.path(model_file_name("onnx", precision)))
-
-        float_graph = None
-        if {"fp32", "fp16"} & set(precisions):
-            float_graph = export(self.source.model, "fp32")
-            fp32, _, simplifier = float_graph
-            info = {"opset": self.opts.opset, "simplified_with": simplifier}
-            if "fp32" in precisions:
-                with self.progress.step("onnx fp32: parity"):
-                    self.gated("onnx", "fp32", layout, lambda _: (write(fp32, "fp32"), dict(info)))
-            if "fp16" in precisions:
-                with self.progress.step("onnx fp16: convert + parity"):
-                    self.gated("onnx", "fp16", layout,
-                               lambda _: (write(onnx_export.to_fp16(fp32), "fp16"), {**info, "io": "float32"}))
-        if "int8" not in precisions:
-            return
-        rounded, _ = self.int8.rounded()
-        exports = {id(rounded): export(rounded, "int8 (GPTQ-rounded weights)")}
-        calib = self.calib.tensor(self.pre, layout)
-
-        def build(level: Any) -> tuple[Path, dict[str, Any]]:
-            model, _, fp16 = self.int8.source(level)
-            if id(model) not in exports:  # one export per distinct int8 source model
-                exports[id(model)] = export(model, "int8 (fp16 sensitive layers)", step=False)
-            fp32_r, scopes, simplifier = exports[id(model)]
-            float_modules = list(level.float_modules)
-            proto, kept, off_grid = quantize_onnx.quantize_weights_int8(fp32_r, scopes, float_modules, fp16)
-            quant = self.int8_record(level, "int8 weight initializers, Cast + Mul per-channel scale "
-                                     "(constant-folded by onnxruntime at load)", "float32 (not quantised)")
-            quant["weights_off_grid_steps_max"] = off_grid
-            onnx_export.compact_names(proto)
-            kept_set = set(kept)
-            layers = float_modules + fp16
-            return write(proto, "int8", layers, level.name), {
-                "opset": self.opts.opset, "simplified_with": simplifier, "quantisation": quant, "float_layers": layers,
-                "float_op_types": sorted({n.op_type for n in fp32_r.graph.node if n.name in kept_set})}
-
-        if self.opts.static_int8:
-            from . import static_int8
-
-            def build_static(path: Path) -> dict[str, Any]:
-                if float_graph is None:
-                    raise ExportError("internal: the static int8 ONNX file needs the fp32 graph")
-                fp32_f, scopes_f, simplifier_f = float_graph
-                proto, kept = static_int8.onnx_static(fp32_f, scopes_f, calib, self.static_cfg)
-                onnx_export.compact_names(proto)
-                quant = self.static_cfg.record("onnx", len(self.calib))
-                onnx_export.set_metadata(proto, self.fields("onnx", "int8", layout, list(self.static_cfg.float_modules),
-                                                            "static int8"),
-                                         doc="FaceLiveNet: inputs 'input', outputs 'embedding', 'expression_logits'")
-                onnx_export.save(proto, path)
-                kept_set = set(kept)
-                return {"opset": self.opts.opset, "simplified_with": simplifier_f, "quantisation": quant,
-                        "float_layers": list(self.static_cfg.float_modules),
-                        "float_op_types": sorted({n.op_type for n in fp32_f.graph.node if n.name in kept_set})}
-
-            if float_graph is None:
-                float_graph = export(self.source.model, "fp32 (for static int8)")
-            with self.progress.step(f"onnx int8 static: quantise ({len(self.calib)} calibration faces) + gates"):
-                self.static("onnx", layout, build_static)
-        with self.progress.step(f"onnx int8: quantise ({len(self.calib)} calibration faces) + parity"):
-            self.gated("onnx", "int8", layout, build)
-
-    # ------------------------------------------------------------------ TFLite
-
-    def tflite(self, precisions: Sequence[str]) -> None:
-        from . import tflite_export
-        from .wrappers import ExportModel
-
-        layout = self.opts.tflite_layout or self.pre.layout
-        info = {"layout": layout, "batch": 1, "signature": tflite_export.SIGNATURE}
-
-        def convert(model: Any, what: str, dst: Path, step: bool = True) -> Path:
-            label = f"tflite {what}: litert-torch convert ({layout})"
-            with self.progress.step(label) if step else _noted(self.progress, label):
-                return tflite_export.convert_fp32(ExportModel(model, layout, as_dict=True), self.pre.input_size,
-                                                  dst, verbose=self.opts.verbose)
-
-        def place(src: Path, precision: str, float_layers: list[str] | None = None,
-                  quantisation: str | None = None) -> Path:
-            dst = src if src.parent == self.writer.tmp else self.writer.path(model_file_name("tflite", precision))
-            if src != dst:
-                dst.write_bytes(src.read_bytes())
-            return tflite_export.finalize(dst, self.fields("tflite", precision, layout, float_layers, quantisation))
-
-        float_work = None
-        if {"fp32", "fp16"} & set(precisions):
-            fp32_work = float_work = convert(self.source.model, "fp32", self.work / "fp32.tflite")
-            if "fp32" in precisions:
-                with self.progress.step("tflite fp32: parity"):
-                    self.gated("tflite", "fp32", layout, lambda _: (place(fp32_work, "fp32"), dict(info)))
-            if "fp16" in precisions:
-                def build16(_: Any) -> tuple[Path, dict[str, Any]]:
-                    dst = self.writer.path(model_file_name("tflite", "fp16"))
-                    tflite_export.quantize_fp16(fp32_work, dst)
-                    return place(dst, "fp16"), {**info, "quantisation": "fp16 weights (float casting), float compute"}
-
-                with self.progress.step("tflite fp16: weights + parity"):
-                    self.gated("tflite", "fp16", layout, build16)
-        if "int8" not in precisions:
-            return
-        rounded, _ = self.int8.rounded()
-        sources = {id(rounded): convert(rounded, "int8 (GPTQ-rounded weights)", self.work / "rounded.tflite")}
-        calib = self.calib.tensor(self.pre, layout)
-
-        def build8(level: Any) -> tuple[Path, dict[str, Any]]:
-            model, _, fp16 = self.int8.source(level)
-            if id(model) not in sources:  # one conversion per distinct int8 source model
-                sources[id(model)] = convert(model, "int8 (fp16 sensitive layers)", self.work / "fp16layers.tflite",
-                                             step=False)
-            dst = self.writer.path(model_file_name("tflite", "int8"))
-            float_modules = list(level.float_modules)
-            weights = self.int8.fp16_weights(model) if fp16 else []
-            regexes = tflite_export.quantize_int8(sources[id(model)], dst, calib, float_modules, level.activations,
-                                                  weights)
-            quant = self.int8_record(level, "ai-edge-quantizer weight_only_wi8_afp32 (explicit DEQUANTIZE)"
-                                     + (", fp16 float casting for the sensitive layers" if fp16 else ""),
-                                     "float32 (not quantised)")
-            layers = float_modules + fp16
-            return place(dst, "int8", layers, level.name), {
-                **info, "quantisation": quant, "float_layers": layers, "float_scopes": regexes}
-
-        if self.opts.static_int8:
-            from . import static_int8
-
-            def build_static(path: Path) -> dict[str, Any]:
-                regexes = static_int8.tflite_static(float_work, path, calib, self.static_cfg)
-                place(path, "int8", list(self.static_cfg.float_modules), "static int8")
-                return {**info, "quantisation": self.static_cfg.record("tflite", len(self.calib)),
-                        "float_layers": list(self.static_cfg.float_modules), "float_scopes": regexes}
-
-            if float_work is None:
-                float_work = convert(self.source.model, "fp32 (for static int8)", self.work / "fp32.tflite")
-            with self.progress.step(f"tflite int8 static: quantise ({len(self.calib)} calibration faces) + gates"):
-                self.static("tflite", layout, build_static)
-        with self.progress.step(f"tflite int8: quantise ({len(self.calib)} calibration faces) + parity"):
-            self.gated("tflite", "int8", layout, build8)
-
-    # ------------------------------------------------------------------ CoreML
-
-    def coreml(self, precisions: Sequence[str]) -> None:
-        from . import coreml_export
-        from .wrappers import ExportModel
-
-        layout = self.pre.layout
-        model = ExportModel(self.source.model, layout)
-        fp16 = None
-        for precision in precisions:
-            with self.progress.step(f"coreml {precision}: coremltools mlprogram"):
-                if precision == "int8" and fp16 is not None:
-                    ml = coreml_export.quantize_weights_int8(fp16)
-                else:
-                    ml = coreml_export.convert(model, self.pre.input_size, precision)
-                    if precision == "fp16":
-                        fp16 = ml
-                coreml_export.set_metadata(ml, self.fields("coreml", precision, layout))
-                path = coreml_export.save(ml, self.writer.path(model_file_name("coreml", precision)))
-                spec = coreml_export.check_spec(path, self.pre.input_size, self.source.embedding_dim, precision, layout)
-                extra = {"spec_check": "passed", "spec": spec,
-                         "quantisation": "int8 weights (linear symmetric, per channel), fp16 compute"
-                         if precision == "int8" else f"{precision} compute"}
-                if coreml_export.can_predict():
-                    result = self.measure("coreml", precision, path, layout)
-                    result.update(extra)
-                else:
-                    result = {"measured": False, "passed": None, "reason": "not measured: CoreML prediction needs macOS",
-                              "gate": parity_mod.gate_dict(precision), **extra}
-                self.finish("coreml", precision, layout, result)
 
 
 def export_bundle(opts: ExportOptions) -> dict[str, Any]:
@@ -561,14 +364,10 @@ def _step_count(formats: Sequence[str], precisions: Sequence[str], expression_fa
                 static: bool = False) -> int:
     """Progress steps: checkpoint, faces (+ expression faces), reference + self-check (+ task gates' faces),
     GPTQ, per format (+ static int8 and its float source), the speed comparison."""
-    fp = len({"fp32", "fp16"} & set(precisions))
-    int8 = "int8" in precisions
-    extra = 2 * static * int8 if not fp else static * int8  # static file (+ its float graph when fp32 is not built)
-    per_format = {"onnx": (fp > 0) + fp + 2 * int8 + extra, "tflite": (fp > 0) + fp + 2 * int8 + extra,
-                  "coreml": len(precisions)}
-    gptq = int8 and bool({"onnx", "tflite"} & set(formats))
-    speed = bool({"onnx", "tflite"} & set(formats))
-    return 3 + expression_faces + tasks + gptq + speed + sum(per_format[f] for f in formats)
+    gptq = "int8" in precisions and any(FORMAT_BUILDS[f].gptq for f in formats)
+    speed = bool(set(TIMED_FORMATS) & set(formats))
+    per_format = sum(FORMAT_BUILDS[f].steps(precisions, static) for f in formats)
+    return 3 + expression_faces + tasks + gptq + speed + per_format
 
 
 def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str, ...], calib_dir: Path,
@@ -600,9 +399,9 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
             with progress.step("task gates: labelled faces (LFW, FER2013, JAFFE) + the torch model on them"):
                 ex.tasks.load()
         for fmt in formats:
-            getattr(ex, fmt)(precisions)
+            FORMAT_BUILDS[fmt](ex).run(precisions)
         speed = None
-        if {"onnx", "tflite"} & set(formats):
+        if set(TIMED_FORMATS) & set(formats):
             with progress.step("speed: the files side by side (1 thread, interleaved medians)"):
                 speed = ex.speed()
         results = order_results(ex.results, speed)

@@ -39,10 +39,12 @@ def test_parity_gates_are_the_runtime_table():
 
 def test_every_format_table_covers_the_formats():
     from facelivenet.export.errors import CONVERTERS, REQUIREMENTS, RUNTIMES
+    from facelivenet.export.formats import FORMAT_BUILDS
     from facelivenet.export.runners import BACKENDS, RUNNERS
 
-    for table in (CONVERTERS, REQUIREMENTS, RUNTIMES, BACKENDS, RUNNERS):
+    for table in (CONVERTERS, REQUIREMENTS, RUNTIMES, FORMAT_BUILDS, BACKENDS, RUNNERS):
         assert tuple(table) == constants.FORMATS
+    assert all(FORMAT_BUILDS[f].fmt == f for f in constants.FORMATS)
     assert REQUIREMENTS["onnx"] == (("onnx", "onnx"), ("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime"))
     assert REQUIREMENTS["coreml"] == (("coremltools", "coremltools"),)
 
