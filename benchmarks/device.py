@@ -150,7 +150,7 @@ def real_face_parity(backend, precision: str, layout: str, faces: ReferenceFaces
 def decisive_agreement(precision: str, metrics: dict[str, Any], ref_logits: np.ndarray,
                         logits: np.ndarray) -> dict[str, Any]:
     """The agreement gate judged on the faces whose torch top-2 logit margin reaches the export's
-    ``DECISIVE_MARGIN`` (DESIGN.md section 7: near-tie faces alone do not fail a file; the same rule as the
+    ``DECISIVE_MARGIN`` (ARCHITECTURE.md, "Metrics": near-tie faces alone do not fail a file; the same rule as the
     export's gate), the overall agreement still reported; the cosine gates stay on every face."""
     from facelivenet.export import parity as parity_mod
 

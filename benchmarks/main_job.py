@@ -110,7 +110,7 @@ def _main() -> int:
 def _attacks(root: Path) -> int:
     from facelivenet.benchmarks.attacks.cli import main as attacks_main
 
-    print("== simulated presentation attacks on JAFFE (quick), the shipped bundle's int8 ONNX ==", flush=True)
+    print("== simulated presentation attacks on JAFFE (quick), the shipped bundle's default file ==", flush=True)
     return attacks_main(["--quick", "--data", str(root), "--out", str(REPORTS / "attacks")])
 
 
