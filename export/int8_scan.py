@@ -35,7 +35,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.constants import DATA_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_OK
+from facelivenet.edge_runtime.cli_common import add_json_flag, add_log_options, run_command
+from facelivenet.edge_runtime.constants import DATA_ENV, DETECTOR_ENV, EXIT_OK
 
 from . import parity as parity_mod
 from .errors import ExportError
@@ -252,29 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="aligned-face cache")
     p.add_argument("--out", type=Path, default=Path("reports/int8_scan"), metavar="DIR",
                    help="report folder (default reports/int8_scan)")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_json_flag(p)
+    add_log_options(p)
     return p
 
 
+def _run(args: argparse.Namespace) -> tuple:
+    """The scan; its report is the one JSON object on stdout (``--json``), else its markdown table."""
+    cfg = ScanConfig(out=args.out, checkpoint=args.checkpoint, calib=args.calib,
+                     expression_data=None if args.no_expression_data else args.expression_data,
+                     detector=args.detector, cache_dir=args.cache_dir,
+                     methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+                     threads=args.threads)
+    report = run_scan(cfg, progress_enabled=not args.quiet)
+    return EXIT_OK, report, markdown(report).rstrip("\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
-    try:
-        cfg = ScanConfig(out=args.out, checkpoint=args.checkpoint, calib=args.calib,
-                         expression_data=None if args.no_expression_data else args.expression_data,
-                         detector=args.detector, cache_dir=args.cache_dir,
-                         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-                         threads=args.threads)
-        report = run_scan(cfg, progress_enabled=not args.quiet)
-    except ExportError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(markdown(report), end="")
-    return EXIT_OK
+    """The module CLI, on the shared convention (ARCHITECTURE.md, "Commands"); returns the exit code."""
+    return run_command(PROG, build_parser(), argv, _run)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,8 @@ BAD_INPUT = {
                         ["--data", MISSING, "--out", "{tmp}/per_class.json", "--json"], "DatasetLayoutError"),
     "android_stage": ("facelivenet.demo_kivy.android_stage:main", ["{tmp}/out", "--bundle", MISSING, "--json"],
                       "ManifestError"),
+    "int8_scan": ("facelivenet.export.int8_scan:main", ["--calib", MISSING, "--out", "{tmp}/scan", "--json"],
+                  "ExportError"),
 }
 # Not yet on the shared path (issue 18, point 3): none left.
 NOT_YET: dict[str, str] = {}
