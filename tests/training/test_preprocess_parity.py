@@ -1,5 +1,7 @@
 """What the model sees in training is byte-for-byte what the runtime feeds it."""
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -39,3 +41,18 @@ def test_center_crop_mode_parity_on_fer2013(data_root, tmp_path):
     for i, path in enumerate(paths):
         runtime = normalize(face_crop(read_image(path), cfg), cfg)[0]
         assert torch.equal(dataset[i][0], torch.from_numpy(runtime))
+
+
+def test_a_cache_hit_gives_back_the_callers_paths(data_root, tmp_path, monkeypatch):
+    """An entry built with paths relative to one working directory is hit from another (the key holds the
+    absolute paths): the faces must name the caller's paths, which open from where it runs."""
+    images = sorted((data_root / "fer2013" / "test" / "happy").glob("*.jpg"))[:3]
+    cfg = PreprocessConfig()
+    monkeypatch.chdir(images[0].parent.parent)
+    relative = [str(p.relative_to(images[0].parent.parent)) for p in images]
+    built = load_or_build("paths", relative, cfg, "center_crop", cache_dir=tmp_path / "cache")
+    assert built.paths == relative
+    monkeypatch.chdir(tmp_path)
+    hit = load_or_build("paths", [str(p) for p in images], cfg, "center_crop", cache_dir=tmp_path / "cache")
+    assert hit.paths == [str(p) for p in images] and all(Path(p).is_file() for p in hit.paths)
+    assert np.array_equal(hit.crops, built.crops)

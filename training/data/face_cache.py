@@ -151,7 +151,9 @@ def load_or_build(
         crops = np.load(entry / "crops.npy", mmap_mode="r")
         crops = np.repeat(np.asarray(crops), 3, axis=3) if grey else np.asarray(crops)
         log.info("face cache hit %s (%d images)", entry, len(index["paths"]))
-        return AlignedFaces(crops, index["paths"], index["status"])
+        # The key holds every image's absolute path, in order: the entry is these very images, so the caller's
+        # own path strings come back (the stored ones may be relative to another working directory).
+        return AlignedFaces(crops, [str(p) for p in paths], index["status"])
     faces = align_images(paths, cfg, source, detector, fallback_fraction, progress, upscale_to)
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=entry.parent))
