@@ -9,12 +9,21 @@ section says it was not measured.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .latency import time_callable
 
 Stage = tuple[str, Callable[[], Any]]
+
+
+@dataclass(frozen=True)
+class PipelineStages:
+    """The ordered stages of one frame, and the model file their ``model`` stage runs (its parity key)."""
+
+    stages: Sequence[Stage]
+    model_file: str
 NOT_PLUGGED_IN = "no real face to time the per-frame pipeline on: pass --data (JAFFE or LFW)"
 
 
@@ -38,9 +47,9 @@ def _camera_frame(data: Path | None):
 
 
 def runtime_stages(bundle: Path, threads: int, data: Path | None, detector: str | Path | None = None,
-                   ) -> Sequence[Stage] | None:
+                   ) -> PipelineStages | None:
     """The runtime's per-frame stages at 640x480 (detect, align, quality, model, decision) for the bundle's
-    default file (int8 ONNX), exactly as ``facelive auth`` runs them; None without a face to run on.
+    default file (manifest ``default_file``), exactly as ``facelive auth`` runs them; None without a face.
 
     The detector is ``detector``, else $FACELIVE_DETECTOR, else the bundle's own (hash-checked)."""
     from facelivenet.edge_runtime.api import open_pipeline
@@ -65,19 +74,20 @@ def runtime_stages(bundle: Path, threads: int, data: Path | None, detector: str 
     analysis = FrameAnalysis(faces=faces, reasons=[], face=face, embedding=out.embeddings[0],
                              probabilities=out.probabilities[0])
     cfg = options.session.session_config(model.manifest)
-    return [
+    return PipelineStages([
         ("detect", lambda: pipeline.detector.detect(frame)),
         ("align", lambda: face_crop(frame, model.preprocess, face.landmarks)),
         ("quality", lambda: quality_reasons(face_measures(face, crop), pipeline.cfg.quality)),
         ("model", lambda: model.infer(crop)),
         ("decision", lambda: AuthSession(out.embeddings[0], options.session.challenge, cfg).feed(analysis, 0.0)),
-    ]
+    ], model.file.parity_key)
 
 
-def pipeline_section(stages: Sequence[Stage] | None, runs: int, warmup: int, threads: int) -> dict[str, Any]:
-    """Per-stage and whole-frame latency (ms) of ``stages``, or why nothing was measured."""
-    if not stages:
+def pipeline_section(timed: PipelineStages | None, runs: int, warmup: int, threads: int) -> dict[str, Any]:
+    """Per-stage and whole-frame latency (ms) of ``timed``'s stages, or why nothing was measured."""
+    if not timed:
         return {"measured": False, "reason": NOT_PLUGGED_IN}
+    stages = timed.stages
     per_stage = {name: time_callable(fn, runs, warmup)[0].to_dict() for name, fn in stages}
 
     def frame() -> None:
@@ -86,6 +96,6 @@ def pipeline_section(stages: Sequence[Stage] | None, runs: int, warmup: int, thr
 
     total, _ = time_callable(frame, runs, warmup)
     frame_ms = total.to_dict()
-    return {"measured": True, "threads": threads, "frame_size": "640x480",
+    return {"measured": True, "threads": threads, "frame_size": "640x480", "model_file": timed.model_file,
             "stages_ms": {name: stats["median"] for name, stats in per_stage.items()}, "stages": per_stage,
             "frame_latency_ms": frame_ms, "fps": round(1000.0 / frame_ms["median"], 1) if frame_ms["median"] else None}

@@ -199,8 +199,8 @@ def markdown(result: dict[str, Any]) -> str:
     pipe = result.get("pipeline") or {}
     if pipe.get("measured"):
         f = pipe["frame_latency_ms"]
-        lines += ["", f"Per-frame pipeline at {pipe['frame_size']}, {pipe['threads']} thread(s), int8 ONNX "
-                      f"(median ms per stage):", "",
+        lines += ["", f"Per-frame pipeline at {pipe['frame_size']}, {pipe['threads']} thread(s), "
+                      f"{pipe.get('model_file', 'the default file')} (median ms per stage):", "",
                   "| " + " | ".join(pipe["stages_ms"]) + " | whole frame (p95) | frames/s |",
                   "|" + "---|" * (len(pipe["stages_ms"]) + 2),
                   "| " + " | ".join(f"{v:.2f}" for v in pipe["stages_ms"].values())

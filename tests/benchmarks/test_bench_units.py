@@ -11,7 +11,7 @@ from facelivenet.benchmarks import report
 from facelivenet.benchmarks.config import BenchConfig, parse_threads
 from facelivenet.benchmarks.errors import BenchError
 from facelivenet.benchmarks.machine import achieved, gemm_gflops, peak_gflops
-from facelivenet.benchmarks.pipeline import pipeline_section
+from facelivenet.benchmarks.pipeline import PipelineStages, pipeline_section
 from facelivenet.benchmarks.resources import cpu_model, peak_rss_mb, rss_mb, thread_count
 from facelivenet.benchmarks.worker import run_isolated
 
@@ -59,8 +59,11 @@ def test_child_process_reports_errors_in_one_line(tmp_path):
 def test_pipeline_slot():
     assert pipeline_section(None, 3, 1, 1) == {"measured": False, "reason": pytest.approx(report_reason())}
     calls = []
-    out = pipeline_section([("detect", lambda: calls.append("d")), ("forward", lambda: calls.append("f"))], 3, 1, 1)
+    stages = PipelineStages([("detect", lambda: calls.append("d")), ("forward", lambda: calls.append("f"))],
+                            "tflite/int8/static")
+    out = pipeline_section(stages, 3, 1, 1)
     assert out["measured"] and set(out["stages"]) == {"detect", "forward"} and out["frame_latency_ms"]["runs"] == 3
+    assert out["model_file"] == "tflite/int8/static"
 
 
 def report_reason() -> str:
