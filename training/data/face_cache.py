@@ -10,7 +10,8 @@ atomic (temp folder, then rename).
 
 Already-cropped small faces (FER2013, CK+48, 48x48) go through
 :func:`load_precropped`: either the centre crop, or ``detect`` -- upscaled
-(bicubic) until the shorter side reaches ``upscale_to``, YuNet on that, then the
+(bicubic, bit-identical on every CPU: ``photo_align.resize_bicubic``) until the shorter side
+reaches ``upscale_to``, YuNet on that, then the
 same landmark alignment as the runtime (``face_crop`` with landmarks), with the
 centre crop as the recorded fallback (``center_fallback``) when no face is found.
 """
@@ -120,6 +121,7 @@ def cache_key(paths: Sequence[str], cfg: PreprocessConfig, source: AlignSource, 
     head = {"preprocess": cfg.to_dict(), "source": source, "detector": detector_sha, "fallback": fallback, "v": 1}
     if upscale_to:  # only when set, so the entries built before the option keep their keys
         head["upscale_to"] = upscale_to
+        head["upscale"] = "bicubic-exact"  # photo_align.resize_bicubic, not cv2.INTER_CUBIC (entries before it)
     h = hashlib.sha256()
     h.update(json.dumps(head, sort_keys=True).encode())
     for p in paths:
