@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
+from facelivenet.edge_runtime.constants import file_form
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.manifest import Manifest
 
@@ -24,12 +25,7 @@ TARGET_SPEEDUP = 1.8
 FORMATS = ("onnx", "tflite")
 
 
-def form_name(precision: str, variant: str | None = "") -> str:
-    """``fp32``, ``int8 weights only`` or ``int8 static``: the one label of a file's form in every table, plot
-    and message of the bench and device reports."""
-    if precision != "int8":
-        return precision
-    return f"int8 {variant}" if variant else "int8 weights only"
+form_name = file_form  # the runtime's label of a file's form (edge_runtime.constants), used by every report
 
 
 def row_form(row: dict[str, Any]) -> str:

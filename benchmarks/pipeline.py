@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from .latency import time_callable
 
 Stage = tuple[str, Callable[[], Any]]
+NOT_PLUGGED_IN = "no real face to time the per-frame pipeline on: pass --data (JAFFE or LFW)"
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,6 @@ class PipelineStages:
 
     stages: Sequence[Stage]
     model_file: str
-NOT_PLUGGED_IN = "no real face to time the per-frame pipeline on: pass --data (JAFFE or LFW)"
 
 
 def _camera_frame(data: Path | None):

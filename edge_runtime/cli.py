@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from . import cli_runtime
 from .cli_common import CommandLineError, HelpFormatter, add_json_flag, add_log_options, epilog, run_command
-from .constants import BUNDLE_ENV, EXIT_FAILURE, EXIT_OK, PUBLIC_KEY_ENV
+from .constants import BUNDLE_ENV, EXIT_FAILURE, EXIT_OK, PUBLIC_KEY_ENV, file_form
 from .errors import FaceLiveError
 
 log = logging.getLogger("facelivenet.edge_runtime.cli")
@@ -179,10 +179,9 @@ def _manifest_summary(d: dict[str, Any], bundle: Path, verified: bool) -> str:
         f"files      {len(d['files'])} ({'sha256 verified' if verified else 'NOT verified: --no-verify'})",
     ]
     for f in d["files"]:
-        variant = {"static": "static", "": "weights" if f["precision"] == "int8" else ""}[f.get("variant", "")]
         default = "  <- default" if f["path"] == d.get("default_file") else ""
-        lines.append(f"  {f['format']:<7}{f['precision']:<6}{variant:<8}{f['size_bytes']:>12,d} B  {f['sha256'][:12]}  "
-                     f"{f['path']}{default}")
+        lines.append(f"  {f['format']:<7}{file_form(f['precision'], f.get('variant')):<18}{f['size_bytes']:>12,d} B  "
+                     f"{f['sha256'][:12]}  {f['path']}{default}")
     return "\n".join(lines)
 
 

@@ -38,6 +38,14 @@ DEFAULT_PRECISION = "int8"
 # int8 files come in two variants: "static" (int8 activations, integer kernels) and the weight-only fallback
 # (int8 weights, float compute), whose manifest variant is "".
 INT8_VARIANTS: dict[str, str] = {"static": "static", "weight-only": ""}
+
+
+def file_form(precision: str, variant: str | None = "") -> str:
+    """``fp32``, ``int8 weights only`` or ``int8 static``: the one label of a model file's form in every table,
+    plot and message (``facelive inspect``, the bench and device reports)."""
+    if precision != "int8":
+        return precision
+    return f"int8 {variant}" if variant else "int8 weights only"
 DEFAULT_THREADS = 1
 MAX_THREADS = 64
 DEFAULT_MAX_PIXELS = 16_000_000  # images with more pixels are refused (decompression bombs)

@@ -49,27 +49,27 @@ class FaceModel:
         self.bundle_dir = resolve_bundle_dir(bundle)
         # public_key (else $FACELIVE_BUNDLE_PUBLIC_KEY): the manifest must be signed by it (signing.py)
         self.manifest: Manifest = load_manifest(self.bundle_dir, verify_files=False, public_key=public_key)
-        self.file: ModelFile = self.manifest.select(fmt, precision, variant)
         try:
-            self.backend: ModelBackend = self._open(self.file, threads)
+            self._load(self.manifest.select(fmt, precision, variant), threads)
         except BackendUnavailableError as exc:
-            fallback = self._fallback(fmt, precision, variant)
+            fallback = self._fallback(fmt)
             if fallback is None:
                 raise
             # The bundle chose the format and its runtime is missing here (LiteRT has no wheel for every
             # platform): run the same precision in another format rather than refuse.
             log.warning("%s; running %s instead", exc, fallback.path)
-            self.file = fallback
-            self.backend = self._open(self.file, threads)
+            self._load(fallback, threads)
         log.info("model %s (%s) on %s, %d thread(s), loaded in %.0f ms", self.file.path, self.file.parity_key,
                  self.backend.name, self.backend.threads, self.backend.load_ms)
 
-    def _open(self, file: ModelFile, threads: int) -> ModelBackend:
+    def _load(self, file: ModelFile, threads: int) -> None:
+        """Run ``file``: its sha256 checked, the preprocessing in its layout, its backend opened."""
         path = verify_file(self.bundle_dir, file)  # never run a file the manifest does not vouch for
+        self.file: ModelFile = file
         self.preprocess: PreprocessConfig = dataclasses.replace(self.manifest.preprocess, layout=file.layout)
-        return open_backend(file.format, path, threads, self_check=self._self_check)
+        self.backend: ModelBackend = open_backend(file.format, path, threads, self_check=self._self_check)
 
-    def _fallback(self, fmt: str | None, precision: str | None, variant: str | None) -> ModelFile | None:
+    def _fallback(self, fmt: str | None) -> ModelFile | None:
         """Only when the format was the bundle's choice: its file of the same precision (and variant) in
         ``DEFAULT_FORMAT``, else None."""
         if fmt is not None or self.file.format == DEFAULT_FORMAT:

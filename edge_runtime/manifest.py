@@ -49,7 +49,7 @@ class ModelFile:
     size_bytes: int
     layout: str = "NCHW"
     # Several files may share a format and precision (int8: "static" integer compute beside the
-    # weight-only fallback, variant ""): the first one listed is the one the runtime runs for them.
+    # weight-only fallback, variant ""); Manifest.select picks the one the runtime runs.
     variant: str = ""
 
     @property
