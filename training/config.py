@@ -102,6 +102,11 @@ class DataConfig:
     teacher_workers: int = 1  # processes computing the teacher's descriptors (once; then cached)
     teacher_centre: bool = True  # distil toward mean-centred descriptors (training/teacher.py: centre_descriptors)
     teacher_views: int = 1  # 2: also the mirrored face's descriptor, the target when augmentation flips the crop
+    # Unlabelled faces that only the teacher term trains on (no identity class, no triplet), e.g.
+    # "fer2013/train": expressive faces, so the embedding learns the teacher's indifference to expression.
+    distill_root: str = ""  # a folder of images (read recursively); needs teacher
+    distill_max_images: int = 0  # a seeded random subset of that many (0 = all)
+    distill_upscale: int = 224  # enlarge smaller images to this shorter side before detection (FER2013: 48 px)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ after each step they move toward their samples with rate gamma (eq. 6-7):
 The total Stage 1 loss is L1 = CE(identity logits) + alpha * Lc, plus, when a
 teacher is configured, teacher_weight * mean(1 - cos(embedding, teacher descriptor))
 over the images the teacher could describe (an addition; the paper's terms stay as they are).
+Rows labelled -1 (``data.distill_root``: faces of no known class) take part in the teacher
+term only: no softmax, no triplet, no centre update.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class ClassWiseTripletLoss(nn.Module):
     @torch.no_grad()
     def update_centres(self, features: torch.Tensor, labels: torch.Tensor, reduce=None) -> None:
         """Eq. 6-7. ``reduce`` sums tensors across processes (DDP) so every rank moves identically."""
-        feats = features.detach().float()
+        labelled = labels >= 0
+        feats, labels = features.detach().float()[labelled], labels[labelled]
         sums = torch.zeros_like(self.centres).index_add_(0, labels, feats)
         counts = torch.zeros(len(self.centres), device=feats.device).index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
         if reduce is not None:
@@ -82,8 +85,12 @@ class Stage1Loss(nn.Module):
 
     def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor,
                 teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        ce = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
-        lc = self.triplet(features.float(), labels)
+        labelled = labels >= 0  # teacher-only rows (label -1) train the teacher term alone
+        if labelled.any():
+            ce = F.cross_entropy(logits[labelled].float(), labels[labelled], label_smoothing=self.label_smoothing)
+            lc = self.triplet(features[labelled].float(), labels[labelled])
+        else:
+            ce = lc = logits.sum() * 0.0
         total = ce + self.alpha * lc
         parts = {"softmax": float(ce.detach()), "triplet": float(lc.detach())}
         if teacher is not None and self.teacher_weight:

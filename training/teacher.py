@@ -89,10 +89,12 @@ class DlibTeacher:
         return np.stack([np.asarray(self._net.compute_face_descriptor(c), dtype=np.float32) for c in chips])
 
 
-def centre_descriptors(targets: np.ndarray) -> tuple[np.ndarray, dict]:
+def centre_descriptors(targets: np.ndarray, mean_rows: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Teacher descriptors minus their mean over the described rows, L2-normalised (zero rows stay zero).
 
-    ``targets`` is (N, 128) or (N, views, 128); the mean is taken over every described view.
+    ``targets`` is (N, 128) or (N, views, 128); the mean is taken over every described view,
+    of the rows ``mean_rows`` (a boolean mask over N) marks when given: the identity faces, so
+    teacher-only faces added to a run do not move the origin the identity targets are measured from.
 
     dlib's descriptors share a large common component: two random people's raw descriptors
     have a cosine of about 0.84 (0.0 once centred, measured on LFW folds 2-10), so pulling a
@@ -103,7 +105,8 @@ def centre_descriptors(targets: np.ndarray) -> tuple[np.ndarray, dict]:
     valid = np.abs(flat).sum(1) > 0
     if not valid.any():
         return targets, {"centred": False}
-    mean = flat[valid].mean(0)
+    in_mean = valid if mean_rows is None else valid & np.repeat(np.asarray(mean_rows, bool), len(flat) // shape[0])
+    mean = flat[in_mean].mean(0)
     out = np.zeros_like(flat)
     centred = flat[valid] - mean
     out[valid] = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)

@@ -108,7 +108,8 @@ def train_step(ctx: StepContext, net: nn.Module, loss_fn: nn.Module | None, opt:
     else:
         loss = F.cross_entropy(logits.float(), y)
         parts = {"loss": float(loss.detach())}
-    parts["accuracy"] = float((logits.argmax(1) == y).float().mean())
+    labelled = y >= 0  # Stage 1's teacher-only rows have no class
+    parts["accuracy"] = float((logits.argmax(1) == y)[labelled].float().mean()) if labelled.any() else 0.0
     t_loss = clock()
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()

@@ -10,6 +10,7 @@ object on stdout; logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -25,6 +26,7 @@ from facelivenet.edge_runtime.constants import DATA_ENV, DEFAULT_FPS, EXIT_OK, E
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 from .data import resolve_jaffe_dir
+from .frontier import run_frontier
 from .identity import IDENTITIES
 from .scenarios import ATTACK_TYPES, SESSION_MODELS
 from .suite import FULL_SESSIONS, FULL_VARIANTS, QUICK_SESSIONS, QUICK_VARIANTS, SuiteConfig, run_suite
@@ -32,6 +34,17 @@ from .suite import FULL_SESSIONS, FULL_VARIANTS, QUICK_SESSIONS, QUICK_VARIANTS,
 PROG = "facelive-bench attacks"
 
 log = logging.getLogger("facelivenet.benchmarks.attacks")
+
+
+def _rate_list(text: str) -> tuple[float, ...]:
+    """``0.005`` or ``0.005,0.002``: one rate or several (argparse reports a bad one as a usage error)."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or a comma list of numbers: {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("no rate given")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
             runs the same sessions with dlib's ResNet descriptors for identity (a
             diagnostic: rule errors vs model errors)."""),
         epilog=epilog("facelive-bench attacks --quick --json",
-                      "facelive-bench attacks --data ../shared/data --seed 1 --out reports/attacks-seed1"),
+                      "facelive-bench attacks --data ../shared/data --seed 1 --out reports/attacks-seed1",
+                      "facelive-bench attacks --far 0.005,0.002 --continuity-far 0.02,0.005 --out reports/frontier"),
     )
     p.add_argument("--data", metavar="DIR", help=f"data root holding jaffe/, or a JAFFE-shaped folder "
                                                  f"(default: ${DATA_ENV})")
@@ -65,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=int, metavar="N", help="sessions per type (overrides --quick's)")
     p.add_argument("--variants", type=int, metavar="N", help="jitter variants per image (overrides --quick's)")
     p.add_argument("--types", metavar="LIST", help=f"attack types to run (default all: {','.join(ATTACK_TYPES)})")
-    p.add_argument("--far", type=float, default=5e-3,
-                   help="target FAR of the identity aggregate threshold (default 5e-3)")
+    p.add_argument("--far", type=_rate_list, default=(5e-3,),
+                   help="target FAR of the identity aggregate threshold (default 5e-3); a comma list (with "
+                        "--continuity-far's) runs every combination: the rules' operating points, frontier.md/png")
     p.add_argument("--floor-far", type=float, default=0.5, help="FAR of the per-frame identity floor (default 0.5)")
-    p.add_argument("--continuity-far", type=float, default=0.02,
-                   help="FAR of the frame-to-frame continuity threshold, per cut to another person (default 0.02)")
+    p.add_argument("--continuity-far", type=_rate_list, default=(0.02,),
+                   help="FAR of the frame-to-frame continuity threshold, per cut to another person (default 0.02); "
+                        "a comma list as for --far")
     p.add_argument("--rest-rate", type=float, default=0.05,
                    help="how often a face at rest may rise by the expression margin (default 0.05)")
     p.add_argument("--identity", choices=tuple(IDENTITIES), default="model",
@@ -99,7 +115,7 @@ def suite_config(args: argparse.Namespace) -> SuiteConfig:
         sessions_per_type=args.sessions if args.sessions is not None else (QUICK_SESSIONS if args.quick
                                                                            else FULL_SESSIONS),
         variants=args.variants if args.variants is not None else (QUICK_VARIANTS if args.quick else FULL_VARIANTS),
-        seed=args.seed, target_far=args.far, floor_far=args.floor_far, continuity_far=args.continuity_far,
+        seed=args.seed, target_far=args.far[0], floor_far=args.floor_far, continuity_far=args.continuity_far[0],
         rest_rate=args.rest_rate, identity=args.identity, session_model=args.session_model,
         expression_threshold=args.expression_threshold,
         expressions=challenge_names(args.challenge), length=args.length, fps=args.fps, types=types,
@@ -122,6 +138,16 @@ def _run(args: argparse.Namespace):
     except ValueError as exc:  # a bad option value: the user's to fix
         raise SuiteError(str(exc)) from exc
     out = Path(args.out or ("reports/attacks-quick" if args.quick else "reports/attacks"))
+    if len(args.far) > 1 or len(args.continuity_far) > 1:
+        try:  # every rate is checked before the first session runs
+            for far in args.far:
+                for cont in args.continuity_far:
+                    dataclasses.replace(cfg, target_far=far, continuity_far=cont)
+        except ValueError as exc:
+            raise SuiteError(str(exc)) from exc
+        frontier = run_frontier(cfg, open_pipeline(runtime_options(args)), args.far, args.continuity_far, out,
+                                progress=_progress(args))
+        return EXIT_OK, frontier, Path(frontier["files"]["frontier.md"]).read_text().rstrip("\n")
     summary = run_suite(cfg, open_pipeline(runtime_options(args)), out, progress=_progress(args))
     text = Path(summary["files"]["table.txt"]).read_text().rstrip("\n")
     if args.strict and not all(summary["meets_target"].values()):

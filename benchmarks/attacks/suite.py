@@ -88,10 +88,30 @@ class SuiteConfig:
         return d
 
 
-def run_suite(cfg: SuiteConfig, pipeline: FacePipeline, out_dir: Path,
-              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Run every session type and write the report folder; returns the summary (the JSON of the CLI)."""
-    start = time.perf_counter()
+@dataclass
+class PreparedSuite:
+    """What every operating point of one suite shares: the cached pipeline, the enrolled people and
+    the still outputs thresholds are calibrated on (they depend on the data, seed, variants,
+    challenge and identity, not on the rates)."""
+
+    key: tuple
+    model: Any  # the bundle's model (unwrapped): its description and fingerprint go into reports
+    pipeline: FacePipeline  # with the memoised detector and model
+    judged: Any  # the pipeline that decides identity (``pipeline``, or dlib's for the diagnostic)
+    challenge: ChallengeConfig
+    subjects: list
+    renderer: Renderer
+    templates: dict
+    rejected: Any
+    stills: Any
+
+
+def _prepared_key(cfg: SuiteConfig) -> tuple:
+    return (str(cfg.data), cfg.seed, cfg.variants, cfg.identity, cfg.expressions, cfg.length)
+
+
+def prepare_suite(cfg: SuiteConfig, pipeline: FacePipeline) -> PreparedSuite:
+    """Memoise the pipeline's detector and model, enroll every subject and run the calibration stills."""
     model = pipeline.model
     pipeline.detector, pipeline.model = MemoDetector(pipeline.detector), MemoModel(pipeline.model)
     judged = identity_pipeline(pipeline, cfg.identity)
@@ -102,6 +122,26 @@ def run_suite(cfg: SuiteConfig, pipeline: FacePipeline, out_dir: Path,
             TemplateStore(Path(tmp) / "templates.db") as store:
         templates, rejected = enroll_subjects(judged, renderer, store, subjects)
     stills = still_outputs(judged, renderer, subjects, rest_variants=cfg.variants, rest_pipeline=pipeline)
+    return PreparedSuite(_prepared_key(cfg), model, pipeline, judged, ccfg, subjects, renderer, templates, rejected,
+                         stills)
+
+
+def run_suite(cfg: SuiteConfig, pipeline: FacePipeline, out_dir: Path,
+              progress: Callable[[int, int], None] | None = None,
+              prepared: PreparedSuite | None = None) -> dict[str, Any]:
+    """Run every session type and write the report folder; returns the summary (the JSON of the CLI).
+
+    ``prepared`` (from :func:`prepare_suite` on ``pipeline``) lets several operating points share
+    one enrollment and one set of cached detections and forward passes.
+    """
+    start = time.perf_counter()
+    if prepared is None:
+        prepared = prepare_suite(cfg, pipeline)
+    elif prepared.key != _prepared_key(cfg):
+        raise ValueError("the prepared suite was built for other data, seed, variants, identity or challenge")
+    model, pipeline, judged = prepared.model, prepared.pipeline, prepared.judged
+    ccfg, subjects, renderer, templates = prepared.challenge, prepared.subjects, prepared.renderer, prepared.templates
+    rejected, stills = prepared.rejected, prepared.stills
     calib = loso_rules(subjects, templates, stills, ccfg.expressions, cfg.rates)
     rules = {name: SessionThresholds(*session_rule(rule, cfg.continuity_window)) for name, rule in calib.items()}
     setup = SuiteSetup(judged, renderer, {s.name: s for s in subjects}, templates, rules, ccfg,

@@ -109,3 +109,28 @@ def test_quick_run_on_all_of_jaffe(data_root, detector_path, tmp_path, monkeypat
     assert summary["quick"] is True and "--quick" in summary["note"] and summary["sessions_per_type"] == 20
     assert summary["split"]["subjects"] == 10 and summary["derivation_mismatches"] == 0
     assert elapsed < 180, f"--quick took {elapsed:.0f} s (target < 90 s on one free core)"
+
+
+def test_frontier_points_decide_like_standalone_runs(jaffe_subset, detector_path, tmp_path, monkeypatch, capsys):
+    """Operating points share one enrollment and cache; each decides exactly as its own run would."""
+    monkeypatch.setenv("FACELIVE_DETECTOR", str(detector_path))
+    common = ["--data", str(jaffe_subset), "--sessions", "2", "--variants", "2", "--types", "swap,impostor"]
+    code = cli.main([*common, "--far", "0.005", "--continuity-far", "0.2,0.01", "--out", str(tmp_path / "f"),
+                     "--json"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    frontier = json.loads(stdout)
+    assert [(p["target_far"], p["continuity_far"]) for p in frontier["points"]] == [(0.005, 0.2), (0.005, 0.01)]
+    assert Path(frontier["files"]["frontier.png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| 0.005 | 0.01 | 0." in Path(frontier["files"]["frontier.md"]).read_text()
+    loose, tight = (json.loads((Path(p["report"]) / "summary.json").read_text()) for p in frontier["points"])
+    for subject, rule in tight["thresholds"]["per_subject"].items():  # a lower rate, a higher threshold
+        assert rule["continuity"]["threshold"] >= loose["thresholds"]["per_subject"][subject]["continuity"]["threshold"]
+    assert cli.main([*common, "--far", "0.005", "--continuity-far", "0.01", "--out", str(tmp_path / "alone"),
+                     "--json"]) == 0
+    alone = json.loads(capsys.readouterr()[0])
+    shared = (Path(frontier["points"][1]["report"]) / "sessions.jsonl").read_text().splitlines()
+    own = Path(alone["files"]["sessions.jsonl"]).read_text().splitlines()
+    strip = lambda line: {k: v for k, v in json.loads(line).items() if k not in ("elapsed_s",)}  # noqa: E731
+    assert [strip(l) for l in shared] == [strip(l) for l in own]
+    assert alone["thresholds"]["per_subject"] == tight["thresholds"]["per_subject"]

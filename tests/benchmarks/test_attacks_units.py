@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
 import cv2
 import numpy as np
 import pytest
@@ -318,3 +319,12 @@ def test_cli_rejects_unknown_types_and_bad_values(tmp_path, capsys):
     for argv in (["--types", "photo,deepfake"], ["--far", "2"], ["--expression-threshold", "0"], ["--sessions", "0"]):
         assert cli.main(["--data", str(folder), *argv]) == 1, argv
         assert capsys.readouterr().err.count("error:") == 1
+
+
+def test_cli_rate_lists_are_checked_before_any_session(tmp_path, capsys):
+    folder = _jaffe_like(tmp_path / "jaffe", {"AA": FULL, "BB": FULL})
+    assert cli.main(["--data", str(folder), "--far", "0.005,abc"]) == 2  # not a number: a usage error
+    assert "comma list" in capsys.readouterr().err
+    assert cli.main(["--data", str(folder), "--far", "0.005", "--continuity-far", "0.02,1.5", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["error_type"] == "SuiteError" and err.count("error:") == 1

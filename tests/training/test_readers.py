@@ -54,3 +54,20 @@ def test_expression_folders_without_known_emotions_say_the_layout(tmp_path):
     (tmp_path / "cats" / "a.jpg").write_bytes(b"x")
     with pytest.raises(DatasetLayoutError, match="angry"):
         read_expression_folders(tmp_path)
+
+
+def test_image_tree_lists_every_image_unlabelled_and_names_an_empty_folder(tmp_path):
+    from facelivenet.edge_runtime.errors import DatasetLayoutError
+    from facelivenet.training.data.readers import UNLABELLED, read_image_tree
+
+    (tmp_path / "x" / "deep").mkdir(parents=True)
+    for name in ("x/b.jpg", "x/deep/a.png", "x/notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    records = read_image_tree(tmp_path / "x")
+    assert [r.path for r in records] == [str(tmp_path / "x/b.jpg"), str(tmp_path / "x/deep/a.png")]
+    assert {r.label for r in records} == {UNLABELLED}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetLayoutError, match="holds no images"):
+        read_image_tree(tmp_path / "empty")
+    with pytest.raises(DatasetLayoutError, match="does not exist"):
+        read_image_tree(tmp_path / "missing")

@@ -65,6 +65,19 @@ def test_centred_descriptors_drop_the_shared_direction_and_keep_missing_rows_emp
     assert abs((c @ c.T)[np.triu_indices(50, 1)].mean()) < 0.05  # centred: unrelated people near orthogonal
 
 
+def test_teacher_only_rows_do_not_move_the_centring_origin():
+    from facelivenet.training.teacher import centre_descriptors
+
+    rng = np.random.default_rng(1)
+    identity = rng.normal(size=(40, 2, 16)).astype(np.float32) + 3.0
+    extra = rng.normal(size=(10, 2, 16)).astype(np.float32) - 5.0  # another population, far off
+    both = np.concatenate([identity, extra])
+    out, how = centre_descriptors(both, mean_rows=np.arange(50) < 40)
+    alone, how_alone = centre_descriptors(identity)
+    assert np.allclose(out[:40], alone) and how["mean_norm"] == how_alone["mean_norm"]
+    assert not np.allclose(centre_descriptors(both)[0][:40], alone)  # the union's mean would move them
+
+
 def test_dlib_teacher_separates_people_on_real_faces(data_root, detector_path, tmp_path):
     pytest.importorskip("dlib", reason="the dlib teacher is not installed (facelivenet[teacher])")
     from facelivenet.training.teacher import teacher_embeddings
@@ -101,3 +114,54 @@ def test_dlib_teacher_mirrored_view_and_resumable_chunks(data_root, detector_pat
     teacher_mod._save_atomic(marker, entry.with_suffix(".parts") / "000000.npy")
     resumed = teacher_mod.teacher_embeddings(paths, detector_path, tmp_path / "cut", progress=False, views=2)
     assert np.array_equal(resumed, marker) and entry.is_file() and not entry.with_suffix(".parts").exists()
+
+
+def test_teacher_only_rows_train_the_teacher_term_alone():
+    crit = Stage1Loss(2, 2, alpha=1.0, teacher_weight=3.0)
+    logits = torch.tensor([[1.0, 0.0], [0.0, 9.0]])
+    feats = torch.tensor([[1.0, 0.0], [0.0, 5.0]])
+    teacher = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    total, parts = crit(logits, feats, torch.tensor([0, -1]), teacher)
+    labelled_only, _ = Stage1Loss(2, 2, alpha=1.0)(logits[:1], feats[:1], torch.tensor([0]))
+    # softmax and triplet see row 0 only; the teacher term sees both (row 1: cos 0 -> 1)
+    assert torch.isclose(total, labelled_only + 3.0 * 0.5)
+    total, parts = crit(logits, feats, torch.tensor([-1, -1]), teacher)
+    assert torch.isclose(total, torch.tensor(1.5)) and parts["softmax"] == 0
+    crit.triplet.update_centres(feats, torch.tensor([0, -1]))
+    assert torch.equal(crit.triplet.centres[1], torch.zeros(2))  # an unlabelled row moves no centre
+
+
+def test_fit_with_teacher_only_faces(tiny_train_config, tmp_path, monkeypatch):
+    import facelivenet.training.teacher as teacher_mod
+    from .conftest import write_synthetic_faces
+
+    monkeypatch.setattr(teacher_mod, "teacher_embeddings",
+                        lambda paths, *a, **k: np.random.default_rng(0).normal(size=(len(paths), 128)).astype(np.float32))
+    monkeypatch.setattr(teacher_mod.DlibTeacher, "name", "fake")
+    unlabelled = write_synthetic_faces(tmp_path / "unlabelled", ["a"], per_class=5, seed=3)
+    write_synthetic_faces(unlabelled / "sub", ["b"], per_class=5, seed=4)  # read at any depth
+    data = dataclasses.replace(tiny_train_config.data, teacher="dlib", distill_root=str(unlabelled),
+                               distill_max_images=7)
+    cfg = dataclasses.replace(tiny_train_config, stages=(1,), data=data,
+                              model=dataclasses.replace(tiny_train_config.model, embedding_dim=128))
+    Trainer(cfg, tmp_path / "run", progress=False).fit()
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) and 0 <= r["accuracy"] <= 1 for r in records)
+    prov = json.loads((tmp_path / "run" / "provenance.json").read_text())["stage1"]
+    assert prov["teacher_only"]["images_listed"] == 10 and prov["teacher_only"]["images_used"] == 7
+    assert prov["teacher"]["described"] == 32 + 7
+    listed = (tmp_path / "run" / "stage1_images.txt").read_text().splitlines()
+    assert len(listed) == 32 + 7 and sum("unlabelled" in p for p in listed) == 7
+    blob = torch.load(tmp_path / "run" / "model.pt", map_location="cpu", weights_only=False)
+    assert len(blob["trained_on"]["stage1"]["classes"]) == 4  # the unlabelled faces add no class
+
+
+def test_teacher_only_faces_need_the_teacher(tiny_train_config, tmp_path):
+    from facelivenet.edge_runtime.errors import DatasetLayoutError
+    from facelivenet.training.data.sources import identity_data
+    from .conftest import TINY_PRE, write_synthetic_faces
+
+    unlabelled = write_synthetic_faces(tmp_path / "unlabelled", ["a"], per_class=2)
+    data = dataclasses.replace(tiny_train_config.data, distill_root=str(unlabelled))
+    with pytest.raises(DatasetLayoutError, match="data.teacher=dlib"):
+        identity_data(data, TINY_PRE, None, progress=False)

@@ -36,6 +36,18 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+UNLABELLED = -1  # the label of an image that belongs to no class (teacher-only rows in Stage 1)
+
+
+def read_image_tree(root: str | Path) -> list[ImageRecord]:
+    """Every image under ``root`` (recursively, sorted), unlabelled: the teacher-only faces of Stage 1."""
+    root = _require_dir(root, "ROOT/**/<image>.jpg (any depth)")
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise DatasetLayoutError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [ImageRecord(str(p), UNLABELLED, "") for p in paths]
+
+
 def _require_dir(root: str | Path, layout: str) -> Path:
     root = Path(root)
     if not root.is_dir():

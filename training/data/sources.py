@@ -17,7 +17,7 @@ from facelivenet.edge_runtime.preprocess import PreprocessConfig
 from ..config import DataConfig
 from .datasets import FaceCropDataset
 from .face_cache import AlignedFaces, load_or_build, load_precropped
-from .readers import ImageRecord, read_fer2013, read_identity_folders
+from .readers import UNLABELLED, ImageRecord, read_fer2013, read_identity_folders, read_image_tree
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,37 @@ def _source_targets(src: _IdentitySource, data: DataConfig, progress: bool) -> n
                               workers=data.teacher_workers, upscale_to=data.identity_upscale, views=data.teacher_views)
 
 
+def _distill_faces(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int,
+                   progress: bool) -> tuple[list[ImageRecord], AlignedFaces, np.ndarray, dict]:
+    """The teacher-only faces of ``data.distill_root``: records (unlabelled), aligned crops, teacher
+    descriptors and provenance. Aligned like the identity faces (``data.identity_align``); images
+    that gave no face to the detector or the teacher are dropped."""
+    if data.teacher != "dlib":
+        raise DatasetLayoutError("data.distill_root trains on the teacher term alone: set data.teacher=dlib")
+    from ..teacher import teacher_embeddings
+
+    folder = resolve(data.distill_root, root)
+    records = read_image_tree(folder)
+    listed = len(records)
+    if data.distill_max_images and listed > data.distill_max_images:
+        pick = np.random.default_rng(seed).choice(listed, data.distill_max_images, replace=False)
+        records = [records[i] for i in sorted(pick)]
+    paths = [r.path for r in records]
+    faces = load_or_build(f"distill-{_cache_name(folder)}", paths, pre, data.identity_align, data.detector or None,
+                          data.cache_dir or None, progress=progress, upscale_to=data.distill_upscale)
+    targets = teacher_embeddings(paths, data.detector or None, data.cache_dir or None, progress,
+                                 workers=data.teacher_workers, upscale_to=data.distill_upscale,
+                                 views=data.teacher_views)
+    described = np.abs(targets.reshape(len(targets), -1)).sum(1) > 0
+    keep = faces.ok & described
+    kept = AlignedFaces(faces.crops[keep], [p for p, k in zip(faces.paths, keep) if k],
+                        [st for st, k in zip(faces.status, keep) if k])
+    prov = {"dataset": "teacher-only faces", "root": str(folder), "images_listed": listed,
+            "images_sampled": len(records), "images_used": int(keep.sum()), "status_counts": faces.counts(),
+            "teacher_described": int(described.sum()), "upscale_to": data.distill_upscale}
+    return [r for r, k in zip(records, keep) if k], kept, targets[keep], prov
+
+
 def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int = 0,
                   augment: bool = True, progress: bool = True) -> StageData:
     """Stage 1 data: every configured identity source, detected and aligned, one class per person per source.
@@ -180,8 +211,15 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         title, terms = DATASET_TERMS[src.key]
         per_source.append({"dataset": title, "terms": terms, "root": str(src.images_root), "identities": len(src.names),
                            "images_listed": len(src.records), "status_counts": faces.counts(), **src.extra})
+    if data.distill_root:
+        d_records, d_faces, d_targets, d_prov = _distill_faces(data, pre, root, seed, progress)
+        all_records += d_records
+        crops.append(d_faces.crops)
+        status += d_faces.status
+        paths += d_faces.paths
+        targets.append(d_targets)
     faces = AlignedFaces(np.concatenate(crops), paths, status)
-    extra: dict = {}
+    extra: dict = {"teacher_only": d_prov} if data.distill_root else {}
     stacked = None
     if targets:
         from ..teacher import DlibTeacher, centre_descriptors
@@ -191,11 +229,12 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(flat).sum(1) > 0).sum()),
                             "views": data.teacher_views}
         if data.teacher_centre:
-            stacked, how = centre_descriptors(stacked)
+            identity_rows = np.arange(len(stacked)) < len(stacked) - (len(d_records) if data.distill_root else 0)
+            stacked, how = centre_descriptors(stacked, mean_rows=identity_rows)
             extra["teacher"].update(how)
     key = sources[0].key if len(sources) == 1 else "identity_folders"
     ds, kept, stats = _build(key, all_records, faces, pre, data, root, augment, seed, stacked)
-    used = sorted({all_names[int(l)] for l in ds.labels})
+    used = sorted({all_names[int(l)] for l in ds.labels if l != UNLABELLED})
     if len(sources) == 1:
         src = sources[0]
         prov = {"dataset": per_source[0]["dataset"], "terms": per_source[0]["terms"], "root": str(src.images_root),
