@@ -93,11 +93,14 @@ def plot_frontier(frontier: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    at: dict[tuple[float, float], list[str]] = {}  # points that land on one spot share one label
     for r in frontier["points"]:
         worst = max(r["apcer"].get("swap", 0.0), r["apcer"].get("impostor", 0.0))
-        ax.scatter(worst, r["bpcer"], color="tab:blue")
-        ax.annotate(f"{r['target_far']:g} / {r['continuity_far']:g}", (worst, r["bpcer"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+        at.setdefault((worst, r["bpcer"]), []).append(f"{r['target_far']:g} / {r['continuity_far']:g}")
+    for (worst, bpcer), labels in at.items():
+        ax.scatter(worst, bpcer, color="tab:blue")
+        ax.annotate("\n".join(labels), (worst, bpcer), fontsize=6, xytext=(4, 2), textcoords="offset points",
+                    va="center")
     target = frontier["points"][0]["bpcer_target"]
     ax.axhline(target, color="tab:red", linestyle="--", linewidth=1, label=f"BPCER target {target:g}")
     ax.axvline(0.01, color="tab:orange", linestyle=":", linewidth=1, label="impostor target 0.01 (swap: 0)")
