@@ -10,7 +10,6 @@ object on stdout; logs go to stderr.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -26,7 +25,7 @@ from facelivenet.edge_runtime.constants import DATA_ENV, DEFAULT_FPS, EXIT_OK, E
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 from .data import resolve_jaffe_dir
-from .frontier import run_frontier
+from .frontier import frontier_points, run_frontier
 from .identity import IDENTITIES
 from .scenarios import ATTACK_TYPES, SESSION_MODELS
 from .suite import FULL_SESSIONS, FULL_VARIANTS, QUICK_SESSIONS, QUICK_VARIANTS, SuiteConfig, run_suite
@@ -140,13 +139,10 @@ def _run(args: argparse.Namespace):
     out = Path(args.out or ("reports/attacks-quick" if args.quick else "reports/attacks"))
     if len(args.far) > 1 or len(args.continuity_far) > 1:
         try:  # every rate is checked before the first session runs
-            for far in args.far:
-                for cont in args.continuity_far:
-                    dataclasses.replace(cfg, target_far=far, continuity_far=cont)
+            points = frontier_points(cfg, args.far, args.continuity_far)
         except ValueError as exc:
             raise SuiteError(str(exc)) from exc
-        frontier = run_frontier(cfg, open_pipeline(runtime_options(args)), args.far, args.continuity_far, out,
-                                progress=_progress(args))
+        frontier = run_frontier(points, open_pipeline(runtime_options(args)), out, progress=_progress(args))
         return EXIT_OK, frontier, Path(frontier["files"]["frontier.md"]).read_text().rstrip("\n")
     summary = run_suite(cfg, open_pipeline(runtime_options(args)), out, progress=_progress(args))
     text = Path(summary["files"]["table.txt"]).read_text().rstrip("\n")

@@ -27,7 +27,7 @@ from .suite import SuiteConfig, prepare_suite, run_suite
 
 log = logging.getLogger(__name__)
 
-# The rates the session targets hold for: what the frontier's "meets" column checks.
+# The attack types of the table, in column order (those a run has).
 FRONTIER_TYPES = ("swap", "impostor", "replay", "photo", "expression_photo", "two_faces", "track_jump")
 
 
@@ -36,14 +36,19 @@ def point_name(target_far: float, continuity_far: float) -> str:
     return f"far{target_far:g}_cont{continuity_far:g}"
 
 
-def run_frontier(cfg: SuiteConfig, pipeline: FacePipeline, target_fars: Sequence[float],
-                 continuity_fars: Sequence[float], out_dir: Path,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """The suite at every (target FAR, continuity FAR); frontier.json, frontier.md, frontier.png in ``out_dir``."""
+def frontier_points(cfg: SuiteConfig, target_fars: Sequence[float],
+                    continuity_fars: Sequence[float]) -> list[SuiteConfig]:
+    """One suite config per (target FAR, continuity FAR); ValueError names a bad rate before anything runs."""
     if not target_fars or not continuity_fars:
         raise ValueError("a frontier needs at least one target FAR and one continuity FAR")
-    points = [dataclasses.replace(cfg, target_far=f, continuity_far=c) for f in target_fars for c in continuity_fars]
-    prepared = prepare_suite(points[0], pipeline)
+    return [dataclasses.replace(cfg, target_far=f, continuity_far=c) for f in target_fars for c in continuity_fars]
+
+
+def run_frontier(points: Sequence[SuiteConfig], pipeline: FacePipeline, out_dir: Path,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """The suite at every point of :func:`frontier_points`; frontier.json, frontier.md, frontier.png in ``out_dir``."""
+    cfg = points[0]
+    prepared = prepare_suite(cfg, pipeline)
     rows = []
     for i, point in enumerate(points, 1):
         log.info("operating point %d/%d: aggregate FAR %g, continuity FAR %g", i, len(points), point.target_far,

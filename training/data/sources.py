@@ -211,6 +211,7 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         title, terms = DATASET_TERMS[src.key]
         per_source.append({"dataset": title, "terms": terms, "root": str(src.images_root), "identities": len(src.names),
                            "images_listed": len(src.records), "status_counts": faces.counts(), **src.extra})
+    n_identity = len(all_records)  # the rows the teacher's mean is taken over
     if data.distill_root:
         d_records, d_faces, d_targets, d_prov = _distill_faces(data, pre, root, seed, progress)
         all_records += d_records
@@ -229,8 +230,7 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(flat).sum(1) > 0).sum()),
                             "views": data.teacher_views}
         if data.teacher_centre:
-            identity_rows = np.arange(len(stacked)) < len(stacked) - (len(d_records) if data.distill_root else 0)
-            stacked, how = centre_descriptors(stacked, mean_rows=identity_rows)
+            stacked, how = centre_descriptors(stacked, mean_rows=np.arange(len(stacked)) < n_identity)
             extra["teacher"].update(how)
     key = sources[0].key if len(sources) == 1 else "identity_folders"
     ds, kept, stats = _build(key, all_records, faces, pre, data, root, augment, seed, stacked)
