@@ -48,6 +48,9 @@ class LossConfig:
     centre_rate: float = 0.5  # gamma in eq. 7
     label_smoothing: float = 0.0
     teacher_weight: float = 2.0  # distillation term, used when data.teacher is set
+    # Embedding-relation term (losses.relation_loss): mean squared difference between the batch's
+    # pairwise cosines of student embeddings and of teacher targets; 0 = off.
+    relation_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,11 @@ class DataConfig:
     num_workers: int = 0
     augment_flip: bool = True
     augment_crop_pad: int = 8
-    teacher: Literal["", "dlib"] = ""  # Stage 1 distillation teacher (training/teacher.py)
+    teacher: Literal["", "dlib", "arcface_fp"] = ""  # Stage 1 distillation teacher (training/teacher.py)
+    teacher_source: str = ""  # npm-packaged teachers: a local `npm pack` tarball instead of the registry
+    # Teacher targets wider than this (arcface_fp: 512-d) are projected onto their top principal axes
+    # (teacher.project_descriptors); must equal model.embedding_dim.
+    teacher_target_dim: int = 128
     teacher_workers: int = 1  # processes computing the teacher's descriptors (once; then cached)
     teacher_centre: bool = True  # distil toward mean-centred descriptors (training/teacher.py: centre_descriptors)
     teacher_views: int = 1  # 2: also the mirrored face's descriptor, the target when augmentation flips the crop

@@ -19,7 +19,9 @@ The total Stage 1 loss is L1 = CE(identity logits) + alpha * Lc, plus, when a
 teacher is configured, teacher_weight * mean(1 - cos(embedding, teacher descriptor))
 over the images the teacher could describe (an addition; the paper's terms stay as they are).
 Rows labelled -1 (``data.distill_root``: faces of no known class) take part in the teacher
-term only: no softmax, no triplet, no centre update.
+term only: no softmax, no triplet, no centre update. With ``relation_weight`` a second teacher
+term compares the batch's pairwise cosines (:func:`relation_loss`): it asks the student to
+tell the same faces apart as the teacher does, whatever the directions of single embeddings.
 """
 
 from __future__ import annotations
@@ -71,16 +73,30 @@ def distillation_loss(embedding: torch.Tensor, teacher: torch.Tensor) -> torch.T
     return (1.0 - cos).mean()
 
 
+def relation_loss(embedding: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the pairwise cosines (off the diagonal) of student and teacher, over the
+    rows the teacher described; zero when fewer than two are."""
+    valid = teacher.abs().sum(1) > 0
+    if int(valid.sum()) < 2:
+        return embedding.sum() * 0.0
+    s = F.normalize(embedding[valid].float(), dim=1)
+    t = F.normalize(teacher[valid].float(), dim=1)
+    n = len(s)
+    off = ~torch.eye(n, dtype=torch.bool, device=s.device)
+    return ((s @ s.T - t @ t.T)[off] ** 2).mean()
+
+
 class Stage1Loss(nn.Module):
     """L1 = softmax cross-entropy over identities + alpha * class-wise triplet loss (+ optional teacher term)."""
 
     def __init__(self, num_classes: int, feat_dim: int, alpha: float = 1e-4, beta: float = 10.0,
                  theta: float = 0.5, centre_rate: float = 0.5, label_smoothing: float = 0.0,
-                 teacher_weight: float = 0.0):
+                 teacher_weight: float = 0.0, relation_weight: float = 0.0):
         super().__init__()
         self.alpha = alpha
         self.label_smoothing = label_smoothing
         self.teacher_weight = teacher_weight
+        self.relation_weight = relation_weight
         self.triplet = ClassWiseTripletLoss(num_classes, feat_dim, beta, theta, centre_rate)
 
     def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor,
@@ -97,4 +113,8 @@ class Stage1Loss(nn.Module):
             distill = distillation_loss(F.normalize(features.float(), dim=1), teacher)
             total = total + self.teacher_weight * distill
             parts["teacher"] = float(distill.detach())
+        if teacher is not None and self.relation_weight:
+            relation = relation_loss(features, teacher)
+            total = total + self.relation_weight * relation
+            parts["relation"] = float(relation.detach())
         return total, {"loss": float(total.detach()), **parts}

@@ -139,9 +139,14 @@ class Stage1Plan(StagePlan):
         cfg = setup.cfg
         cls.train_only_own_modules(setup.model)
         net = IdentityNet(setup.model, len(data.class_names)).to(setup.device)
+        targets = data.dataset.targets
+        if targets is not None and targets.shape[-1] != cfg.model.embedding_dim:
+            raise ValueError(f"teacher targets have {targets.shape[-1]} dimensions, the embedding "
+                             f"{cfg.model.embedding_dim}: set data.teacher_target_dim={cfg.model.embedding_dim}")
         loss_fn = Stage1Loss(len(data.class_names), cfg.model.embedding_dim, cfg.loss.alpha, cfg.loss.beta,
                              cfg.loss.theta, cfg.loss.centre_rate, cfg.loss.label_smoothing,
-                             cfg.loss.teacher_weight if cfg.data.teacher else 0.0).to(setup.device)
+                             cfg.loss.teacher_weight if cfg.data.teacher else 0.0,
+                             cfg.loss.relation_weight if cfg.data.teacher else 0.0).to(setup.device)
         return cls(cls.stage_config(cfg), data, net, loss_fn)
 
     def recorded_classes(self) -> list[str] | None:

@@ -1,14 +1,21 @@
-"""A distillation teacher for Branch 1: dlib's public-domain face-recognition ResNet.
+"""Distillation teachers for Branch 1, their descriptor cache and the target transforms.
 
 LFW's nine training folds hold about 8 K usable images — far less than the
-0.46-1.1 M the paper trained identity on. dlib's ResNet (99.38 % on LFW, 128-d
-descriptors) installs offline from the package registry (``dlib-bin`` with the
-weights in ``face_recognition_models``: ``pip install "facelivenet[teacher]"``).
-Its descriptors are computed once per image list and cached; Stage 1 then adds
+0.46-1.1 M the paper trained identity on, so Stage 1 can also follow a teacher:
 ``loss.teacher_weight * (1 - cos(student embedding, teacher descriptor))``.
+Two teachers are selectable (``data.teacher``), each seeing faces its own way:
 
-The teacher uses its own 5-point landmark model and face chip (150 px, padding
-0.25) inside the box YuNet found, so it sees faces the way it was trained to.
+- ``dlib``: dlib's public-domain ResNet (128-d), installed from the package
+  registry (``pip install "facelivenet[teacher]"``); its own 5-point landmark
+  model and face chip (150 px, padding 0.25) inside the box YuNet found.
+- ``arcface_fp``: a 512-d ArcFace-style ONNX network from a pinned npm package
+  (``training/teacher_onnx.py``), YuNet's landmarks aligned to the ArcFace
+  112x112 template.
+
+Descriptors are computed once per image list and cached under a key of the
+teacher's weights (sha256), its alignment implementation, the detector, the
+image list and the options. A teacher wider than the student is mapped by a
+fixed projection (:func:`project_descriptors`).
 """
 
 from __future__ import annotations
@@ -19,29 +26,71 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
+from facelivenet.edge_runtime.detection import Face, YuNetDetector, pick_face
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.imageio import read_image
 from facelivenet.edge_runtime.manifest import sha256_file
 from facelivenet.edge_runtime.photo_align import upscale_for_detection
 
 from .data.face_cache import cache_root
+from .teacher_package import TeacherIntegrityError, TeacherUnavailable
 from facelivenet.edge_runtime.progress import progress as show_progress
 
 log = logging.getLogger(__name__)
 
-TEACHER_DIM = 128
+TEACHER_DIM = 128  # dlib's descriptor size, and the student's default embedding size
+TEACHERS = ("dlib", "arcface_fp")
 _SHAPE_FILE = "shape_predictor_5_face_landmarks.dat"
 _RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
+__all__ = ["TEACHERS", "TEACHER_DIM", "DlibTeacher", "Teacher", "TeacherIntegrityError", "TeacherUnavailable",
+           "TargetMap", "cache_key", "centre_descriptors", "fit_target_map", "make_teacher", "project_descriptors", "teacher_embeddings",
+           "teacher_record"]
 
-class TeacherUnavailable(FaceLiveError):
-    """dlib or its model files are not installed."""
+
+class Teacher(Protocol):
+    """What the descriptor cache needs of a teacher."""
+
+    name: str
+    dim: int
+    model_sha256: str
+    alignment: str  # names the teacher's alignment implementation (part of the cache key)
+
+    def describe_face(self, image_bgr: np.ndarray, face: Face, views: int = 1) -> np.ndarray: ...
+
+
+def make_teacher(name: str, cache_dir: str | Path | None = None, source: str | Path | None = None,
+                 threads: int = 1) -> Teacher:
+    """The teacher ``name`` (one of :data:`TEACHERS`); an unknown name or a missing teacher is an error."""
+    if name == "dlib":
+        if source:
+            raise ValueError("data.teacher_source is for the npm-packaged teachers, not dlib")
+        return DlibTeacher()
+    if name == "arcface_fp":
+        from .teacher_onnx import faceplugin_teacher
+
+        return faceplugin_teacher(cache_dir, source, threads)
+    raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
+
+
+def teacher_record(name: str) -> dict:
+    """What provenance records of teacher ``name``: its network, where it comes from, its alignment."""
+    if name == "dlib":
+        return {"name": DlibTeacher.name, "teacher": "dlib", "alignment": DlibTeacher.alignment,
+                "source": "dlib-bin + face_recognition_models (pip)", "licence": "public domain (dlib model)"}
+    if name == "arcface_fp":
+        from .teacher_onnx import ARCFACE_ALIGNMENT, FACEPLUGIN_FR
+
+        return {"name": f"{FACEPLUGIN_FR.spec}:{Path(FACEPLUGIN_FR.member).name}", "teacher": "arcface_fp",
+                "alignment": ARCFACE_ALIGNMENT, "source": f"npm pack {FACEPLUGIN_FR.spec}",
+                "model_sha256": FACEPLUGIN_FR.sha256, "licence": FACEPLUGIN_FR.licence}
+    raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
 
 
 def _model_dir() -> Path:
@@ -56,6 +105,8 @@ class DlibTeacher:
     """dlib's ResNet descriptor of the face inside a detector box."""
 
     name = "dlib_face_recognition_resnet_model_v1"
+    dim = TEACHER_DIM
+    alignment = "dlib-shape5-in-yunet-box-chip150-pad0.25-v1"
 
     def __init__(self) -> None:
         try:
@@ -71,6 +122,10 @@ class DlibTeacher:
     def describe(self, image_bgr: np.ndarray, box: np.ndarray) -> np.ndarray:
         """128-d descriptor (float32) of the face in ``box`` (x, y, w, h)."""
         return self.describe_views(image_bgr, box, views=1)[0]
+
+    def describe_face(self, image_bgr: np.ndarray, face: Face, views: int = 1) -> np.ndarray:
+        """(views, 128) descriptors of a detected face (dlib fits its own landmarks inside the box)."""
+        return self.describe_views(image_bgr, face.box, views)
 
     def describe_views(self, image_bgr: np.ndarray, box: np.ndarray, views: int = 2) -> np.ndarray:
         """(views, 128) descriptors of the face in ``box``: the face chip, then (views=2) its mirror image.
@@ -89,10 +144,56 @@ class DlibTeacher:
         return np.stack([np.asarray(self._net.compute_face_descriptor(c), dtype=np.float32) for c in chips])
 
 
+@dataclass(frozen=True)
+class TargetMap:
+    """How teacher descriptors become Stage 1 targets: minus ``mean`` (centring), L2-normalised, then
+    onto ``axes`` (a fixed projection to the student's size), L2-normalised again; zero rows stay zero.
+
+    Fitted on a run's training descriptors and saved beside the run (``teacher_target_map.npz``),
+    so faces the run never saw can be mapped the same way (the held-out teacher term).
+    """
+
+    mean: np.ndarray | None = None  # (teacher_dim,)
+    axes: np.ndarray | None = None  # (student_dim, teacher_dim), orthonormal rows
+
+    def apply(self, targets: np.ndarray) -> np.ndarray:
+        shape = targets.shape
+        flat = targets.reshape(-1, shape[-1]).astype(np.float64)
+        valid = np.abs(flat).sum(1) > 0
+        if self.mean is not None:
+            flat = _normalised(flat - self.mean)
+        if self.axes is not None:
+            flat = _normalised(flat @ self.axes.T)
+        flat[~valid] = 0.0
+        return flat.astype(np.float32).reshape(shape[:-1] + (flat.shape[-1],))
+
+    def save(self, path: str | Path) -> None:
+        arrays = {k: v for k, v in (("mean", self.mean), ("axes", self.axes)) if v is not None}
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TargetMap":
+        with np.load(path) as z:
+            return cls(z["mean"] if "mean" in z else None, z["axes"] if "axes" in z else None)
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _fit_rows(targets: np.ndarray, mean_rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(every view's row, flattened; which of them are described and marked by ``mean_rows``)."""
+    flat = targets.reshape(-1, targets.shape[-1])
+    valid = np.abs(flat).sum(1) > 0
+    if mean_rows is not None:
+        valid &= np.repeat(np.asarray(mean_rows, bool), len(flat) // targets.shape[0])
+    return flat, valid
+
+
 def centre_descriptors(targets: np.ndarray, mean_rows: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Teacher descriptors minus their mean over the described rows, L2-normalised (zero rows stay zero).
 
-    ``targets`` is (N, 128) or (N, views, 128); the mean is taken over every described view,
+    ``targets`` is (N, D) or (N, views, D); the mean is taken over every described view,
     of the rows ``mean_rows`` (a boolean mask over N) marks when given: the identity faces, so
     teacher-only faces added to a run do not move the origin the identity targets are measured from.
 
@@ -100,24 +201,64 @@ def centre_descriptors(targets: np.ndarray, mean_rows: np.ndarray | None = None)
     have a cosine of about 0.84 (0.0 once centred, measured on LFW folds 2-10), so pulling a
     student toward the raw ones teaches mostly that shared direction, not who is who.
     """
-    shape = targets.shape
-    flat = targets.reshape(-1, shape[-1])  # (N, 128) or (N, views, 128): every view shares one mean
-    valid = np.abs(flat).sum(1) > 0
-    if not valid.any():
+    flat, rows = _fit_rows(targets, mean_rows)
+    if not rows.any():
         return targets, {"centred": False}
-    in_mean = valid if mean_rows is None else valid & np.repeat(np.asarray(mean_rows, bool), len(flat) // shape[0])
-    mean = flat[in_mean].mean(0)
-    out = np.zeros_like(flat)
-    centred = flat[valid] - mean
-    out[valid] = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
-    return out.reshape(shape), {"centred": True, "mean_norm": round(float(np.linalg.norm(mean)), 4)}
+    mean = flat[rows].astype(np.float64).mean(0)
+    return TargetMap(mean=mean).apply(targets), {"centred": True, "mean_norm": round(float(np.linalg.norm(mean)), 4),
+                                                "mean": mean}
+
+
+def project_descriptors(targets: np.ndarray, dim: int, mean_rows: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """Descriptors of a teacher wider than the student mapped to ``dim``, L2-normalised (zero rows stay zero).
+
+    The map is fixed, not learnt: the top ``dim`` principal axes (uncentred second moment, so
+    run :func:`centre_descriptors` first) of the described rows ``mean_rows`` marks (the identity
+    faces). Of all linear maps to ``dim`` dimensions it keeps the most of the descriptors'
+    energy, so cosines between projected descriptors stay closest to the teacher's own; the
+    returned ``energy_kept`` says how much.
+    """
+    width = targets.shape[-1]
+    if width <= dim:
+        if width < dim:
+            raise ValueError(f"teacher descriptors have {width} dimensions, fewer than the student's {dim}")
+        return targets, {"projected": False}
+    flat, rows = _fit_rows(targets, mean_rows)
+    if rows.sum() < dim:
+        raise ValueError(f"need at least {dim} described faces to fix a {width}->{dim} projection, "
+                         f"got {int(rows.sum())}")
+    _, s, vt = np.linalg.svd(flat[rows].astype(np.float64), full_matrices=False)
+    axes = vt[:dim]
+    energy = float((s[:dim] ** 2).sum() / (s ** 2).sum())
+    digest = hashlib.sha256(np.ascontiguousarray(axes).tobytes()).hexdigest()[:16]
+    return TargetMap(axes=axes).apply(targets), {"projected": True, "from_dim": width, "to_dim": dim,
+                                                 "energy_kept": round(energy, 4), "axes_sha256_16": digest,
+                                                 "axes": axes}
+
+
+def fit_target_map(targets: np.ndarray, centre: bool, dim: int,
+                   mean_rows: np.ndarray | None = None) -> tuple[np.ndarray, TargetMap, dict]:
+    """Targets made from descriptors (centred when ``centre``, projected to ``dim`` when wider), the map, how."""
+    info: dict = {}
+    mean = axes = None
+    if centre:
+        targets, how = centre_descriptors(targets, mean_rows)
+        mean = how.pop("mean", None)
+        info.update(how)
+    targets, how = project_descriptors(targets, dim, mean_rows)
+    if how["projected"]:
+        axes = how.pop("axes")
+        info["projection"] = how
+    return targets, TargetMap(mean, axes), info
 
 
 _worker_state: dict = {}
 
 
-def _init_worker(detector_path: str, upscale_to: int, views: int) -> None:
-    _worker_state.update(teacher=DlibTeacher(), detector=YuNetDetector(detector_path), upscale_to=upscale_to, views=views)
+def _init_worker(teacher: str, cache_dir: str | None, source: str | None, detector_path: str, upscale_to: int,
+                 views: int) -> None:
+    _worker_state.update(teacher=make_teacher(teacher, cache_dir, source), detector=YuNetDetector(detector_path),
+                         upscale_to=upscale_to, views=views)
 
 
 def _describe_in_worker(paths: Sequence[str]) -> np.ndarray:
@@ -125,13 +266,13 @@ def _describe_in_worker(paths: Sequence[str]) -> np.ndarray:
     return _describe_paths(paths, w["teacher"], w["detector"], w["upscale_to"], w["views"])
 
 
-def _describe_paths(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetDetector, upscale_to: int = 0,
+def _describe_paths(paths: Sequence[str], teacher: Teacher, detector: YuNetDetector, upscale_to: int = 0,
                     views: int = 1) -> np.ndarray:
-    """(n, views, 128) descriptors of ``paths`` (zero where no usable face).
+    """(n, views, dim) descriptors of ``paths`` (zero where no usable face).
 
     With ``upscale_to`` a small image is enlarged first, exactly as the face cache aligns it.
     """
-    out = np.zeros((len(paths), views, TEACHER_DIM), dtype=np.float32)
+    out = np.zeros((len(paths), views, teacher.dim), dtype=np.float32)
     for i, path in enumerate(paths):
         try:
             image = upscale_for_detection(read_image(path), upscale_to)
@@ -141,18 +282,23 @@ def _describe_paths(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetD
         face = pick_face(detector.detect(image), image.shape)
         if face is None:
             continue
-        out[i] = teacher.describe_views(image, face.box, views)
+        out[i] = teacher.describe_face(image, face, views)
     return out
 
 
-def _cache_entry(paths: Sequence[str], teacher: DlibTeacher, detector: YuNetDetector, cache_dir, upscale_to: int,
-                 views: int) -> Path:
-    h = hashlib.sha256(f"{teacher.model_sha256}:{sha256_file(detector.model_path)}".encode())
-    if upscale_to or views != 1:  # only when set, so entries built before these options keep their keys
-        h.update(f":upscale={upscale_to}:views={views}".encode())
+def cache_key(paths: Sequence[str], teacher: Teacher, detector_sha256: str, upscale_to: int, views: int) -> str:
+    """The descriptor cache key: the teacher's weights and alignment, the detector, the options, the image list."""
+    h = hashlib.sha256(f"{teacher.model_sha256}:{teacher.alignment}:{detector_sha256}".encode())
+    h.update(f":upscale={upscale_to}:views={views}".encode())
     for p in paths:
         h.update(os.path.abspath(p).encode() + b"\0")
-    return cache_root(cache_dir) / "teacher" / f"{h.hexdigest()[:16]}.npy"
+    return h.hexdigest()[:16]
+
+
+def _cache_entry(paths: Sequence[str], teacher: Teacher, detector: YuNetDetector, cache_dir, upscale_to: int,
+                 views: int) -> Path:
+    key = cache_key(paths, teacher, sha256_file(detector.model_path), upscale_to, views)
+    return cache_root(cache_dir) / "teacher" / f"{key}.npy"
 
 
 def _save_atomic(array: np.ndarray, path: Path) -> None:
@@ -171,18 +317,20 @@ def teacher_embeddings(
     workers: int = 1,
     upscale_to: int = 0,
     views: int = 1,
+    teacher: str = "dlib",
+    source: str | Path | None = None,
 ) -> np.ndarray:
-    """Teacher descriptors for ``paths``: (N, 128), or (N, views, 128) when ``views`` > 1 (plain, mirrored).
+    """Descriptors of ``teacher`` for ``paths``: (N, dim), or (N, views, dim) when ``views`` > 1 (plain, mirrored).
 
     Rows of images without a usable face are zero. Cached in ``<cache>/teacher/<key>.npy``
-    keyed by the image list, the detector, the teacher's weights, ``upscale_to`` and
-    ``views``, so it is computed once. Finished chunks are kept in ``<key>.parts/`` until
+    (:func:`cache_key`), so computed once. Finished chunks are kept in ``<key>.parts/`` until
     the whole list is done, so a run cut short (a session's end) resumes where it stopped.
-    ``workers`` > 1 splits the list over that many processes (dlib runs one face at a time).
+    ``workers`` > 1 splits the list over that many processes (one face at a time each).
+    ``source`` is a local tarball of an npm-packaged teacher (offline machines).
     """
-    teacher = DlibTeacher()
+    model = make_teacher(teacher, cache_dir, source)
     detector = YuNetDetector(detector_path)
-    entry = _cache_entry(paths, teacher, detector, cache_dir, upscale_to, views)
+    entry = _cache_entry(paths, model, detector, cache_dir, upscale_to, views)
     if entry.is_file():
         log.info("teacher cache hit %s", entry)
         return np.load(entry)
@@ -203,27 +351,28 @@ def teacher_embeddings(
         _save_atomic(out, parts_dir / f"{k:06d}.npy")
 
     if workers <= 1 or len(todo) <= 1:
-        for k in show_progress(todo, progress, "teacher descriptors", unit="chunk"):
-            keep(k, _describe_paths(chunks[k], teacher, detector, upscale_to, views))
+        for k in show_progress(todo, progress, f"{teacher} descriptors", unit="chunk"):
+            keep(k, _describe_paths(chunks[k], model, detector, upscale_to, views))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # spawn, not fork: the parent may already run threads (OpenCV, onnxruntime, JAX via LiteRT)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(str(detector.model_path), upscale_to, views)) as pool:
+        init = (teacher, None if cache_dir is None else str(cache_dir), None if source is None else str(source),
+                str(detector.model_path), upscale_to, views)
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init) as pool:
             results = pool.map(_describe_in_worker, [chunks[k] for k in todo])
-            for k, out in zip(todo, show_progress(results, progress, "teacher descriptors", unit="chunk",
-                                                        total=len(todo))):
+            for k, out in zip(todo, show_progress(results, progress, f"{teacher} descriptors", unit="chunk",
+                                                  total=len(todo))):
                 keep(k, out)
     out = (np.concatenate([parts[k] for k in range(len(chunks))]) if chunks
-           else np.zeros((0, views, TEACHER_DIM), dtype=np.float32))
+           else np.zeros((0, views, model.dim), dtype=np.float32))
     if views == 1:
         out = out[:, 0]
     _save_atomic(out, entry)
     shutil.rmtree(parts_dir, ignore_errors=True)
     missing = int((np.abs(out.reshape(len(out), -1)).sum(1) == 0).sum())
-    log.info("teacher descriptors for %d images (%d without a face, %d views) cached in %s", len(paths), missing,
+    log.info("%s descriptors for %d images (%d without a face, %d views) cached in %s", teacher, len(paths), missing,
              views, entry)
     return out

@@ -292,6 +292,8 @@ class Trainer:
         }
         if env.is_main:
             (self.out / f"stage{stage}_images.txt").write_text("\n".join(data.images) + "\n", encoding="utf-8")
+            if data.target_map is not None:  # how teacher descriptors became targets, for held-out measures
+                data.target_map.save(self.out / f"stage{stage}_teacher_target_map.npz")
         scfg = plan.config
 
         opt = make_optimizer(plan.net.parameters(), scfg)

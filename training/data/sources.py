@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,7 @@ class StageData:
     class_names: list[str]
     images: list[str]
     provenance: dict = field(default_factory=dict)
+    target_map: Any = None  # teacher.TargetMap of Stage 1's teacher targets (saved beside the run)
 
 
 def _lfw_people(lfw_root: Path, folds: tuple[int, ...]) -> set[str]:
@@ -142,13 +144,18 @@ def _cache_name(folder: Path) -> str:
     return (parts[-1] if parts else "identity").replace(" ", "_")
 
 
-def _source_targets(src: _IdentitySource, data: DataConfig, progress: bool) -> np.ndarray | None:
-    if data.teacher != "dlib":
-        return None
+def _teacher_descriptors(paths: list[str], data: DataConfig, progress: bool, upscale_to: int) -> np.ndarray:
     from ..teacher import teacher_embeddings
 
-    return teacher_embeddings([r.path for r in src.records], data.detector or None, data.cache_dir or None, progress,
-                              workers=data.teacher_workers, upscale_to=data.identity_upscale, views=data.teacher_views)
+    return teacher_embeddings(paths, data.detector or None, data.cache_dir or None, progress,
+                              workers=data.teacher_workers, upscale_to=upscale_to, views=data.teacher_views,
+                              teacher=data.teacher, source=data.teacher_source or None)
+
+
+def _source_targets(src: _IdentitySource, data: DataConfig, progress: bool) -> np.ndarray | None:
+    if not data.teacher:
+        return None
+    return _teacher_descriptors([r.path for r in src.records], data, progress, data.identity_upscale)
 
 
 def _distill_faces(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int,
@@ -156,10 +163,9 @@ def _distill_faces(data: DataConfig, pre: PreprocessConfig, root: Path | None, s
     """The teacher-only faces of ``data.distill_root``: records (unlabelled), aligned crops, teacher
     descriptors and provenance. Aligned like the identity faces (``data.identity_align``); images
     that gave no face to the detector or the teacher are dropped."""
-    if data.teacher != "dlib":
-        raise DatasetLayoutError("data.distill_root trains on the teacher term alone: set data.teacher=dlib")
-    from ..teacher import teacher_embeddings
-
+    if not data.teacher:
+        raise DatasetLayoutError("data.distill_root trains on the teacher term alone: set data.teacher "
+                                 "(e.g. data.teacher=dlib)")
     folder = resolve(data.distill_root, root)
     records = read_image_tree(folder)
     listed = len(records)
@@ -169,9 +175,7 @@ def _distill_faces(data: DataConfig, pre: PreprocessConfig, root: Path | None, s
     paths = [r.path for r in records]
     faces = load_or_build(f"distill-{_cache_name(folder)}", paths, pre, data.identity_align, data.detector or None,
                           data.cache_dir or None, progress=progress, upscale_to=data.distill_upscale)
-    targets = teacher_embeddings(paths, data.detector or None, data.cache_dir or None, progress,
-                                 workers=data.teacher_workers, upscale_to=data.distill_upscale,
-                                 views=data.teacher_views)
+    targets = _teacher_descriptors(paths, data, progress, data.distill_upscale)
     described = np.abs(targets.reshape(len(targets), -1)).sum(1) > 0
     keep = faces.ok & described
     kept = AlignedFaces(faces.crops[keep], [p for p, k in zip(faces.paths, keep) if k],
@@ -180,6 +184,20 @@ def _distill_faces(data: DataConfig, pre: PreprocessConfig, root: Path | None, s
             "images_sampled": len(records), "images_used": int(keep.sum()), "status_counts": faces.counts(),
             "teacher_described": int(described.sum()), "upscale_to": data.distill_upscale}
     return [r for r, k in zip(records, keep) if k], kept, targets[keep], prov
+
+
+def _teacher_targets(targets: list[np.ndarray], data: DataConfig, n_identity: int) -> tuple[np.ndarray, object, dict]:
+    """The stacked descriptors made into targets (centred, projected to the student's size), the map, and how."""
+    from ..teacher import fit_target_map, teacher_record
+
+    stacked = np.concatenate(targets)
+    flat = stacked.reshape(len(stacked), -1)
+    info = {**teacher_record(data.teacher), "described": int((np.abs(flat).sum(1) > 0).sum()),
+            "views": data.teacher_views}
+    stacked, target_map, how = fit_target_map(stacked, data.teacher_centre, data.teacher_target_dim,
+                                              mean_rows=np.arange(len(stacked)) < n_identity)
+    info.update(how)
+    return stacked, target_map, info
 
 
 def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int = 0,
@@ -221,17 +239,9 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         targets.append(d_targets)
     faces = AlignedFaces(np.concatenate(crops), paths, status)
     extra: dict = {"teacher_only": d_prov} if data.distill_root else {}
-    stacked = None
+    stacked = target_map = None
     if targets:
-        from ..teacher import DlibTeacher, centre_descriptors
-
-        stacked = np.concatenate(targets)
-        flat = stacked.reshape(len(stacked), -1)
-        extra["teacher"] = {"name": DlibTeacher.name, "described": int((np.abs(flat).sum(1) > 0).sum()),
-                            "views": data.teacher_views}
-        if data.teacher_centre:
-            stacked, how = centre_descriptors(stacked, mean_rows=np.arange(len(stacked)) < n_identity)
-            extra["teacher"].update(how)
+        stacked, target_map, extra["teacher"] = _teacher_targets(targets, data, n_identity)
     key = sources[0].key if len(sources) == 1 else "identity_folders"
     ds, kept, stats = _build(key, all_records, faces, pre, data, root, augment, seed, stacked)
     used = sorted({all_names[int(l)] for l in ds.labels if l != UNLABELLED})
@@ -248,7 +258,7 @@ def identity_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, se
         lfw_folds = [f for src in sources for f in src.extra.get("lfw_folds", [])]
         if lfw_folds:  # where evaluation looks for the LFW people a checkpoint trained on
             prov["lfw_folds"] = lfw_folds
-    return StageData(ds, all_names, kept, prov)
+    return StageData(ds, all_names, kept, prov, target_map)
 
 
 def expression_data(data: DataConfig, pre: PreprocessConfig, root: Path | None, seed: int = 0,

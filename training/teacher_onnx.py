@@ -1,0 +1,110 @@
+"""An ArcFace-style ONNX face-recognition teacher, fetched from a pinned npm package.
+
+``arcface_fp`` is ``fr_feature.onnx`` of ``faceplugin-face-recognition-js@0.0.1``
+(MIT, 4.9 MB, 512-d; its training data is not stated by the package). It sees a
+face the way such networks are trained: YuNet's five landmarks aligned by a
+similarity transform to the standard 112x112 ArcFace template on the source
+image, RGB, ``(x - 127.5) / 128``, NCHW, batch 1. Its descriptor of a face is
+the L2-normalised output; with ``views=2`` also that of the mirrored crop.
+
+The student keeps the runtime's own alignment; only the teacher uses this one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facelivenet.edge_runtime.alignment import similarity_transform
+from facelivenet.edge_runtime.detection import Face
+from facelivenet.edge_runtime.manifest import sha256_file
+
+from .teacher_package import NpmModel, TeacherUnavailable
+
+log = logging.getLogger(__name__)
+
+# The five-point template of the ArcFace/InsightFace 112x112 crops (eyes, nose tip, mouth
+# corners, in image order), as published with the InsightFace alignment code.
+ARCFACE_TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+# Names what :func:`arcface_crop` does; part of every descriptor cache key, so a change to the
+# alignment (template, transform, interpolation, border) must change this string.
+ARCFACE_ALIGNMENT = "arcface112-umeyama-bilinear-border0-v1"
+
+FACEPLUGIN_FR = NpmModel(
+    package="faceplugin-face-recognition-js",
+    version="0.0.1",
+    member="package/model/fr_feature.onnx",
+    sha256="87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
+    licence="MIT (package licence); the model's training data is not stated",
+)
+
+
+def arcface_crop(image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The 112x112 BGR crop with ``landmarks`` (5, 2) moved onto :data:`ARCFACE_TEMPLATE_112`."""
+    matrix = similarity_transform(np.asarray(landmarks, np.float64), ARCFACE_TEMPLATE_112)
+    return cv2.warpAffine(image_bgr, matrix, (112, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+
+
+class OnnxArcFaceTeacher:
+    """A 112x112 ArcFace-style ONNX embedder run by onnxruntime, one face at a time."""
+
+    alignment = ARCFACE_ALIGNMENT
+
+    def __init__(self, model_path: str | Path, name: str, threads: int = 1) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise TeacherUnavailable('the ONNX teacher needs onnxruntime: pip install "facelivenet[edge]"') from exc
+        self.name = name
+        self.model_path = Path(model_path)
+        self.model_sha256 = sha256_file(self.model_path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise TeacherUnavailable(f"cannot load the teacher model {self.model_path}: {exc}") from exc
+        inp = self._session.get_inputs()[0]
+        if len(inp.shape) != 4 or list(inp.shape[1:]) != [3, 112, 112]:
+            raise TeacherUnavailable(f"{self.model_path}: input {inp.name} is {inp.shape}, expected [1, 3, 112, 112]")
+        self._input = inp.name
+        out_shape = self._session.get_outputs()[0].shape
+        if not isinstance(out_shape[-1], int):
+            raise TeacherUnavailable(f"{self.model_path}: output shape {out_shape} has no fixed descriptor size")
+        self.dim = int(out_shape[-1])
+
+    def embed_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
+        """The L2-normalised descriptor (float32) of one aligned 112x112 BGR crop."""
+        x = (crop_bgr[:, :, ::-1].astype(np.float32) - 127.5) / 128.0
+        out = self._session.run(None, {self._input: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})[0]
+        vec = np.asarray(out, np.float32).reshape(-1)
+        return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+    def describe_face(self, image_bgr: np.ndarray, face: Face, views: int = 1) -> np.ndarray:
+        """(views, dim) descriptors of ``face``: its ArcFace crop, then (views=2) the mirrored crop."""
+        if views not in (1, 2):
+            raise ValueError(f"views must be 1 (plain) or 2 (plain + mirrored), got {views}")
+        crop = arcface_crop(image_bgr, face.landmarks)
+        crops = [crop] if views == 1 else [crop, np.ascontiguousarray(crop[:, ::-1])]
+        return np.stack([self.embed_crop(c) for c in crops])
+
+    def embed_face(self, image_bgr: np.ndarray, face: Face) -> np.ndarray:
+        """One descriptor for verification: the normalised sum of the face's and its mirror's descriptors."""
+        both = self.describe_face(image_bgr, face, views=2).sum(0)
+        return both / max(float(np.linalg.norm(both)), 1e-12)
+
+
+def faceplugin_teacher(cache_dir: str | Path | None = None, source: str | Path | None = None,
+                       threads: int = 1) -> OnnxArcFaceTeacher:
+    """``arcface_fp``: the pinned faceplugin ``fr_feature.onnx``, fetched (npm pack) and verified."""
+    path = FACEPLUGIN_FR.fetch(cache_dir, source)
+    return OnnxArcFaceTeacher(path, name=f"{FACEPLUGIN_FR.spec}:{Path(FACEPLUGIN_FR.member).name}", threads=threads)
