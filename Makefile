@@ -8,12 +8,12 @@ export FACELIVE_DATA ?= $(SHARED)/data
 export FACELIVE_DETECTOR ?= $(SHARED)/models/yunet/yunet_s_640_640.onnx
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: run test test-all install clean arm64-check
+.PHONY: run test test-all install clean arm64-check docs
 
 $(BIN)/.installed: pyproject.toml .ci/constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -qq --upgrade pip
-	$(BIN)/pip install -qq -c .ci/constraints.txt -e ".[edge,train,export,dev,teacher,demo,sign]"
+	$(BIN)/pip install -qq -c .ci/constraints.txt -e ".[edge,train,export,dev,teacher,demo,sign,docs]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -28,6 +28,11 @@ test: $(BIN)/.installed
 
 test-all: PYTEST_ARGS =
 test-all: test
+
+## docs: the documentation site (docs/, mkdocs.yml), built with --strict (a broken link fails) into DOCS_SITE (not tracked)
+DOCS_SITE ?= build/docs-site
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
 
 ## arm64-check: the edge runtime on an emulated ARM64 machine (qemu-user) vs this one; not part of `make test`.
 ## Set-up downloads (apt, Debian arm64, PyPI aarch64 wheels) into ARM64_WORK, outside the repository.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CITATION = re.compile(r'ARCHITECTURE\.md,?\s+"([^"]+)"')
-SEARCHED = ("edge_runtime", "training", "export", "benchmarks", "demo_kivy", ".ci", "tests")
+SEARCHED = ("edge_runtime", "training", "export", "benchmarks", "demo_kivy", ".ci", "tests", "docs")
 SUFFIXES = {".py", ".md", ".toml", ".yaml"}
 
 

@@ -1,5 +1,6 @@
 """The README's "Use it from Python" example runs as written (the code is read from README.md, so the two
-cannot drift): enroll from JAFFE images, a session on a folder of frames, a decision."""
+cannot drift): enroll from JAFFE images, a session on a folder of frames, a decision. The documentation's
+Python API page shows the same block (docs/runtime/python.md; checked here too)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from facelivenet.edge_runtime import Decision
 from .frames import scripted
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS_PAGE = README.parent / "docs" / "runtime" / "python.md"
 GENUINE = ["KL.NE2.156"] * 4 + ["KL.HA2.159"] * 4 + ["KL.NE2.156"] * 4 + ["KL.SU3.166"] * 4
 
 
@@ -24,6 +26,12 @@ def readme_example() -> str:
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match, "README.md: no python block under 'Use it from Python'"
     return match.group(1)
+
+
+def test_the_docs_show_the_same_example():
+    match = re.search(r"```python\n(.*?)```", DOCS_PAGE.read_text(encoding="utf-8"), re.S)
+    assert match, "docs/runtime/python.md: no python block"
+    assert match.group(1) == readme_example()
 
 
 def test_the_example_is_short():
