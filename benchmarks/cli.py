@@ -19,17 +19,17 @@ import logging
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options, run_command
-from facelivenet.edge_runtime.constants import CACHE_ENV, DATA_ENV, EXIT_FAILURE, EXIT_OK
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_bundle_option, add_data_option, add_detector_option,
+                                                 add_json_flag, add_log_options, add_threads_option)
+from facelivenet.edge_runtime.cli_runner import HandlerResult, run_command, stdout_to_stderr
+from facelivenet.edge_runtime.constants import CACHE_ENV, EXIT_FAILURE, EXIT_OK
 
 from .errors import BenchError
 
 PROG = "facelive-bench"
 log = logging.getLogger("facelivenet.benchmarks.cli")
-
-HandlerResult = tuple[int, dict[str, Any], str]
 
 EPILOG = """examples:
   facelive-bench --quick                                 # the shipped bundle, 1 thread, < 2 min
@@ -82,15 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG + "\n\ncommands (instead of the benchmark):\n" + _subcommand_help(),
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--bundle", type=Path, metavar="B",
-                   help="bundle folder (default: $FACELIVE_BUNDLE, else the shipped default bundle)")
+    add_bundle_option(p, type=Path)
     p.add_argument("--checkpoint", type=Path, metavar="C",
                    help="the checkpoint the bundle came from (default: the shipped model)")
-    p.add_argument("--data", type=Path, metavar="DIR",
-                   help=f"face data root with lfw/ and fer2013/ (default: ${DATA_ENV}); enables parity, "
-                        "accuracy and int8 peers")
-    p.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR)")
-    p.add_argument("--threads", default="1", metavar="LIST", help="thread counts to time, e.g. 1,2 (default 1)")
+    add_data_option(p, "lfw/ and fer2013/", type=Path, note="enables parity, accuracy and int8 peers")
+    add_detector_option(p)
+    add_threads_option(p, "1", many=True)
     p.add_argument("--quick", action="store_true", help="fewer runs and evaluation subsets (< 2 min)")
     p.add_argument("--runs", type=int, metavar="N", help="timed runs per row (default 200; 30 with --quick)")
     p.add_argument("--warmup", type=int, metavar="N", help="untimed warm-up runs (default 20; 5 with --quick)")
@@ -135,13 +132,11 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _cmd_bench(args: argparse.Namespace) -> HandlerResult:
-    from facelivenet.export.cli import _stdout_to_stderr
-
     from .report import markdown
     from .run import run_benchmark
 
     cfg = config_from_args(args)
-    with _stdout_to_stderr():
+    with stdout_to_stderr():
         result = run_benchmark(cfg)
         if cfg.out is not None:
             from .report_files import write_report

@@ -13,7 +13,8 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options, run_command
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options
+from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import EXIT_FAILURE, EXIT_OK
 
 from .errors import BenchError

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from facelivenet import edge_runtime
 from facelivenet.edge_runtime.bundle import resolve_bundle_dir
-from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options, epilog, run_command
-from facelivenet.edge_runtime.constants import BUNDLE_ENV, EXIT_OK
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_bundle_option, add_json_flag, add_log_options, epilog
+from facelivenet.edge_runtime.cli_runner import run_command
+from facelivenet.edge_runtime.constants import EXIT_OK
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter,
                                 epilog=epilog(f"{PROG} build/android", f"{PROG} build/android --bundle bundle/ --force"))
     p.add_argument("out", type=Path, help="folder to write (buildozer's source.dir)")
-    p.add_argument("--bundle", help=f"model bundle to ship (default: ${BUNDLE_ENV}, else the shipped one)")
+    add_bundle_option(p, "model bundle to ship")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     add_json_flag(p)
     add_log_options(p)

@@ -8,15 +8,16 @@ in headless mode; with a window, the home screen shows them with the fix.
 
 from __future__ import annotations
 
-import json
+import argparse
+import contextlib
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, report_failure, setup_cli_logging
+from facelivenet.edge_runtime.cli_runner import one_line, run_command
 from facelivenet.edge_runtime.constants import DEFAULT_DB, EXIT_FAILURE, EXIT_OK, EXIT_REJECTED
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.reasons import Decision
@@ -31,40 +32,32 @@ DEFAULT_HEADLESS_USER = "demo"
 HEADLESS_MAX_SECONDS = 300.0
 
 
-def _fail(as_json: bool, message: str, kind: str, code: int = EXIT_FAILURE, extra: dict | None = None) -> int:
-    """One line on stderr; with --json also one JSON object on stdout."""
-    return report_failure(PROG, message, kind, code, as_json, extra)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facelive-demo`` console script; returns the exit code."""
-    args = parse_args_or_code(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    setup_cli_logging(PROG, args.verbose, args.quiet)
-    temp_db_dir = tempfile.TemporaryDirectory(prefix="facelive-demo-") if args.headless and not args.db else None
-    held: dict[str, Any] = {}  # what the run opened, closed here whatever happens
-    try:
-        db = args.db or (str(Path(temp_db_dir.name) / "facelive.db") if temp_db_dir else DEFAULT_DB)
-        failed, code = call_cleanly(PROG, args.json, lambda: _run(args, db, held))
-        return failed if failed is not None else code
-    finally:
-        if held.get("engine") is not None:
-            held["engine"].close()
-        remove_temp_home(held.get("temp_home"))
-        if temp_db_dir is not None:
-            temp_db_dir.cleanup()
+    return run_command(PROG, build_parser(), argv, _run, around=_held)
 
 
-def _run(args, db: str, held: dict[str, Any]) -> int:
-    held["engine"] = engine = _engine(args, db)
+@contextlib.contextmanager
+def _held(args: argparse.Namespace) -> Iterator[None]:
+    """The runner's ``around`` hook: what the run opens (the engine, Kivy's temporary home and, headless
+    without --db, a temporary template database) goes on ``args.held`` and is closed whatever happens."""
+    with contextlib.ExitStack() as held:
+        args.held = held
+        if args.db is None:
+            temp = held.enter_context(tempfile.TemporaryDirectory(prefix="facelive-demo-")) if args.headless else None
+            args.db = str(Path(temp) / "facelive.db") if temp else DEFAULT_DB
+        yield
+
+
+def _run(args: argparse.Namespace):
+    engine = args.held.enter_context(contextlib.closing(_engine(args, args.db)))
     size = parse_size(args.size)
     steps = parse_script(args.script) if args.headless else []
     prefix = screenshot_prefix(args.screenshot)
-    held["temp_home"] = prepare_kivy(args.headless, args.verbose)
+    args.held.callback(remove_temp_home, prepare_kivy(args.headless, args.verbose))
     configure_window(size, args.headless, args.verbose)
     if args.headless:
-        return _run_headless(engine, steps, prefix, args)
+        return _run_headless(engine, steps, prefix)
     return _run_window(engine)
 
 
@@ -92,14 +85,13 @@ def _engine(args, db: str) -> DemoEngine:
     return engine
 
 
-def _run_window(engine: DemoEngine) -> int:
+def _run_window(engine: DemoEngine) -> None:
     from .ui import DemoApp
 
     DemoApp(engine).run()
-    return EXIT_OK
 
 
-def _run_headless(engine: DemoEngine, steps: list[str], prefix: Path | None, args) -> int:
+def _run_headless(engine: DemoEngine, steps: list[str], prefix: Path | None) -> tuple:
     from .headless import ScriptDriver
     from .ui import DemoApp
 
@@ -110,15 +102,10 @@ def _run_headless(engine: DemoEngine, steps: list[str], prefix: Path | None, arg
                    source=" ".join(engine.settings.source),
                    enroll_source=" ".join(engine.settings.enroll_spec))
     if driver.error is not None:
-        return _fail(args.json, str(driver.error), driver.error.kind, extra=payload)
-    if args.json:
-        print(json.dumps(payload))
-    else:
-        print(_summary(payload))
+        return EXIT_FAILURE, {"error": one_line(driver.error), "error_type": driver.error.kind, **payload}, ""
     if driver.auth is not None and driver.auth["decision"] != Decision.ACCEPT:
-        print(f"{PROG}: rejected: {', '.join(driver.auth['reasons'])}", file=sys.stderr)
-        return EXIT_REJECTED
-    return EXIT_OK
+        return EXIT_REJECTED, payload, _summary(payload), f"rejected: {', '.join(driver.auth['reasons'])}"
+    return EXIT_OK, payload, _summary(payload)
 
 
 def _summary(payload: dict[str, Any]) -> str:

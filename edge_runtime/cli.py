@@ -25,19 +25,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import cli_runtime
-from .cli_common import CommandLineError, HelpFormatter, add_json_flag, add_log_options, epilog, run_command
-from .constants import BUNDLE_ENV, EXIT_FAILURE, EXIT_OK, PUBLIC_KEY_ENV, file_form
+from .cli_common import (CommandLineError, HelpFormatter, add_bundle_option, add_detector_option, add_json_flag,
+                         add_log_options, epilog)
+from .cli_runner import HandlerResult, run_command
+from .constants import BUNDLE_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_OK, PUBLIC_KEY_ENV, file_form
 from .errors import FaceLiveError
 
 log = logging.getLogger("facelivenet.edge_runtime.cli")
 
 PROG = "facelive"
-
-
-HandlerResult = tuple[int, dict[str, Any], str]
-
-
-CliError = CommandLineError  # the old name of the shared command-line error
 
 
 def _version() -> str:
@@ -47,10 +43,6 @@ def _version() -> str:
         return version("facelivenet")
     except PackageNotFoundError:  # running from a source tree without an install
         return "unknown"
-
-
-_HelpFormatter = HelpFormatter
-_epilog = epilog
 
 
 # --------------------------------------------------------------------------- inspect
@@ -67,13 +59,13 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
             the whole manifest as one JSON object with --json. A bundle whose
             files were modified or corrupted is refused with a non-zero exit."""
         ),
-        epilog=_epilog(
+        epilog=epilog(
             "facelive inspect                 # the shipped default bundle",
             "facelive inspect bundle/",
             "facelive inspect bundle/ --json > manifest.json",
             "facelive inspect bundle/ --no-verify   # schema only, skip hashing",
         ),
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("bundle", metavar="BUNDLE", type=Path, nargs="?",
                    help=f"bundle folder (holds manifest.json; default: ${BUNDLE_ENV}, else the shipped one)")
@@ -115,8 +107,8 @@ def _add_keygen(sub: argparse._SubParsersAction) -> None:
             devices) and DIR/NAME.pub (the public key the devices hold). Refuses
             to overwrite an existing key. Needs: pip install "facelivenet[sign]"."""
         ),
-        epilog=_epilog("facelive keygen --out keys/", "facelive sign bundle/ --key keys/deployer.key"),
-        formatter_class=_HelpFormatter,
+        epilog=epilog("facelive keygen --out keys/", "facelive sign bundle/ --key keys/deployer.key"),
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the two key files")
     p.add_argument("--name", default="deployer", help="file name stem (default deployer)")
@@ -145,10 +137,10 @@ def _add_sign(sub: argparse._SubParsersAction) -> None:
             the manifest (thresholds included) or, through its hashes, any file
             was changed. Sign again after any re-export."""
         ),
-        epilog=_epilog("facelive sign bundle/ --key keys/deployer.key",
+        epilog=epilog("facelive sign bundle/ --key keys/deployer.key",
                        "facelive inspect bundle/ --public-key keys/deployer.pub",
                        "facelive auth --user alice --bundle bundle/ --public-key keys/deployer.pub"),
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder (holds manifest.json)")
     p.add_argument("--key", type=Path, required=True, metavar="PEM", help="the Ed25519 private key (facelive keygen)")
@@ -204,16 +196,16 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
             else --bundle; it is never downloaded. Exits 1 if any image could
             not be read (the others are still reported)."""
         ),
-        epilog=_epilog(
+        epilog=epilog(
             "facelive detect photo.jpg",
             "facelive detect --detector yunet_s_640_640.onnx faces/ --json",
             "facelive detect a.jpg b.png --save-crops crops/ --size 112 --colour rgb",
         ),
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("images", metavar="IMG", nargs="+", type=Path, help="image files or folders of images")
-    p.add_argument("--detector", metavar="PATH", help="YuNet .onnx file or a folder holding one")
-    p.add_argument("--bundle", metavar="BUNDLE", type=Path, help="look for the detector in this bundle too")
+    add_detector_option(p, default_text=f"${DETECTOR_ENV}, else --bundle's", note="or a folder holding one")
+    add_bundle_option(p, "a bundle to find the detector in", type=Path)
     p.add_argument("--score-threshold", type=float, default=0.6, metavar="P",
                    help="minimum detector score, 0..1 (default 0.6)")
     p.add_argument("--save-crops", metavar="DIR", type=Path, help="write aligned face crops (PNG) into DIR")
@@ -242,17 +234,17 @@ def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
     from .sources import expand_image_paths
 
     if not 0.0 <= args.score_threshold <= 1.0:
-        raise CliError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
+        raise CommandLineError(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
     cfg = None
     if args.save_crops is not None:
         try:
             cfg = PreprocessConfig(input_size=args.size, colour=args.colour)
         except ValueError as exc:
-            raise CliError(f"--size/--colour: {exc}") from exc
+            raise CommandLineError(f"--size/--colour: {exc}") from exc
         try:
             args.save_crops.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CliError(f"cannot create --save-crops folder {args.save_crops}: {exc}") from exc
+            raise CommandLineError(f"cannot create --save-crops folder {args.save_crops}: {exc}") from exc
     images = expand_image_paths(args.images)
     detector_path = resolve_detector_path(args.detector, bundle_dir=args.bundle)
     if args.bundle is not None:
@@ -290,7 +282,7 @@ def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
                     crop = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
                 out = args.save_crops / f"{stem}_face{i}.png"
                 if not cv2.imwrite(str(out), crop):
-                    raise CliError(f"cannot write crop {out}")
+                    raise CommandLineError(f"cannot write crop {out}")
                 crops.append(str(out))
             entry["crops"] = crops
         results.append(entry)
@@ -349,14 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
             identity embedding and expression probabilities for the same face.
             Runs on numpy + OpenCV + onnxruntime, without torch."""
         ),
-        epilog=_epilog(
+        epilog=epilog(
             "facelive enroll --user alice alice_photos/",
             "facelive auth --user alice --source 0            # camera 0",
             "facelive verify a.jpg b.jpg --json",
             "facelive inspect bundle/ --json",
             "facelive COMMAND --help       # options of one command",
         ),
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     add_log_options(parser)

@@ -1,5 +1,5 @@
-"""The one convention of every facelivenet command line (``facelive``, ``facelive-demo``, ``facelive-bench``
-and its subcommands): shared option groups, argument types, and the run -> print -> exit path.
+"""The one convention of every facelivenet command line (every console script and module CLI): shared
+flags, argument types, and options from arguments. The run -> print -> exit path is :mod:`.cli_runner`.
 
 - ``--json`` prints exactly ONE JSON object on stdout; logs go to stderr (``-v``/``-vv`` more, ``-q`` errors
   only);
@@ -8,28 +8,28 @@ and its subcommands): shared option groups, argument types, and the run -> print
 - a failure is one line ``PROG: error: <reason>`` on stderr and, with ``--json``, ``{"error", "error_type"}``
   (or the command's partial result carrying ``"error"``) on stdout.
 
-A command handler returns ``(exit_code, payload, text)`` (optionally a fourth item: the one-line note for
-stderr when the code is not 0); :func:`run_command` prints ``payload`` as JSON with ``--json``, ``text``
-otherwise. Only CLI modules import this (it is where ``argparse.Namespace`` turns into options).
+Shared flags have one meaning everywhere (only their defaults and the data they point at differ):
+
+- ``--threads N``: the CPU threads the command's compute may use: the model backend's intra-op threads
+  and torch's and OpenCV's pools. A benchmark that times several settings takes a comma list of them
+  (each entry one such setting);
+- ``--bundle`` a model bundle folder (default ``$FACELIVE_BUNDLE``, else the shipped one), ``--detector``
+  a YuNet .onnx (default ``$FACELIVE_DETECTOR``, else the bundle's), ``--data`` a face data root
+  (default ``$FACELIVE_DATA``).
+
+Only CLI modules import this (it is where ``argparse.Namespace`` turns into options).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from .cli_logging import call_cleanly, one_line, parse_args_or_code, setup_cli_logging
-from .constants import (BUNDLE_ENV, DEFAULT_CHALLENGE, DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S,
-                        DEFAULT_MAX_FAILURES, DEFAULT_MAX_PIXELS, DEFAULT_STEP_TIMEOUT_S,
-                        DEFAULT_THREADS, DETECTOR_ENV, EXIT_OK, EXIT_REJECTED, EXIT_TARGET_MISSED, FORMAT_TABLE, FORMATS,
-                        INT8_VARIANTS,
-                        MAX_THREADS, PRECISIONS, PUBLIC_KEY_ENV)
+from .constants import (BUNDLE_ENV, DATA_ENV, DEFAULT_CHALLENGE, DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S,
+                        DEFAULT_MAX_FAILURES, DEFAULT_MAX_PIXELS, DEFAULT_STEP_TIMEOUT_S, DEFAULT_THREADS,
+                        DETECTOR_ENV, FORMAT_TABLE, FORMATS, INT8_VARIANTS, MAX_THREADS, PRECISIONS, PUBLIC_KEY_ENV)
 from .errors import FaceLiveError
-
-HandlerResult = tuple  # (exit_code, payload dict, text[, stderr note])
 
 
 class CommandLineError(FaceLiveError):
@@ -83,8 +83,47 @@ def epilog(*examples: str) -> str:
     return "examples:\n" + "\n".join(f"  {e}" for e in examples)
 
 
-def add_json_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs stay on stderr)")
+Parser = argparse.ArgumentParser | argparse._ArgumentGroup
+
+
+def add_json_flag(p: Parser, what: str = "") -> None:
+    """--json: one JSON object on stdout (``what``: the object, e.g. "the summary")."""
+    p.add_argument("--json", action="store_true",
+                   help=f"print one JSON object{f' ({what})' if what else ''} on stdout (logs stay on stderr)")
+
+
+def add_threads_option(p: Parser, default: int | str | None = DEFAULT_THREADS, *, default_text: str = "",
+                       many: bool = False) -> None:
+    """--threads: the CPU threads of the command's compute (module docstring). ``many``: a comma list of
+    settings, each timed (kept as text; the command parses it); otherwise a count in [1, MAX_THREADS], or
+    0 when ``default`` is 0 (all cores)."""
+    shown = default_text or f"{default}"
+    if many:
+        p.add_argument("--threads", default=default, metavar="LIST",
+                       help=f"CPU threads of the model's compute, a comma list of settings to time, e.g. 1,4 "
+                            f"(default {shown})")
+        return
+    p.add_argument("--threads", type=count(0 if default == 0 else 1, MAX_THREADS), default=default, metavar="N",
+                   help=f"CPU threads of the compute (model backend, torch, OpenCV), 1-{MAX_THREADS} (default {shown})")
+
+
+def add_bundle_option(p: Parser, what: str = "model bundle folder", type=str) -> None:
+    """--bundle BUNDLE (default $FACELIVE_BUNDLE, else the shipped bundle)."""
+    p.add_argument("--bundle", metavar="BUNDLE", type=type,
+                   help=f"{what} (default: ${BUNDLE_ENV}, else the shipped one)")
+
+
+def add_detector_option(p: Parser, default_text: str = f"${DETECTOR_ENV}, else the bundle's", note: str = "",
+                        type=str) -> None:
+    """--detector PATH: a YuNet .onnx (``note``: what else the command does with it)."""
+    p.add_argument("--detector", metavar="PATH", type=type,
+                   help=f"YuNet .onnx{f' ({note})' if note else ''} (default: {default_text})")
+
+
+def add_data_option(p: Parser, holding: str, type=str, note: str = "") -> None:
+    """--data DIR: the face data root holding ``holding`` (default $FACELIVE_DATA)."""
+    p.add_argument("--data", metavar="DIR", type=type,
+                   help=f"face data root holding {holding} (default: ${DATA_ENV}){f'; {note}' if note else ''}")
 
 
 def add_log_options(p: argparse.ArgumentParser) -> None:
@@ -98,15 +137,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     "Commands")."""
     g = p.add_argument_group("model", "file formats: " + "; ".join(
         f"{s.name} (.{s.extension}, {s.backend})" for s in FORMAT_TABLE.values()))
-    g.add_argument("--bundle", metavar="BUNDLE", help=f"model bundle folder (default: ${BUNDLE_ENV}, else the shipped one)")
+    add_bundle_option(g)
     g.add_argument("--format", choices=FORMATS, help="model file format (default: the bundle's default file, "
                    "the fastest one that passed every export gate; see facelive inspect)")
     g.add_argument("--precision", choices=PRECISIONS, help="model precision (default: the bundle's default file's)")
     g.add_argument("--variant", choices=tuple(INT8_VARIANTS), help="int8 only: static (int8 activations, integer "
                    "kernels) or weight-only (int8 weights, float compute; the fallback) (default: the bundle's choice)")
-    g.add_argument("--threads", type=count(1, MAX_THREADS), default=DEFAULT_THREADS, metavar="N",
-                   help=f"CPU threads, 1-{MAX_THREADS} (default {DEFAULT_THREADS})")
-    g.add_argument("--detector", metavar="PATH", help=f"YuNet .onnx (default: ${DETECTOR_ENV}, else the bundle's)")
+    add_threads_option(g)
+    add_detector_option(g)
     g.add_argument("--public-key", metavar="PEM", help="refuse the bundle unless its manifest is signed by this "
                    f"Ed25519 key (default: ${PUBLIC_KEY_ENV}; see facelive sign)")
     g.add_argument("--max-pixels", type=count(1, 1_000_000_000), default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -187,39 +225,3 @@ def runtime_options(args: argparse.Namespace, **overrides: Any):
         values["session"] = session_settings(args)
     values.update(overrides)
     return RuntimeOptions(**values)
-
-
-# ------------------------------------------------------------------ run, print, exit
-
-
-def emit(prog: str, as_json: bool, result: HandlerResult) -> int:
-    """Print a handler's result (JSON or text) and, for a non-zero code, its one line on stderr."""
-    code, payload, text, *rest = result
-    note = rest[0] if rest else None
-    if as_json:
-        print(json.dumps(payload, sort_keys=False))
-    elif text:
-        print(text)
-    if code in (EXIT_REJECTED, EXIT_TARGET_MISSED):
-        print(f"{prog}: {one_line(note or payload.get('message', 'rejected'))}", file=sys.stderr)
-    elif code != EXIT_OK:
-        print(f"{prog}: error: {one_line(note or payload.get('error', 'failed'))}", file=sys.stderr)
-    return code
-
-
-def run_command(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None,
-                handler: Callable[[argparse.Namespace], HandlerResult] | None = None,
-                prepare: Callable[[argparse.Namespace], None] | None = None) -> int:
-    """Parse ``argv``, set up logging, run ``handler(args)`` (else ``args.handler``) on the shared failure
-    path and print its result; returns the exit code."""
-    args = parse_args_or_code(parser, argv)
-    if isinstance(args, int):
-        return args
-    setup_cli_logging(prog, args.verbose, args.quiet)
-    if prepare is not None:
-        prepare(args)
-    run = handler or args.handler
-    failed, result = call_cleanly(prog, args.json, lambda: run(args))
-    if failed is not None:
-        return failed
-    return emit(prog, args.json, result)

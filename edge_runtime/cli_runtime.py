@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import reasons
-from .cli_common import (CommandLineError, HelpFormatter, add_challenge_options, add_json_flag, add_model_options,  # noqa: F401
+from .cli_common import (CommandLineError, HelpFormatter, add_challenge_options, add_json_flag, add_model_options,
                          count, epilog, finite_float, positive_float, runtime_options, session_settings)
 from .constants import DEFAULT_DB, DEFAULT_FPS, EXIT_OK, EXIT_REJECTED
 from .reasons import Decision
 
 if TYPE_CHECKING:
     from .session import SessionConfig
-
-RuntimeCliError = CommandLineError  # the old name of the shared command-line error
-
 
 def build_pipeline(args: argparse.Namespace, detect_every: int = 1):
     """The FacePipeline the model options describe (through :func:`.api.open_pipeline`)."""
@@ -62,9 +59,9 @@ def _parse_fars(text: str) -> list[float]:
     try:
         fars = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise RuntimeCliError(f"--far must be numbers like 1e-3,1e-2, got {text!r}") from exc
+        raise CommandLineError(f"--far must be numbers like 1e-3,1e-2, got {text!r}") from exc
     if not fars or any(not 0 < f < 1 for f in fars):
-        raise RuntimeCliError(f"--far values must be in (0, 1), got {text!r}")
+        raise CommandLineError(f"--far values must be in (0, 1), got {text!r}")
     return fars
 
 
@@ -73,16 +70,16 @@ def cmd_verify(args: argparse.Namespace):
 
     fars = _parse_fars(args.far)
     if args.pairs is None and len(args.images) != 2:
-        raise RuntimeCliError("give two images (facelive verify IMG1 IMG2) or --pairs CSV")
+        raise CommandLineError("give two images (facelive verify IMG1 IMG2) or --pairs CSV")
     if args.pairs is not None and args.images:
-        raise RuntimeCliError("give either two images or --pairs CSV, not both")
+        raise CommandLineError("give either two images or --pairs CSV, not both")
     pairs = read_pairs_csv(args.pairs) if args.pairs else [Pair(args.images[0], args.images[1], None)]
     pipeline = build_pipeline(args)
     threshold = args.threshold if args.threshold is not None else pipeline.model.manifest.thresholds.verification_cosine
     scores, errors = score_pairs(pipeline, pairs, progress=_progress_printer(args, "verify"))
     if args.pairs is None:
         if scores[0] is None:
-            raise RuntimeCliError(errors[0])
+            raise CommandLineError(errors[0])
         s = scores[0]
         payload = {"score": round(s, 6), "match": s >= threshold, "threshold": threshold,
                    "model": pipeline.model.description}
@@ -160,19 +157,19 @@ def cmd_calibrate(args: argparse.Namespace):
     from .verification import calibrated_manifest, read_pairs_csv, score_pairs, write_calibrated_bundle
 
     if not 0 < args.far < 1:
-        raise RuntimeCliError(f"--far must be in (0, 1), got {args.far}")
+        raise CommandLineError(f"--far must be in (0, 1), got {args.far}")
     if args.expression_threshold is not None and not 0 < args.expression_threshold <= 1:
-        raise RuntimeCliError(f"--expression-threshold must be in (0, 1], got {args.expression_threshold}")
+        raise CommandLineError(f"--expression-threshold must be in (0, 1], got {args.expression_threshold}")
     pairs = read_pairs_csv(args.pairs)
     if any(p.label is None for p in pairs):
-        raise RuntimeCliError(f"{args.pairs} has no label column: calibration needs img1,img2,label")
+        raise CommandLineError(f"{args.pairs} has no label column: calibration needs img1,img2,label")
     pipeline = build_pipeline(args)
     scores, errors = score_pairs(pipeline, pairs, progress=_progress_printer(args, "calibrate"))
     kept = [(s, p.label) for s, p in zip(scores, pairs) if s is not None]
     genuine = sum(1 for _, y in kept if y == 1)
     impostor = len(kept) - genuine
     if genuine == 0 or impostor == 0:
-        raise RuntimeCliError(f"calibration needs genuine and impostor pairs with faces; got {genuine} and {impostor}")
+        raise CommandLineError(f"calibration needs genuine and impostor pairs with faces; got {genuine} and {impostor}")
     r = metrics.tar_at_far([s for s, _ in kept], [y for _, y in kept], args.far)
     manifest = calibrated_manifest(pipeline.model.manifest, r.threshold, args.far, args.pairs, genuine, impostor,
                                    r.tar, args.expression_threshold)
@@ -277,7 +274,7 @@ def session_config(args: argparse.Namespace, manifest) -> "SessionConfig":
     try:
         return session_settings(args).session_config(manifest)
     except OptionsError as exc:
-        raise RuntimeCliError(str(exc)) from exc
+        raise CommandLineError(str(exc)) from exc
 
 
 def identity_summary(ev: dict) -> str:
@@ -297,7 +294,7 @@ def cmd_auth(args: argparse.Namespace):
 
     settings = session_settings(args)  # a bad --challenge fails before anything is loaded
     if not args.db.exists():
-        raise RuntimeCliError(f"no template database at {args.db}: enroll the user first (facelive enroll --db {args.db})")
+        raise CommandLineError(f"no template database at {args.db}: enroll the user first (facelive enroll --db {args.db})")
     source = open_source(args.source, fps=args.fps, max_frames=args.max_frames)
     try:
         with Authenticator(runtime_options(args, detect_every=args.detect_every, session=settings)) as auth:
@@ -353,7 +350,7 @@ def cmd_users(args: argparse.Namespace):
     from .store import TemplateStore
 
     if not args.db.exists():
-        raise RuntimeCliError(f"no template database at {args.db}")
+        raise CommandLineError(f"no template database at {args.db}")
     with TemplateStore(args.db, create=False) as store:
         if args.delete:
             n = store.delete(args.delete)

@@ -1,31 +1,27 @@
 """``facelive-export``: a checkpoint in, a verified model bundle out.
 
-Rules (ARCHITECTURE.md, "Commands"): ``--json`` prints ONE JSON object on
-stdout (the summary); progress and logs go to stderr; exit 0 on success,
-otherwise a non-zero code (``edge_runtime.constants``) and one line
-``facelive-export: error: <reason>``. Converters
-print to stdout from C++ too, so file descriptor 1 is pointed at stderr while
-the export runs and restored for the final output.
+Rules (ARCHITECTURE.md, "Commands"; the shared runner ``edge_runtime.cli_runner``): ``--json`` prints ONE
+JSON object on stdout (the summary); progress and logs go to stderr; exit 0 on success, otherwise a
+non-zero code (``edge_runtime.constants``) and one line ``facelive-export: error: <reason>``. Converters
+print to stdout from C++ too, so file descriptor 1 is pointed at stderr while the export runs (the
+runner's ``around`` hook) and restored for the final output.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
 import sys
 import textwrap
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
-from facelivenet.edge_runtime.cli_logging import setup_cli_logging
-from facelivenet.edge_runtime.constants import (CACHE_ENV, DATA_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_INTERNAL,
-                                                EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FORMATS, PRECISIONS,
-                                                gates_help)
-from facelivenet.edge_runtime.errors import FaceLiveError
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_detector_option, add_json_flag, add_log_options,
+                                                 add_threads_option)
+from facelivenet.edge_runtime.cli_runner import run_command, stdout_to_stderr
+from facelivenet.edge_runtime.constants import CACHE_ENV, DATA_ENV, DETECTOR_ENV, EXIT_OK, FORMATS, PRECISIONS, gates_help
 
 from .calibration import DEFAULT_EXPRESSION_FACES, DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES
 from .errors import ParityGateError
@@ -82,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
             detected and aligned with YuNet (${DETECTOR_ENV} or --detector)."""
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--checkpoint", type=Path, metavar="C",
                    help="checkpoint .pt (default: the shipped model, training/default_model/model.pt)")
@@ -106,9 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-expression-data", action="store_true", help="calibrate and check on --calib faces only")
     p.add_argument("--expression-count", type=int, default=DEFAULT_EXPRESSION_FACES, metavar="N",
                    help=f"expression faces for calibration and again for parity (default {DEFAULT_EXPRESSION_FACES})")
-    p.add_argument("--detector", type=Path, metavar="PATH",
-                   help="YuNet .onnx: used for alignment AND copied into the bundle with its hash and licence "
-                        f"(without it ${DETECTOR_ENV} aligns and nothing is copied)")
+    add_detector_option(p, f"${DETECTOR_ENV}, which aligns but is not copied", type=Path,
+                        note="used for alignment AND copied into the bundle with its hash and licence")
     p.add_argument("--tflite-layout", choices=("NCHW", "NHWC"), type=str.upper,
                    help="TFLite input layout (default: the checkpoint's, NCHW); NHWC suits phone camera buffers")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
@@ -136,52 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help=f"aligned-face cache (default ${CACHE_ENV} or ~/.cache)")
     p.add_argument("--seed", type=int, default=0, help="which images of --calib are used (default 0)")
-    p.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (default: all)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (the summary) on stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines; errors only")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug, converter output)")
+    add_threads_option(p, 0, default_text="0: all cores")
+    add_json_flag(p, "the summary")
+    add_log_options(p)
     return p
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    setup_cli_logging(PROG, verbose, quiet)
-    if verbose < 2:  # converters are chatty
+def _quiet_converters(args: argparse.Namespace) -> None:
+    """Converters are chatty: below -vv their warnings and logs are dropped (the runner's prepare hook)."""
+    if args.verbose < 2:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         for name in ("coremltools", "torch", "torch.onnx", "onnxscript", "absl"):
             logging.getLogger(name).setLevel(logging.ERROR)
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Point fd 1 (and sys.stdout) at stderr; restore afterwards."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no real fd (embedded use): Python-level redirect only
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-        return
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split()) or "unknown error"
-
-
-def _fail(args: argparse.Namespace, message: str, kind: str, code: int, extra: dict | None = None) -> int:
-    message = _one_line(message)
-    if getattr(args, "json", False):
-        print(json.dumps({"error": message, "error_type": kind, **(extra or {})}))
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
 
 
 def options_from_args(args: argparse.Namespace):
@@ -201,41 +163,28 @@ def options_from_args(args: argparse.Namespace):
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    _setup_logging(args.verbose, args.quiet)
-    summary: dict[str, Any]
-    try:
-        with _stdout_to_stderr():
-            from .pipeline import export_bundle
+def _run(args: argparse.Namespace) -> tuple:
+    """Export the bundle; the summary is the JSON object, its table and one line the text."""
+    from .pipeline import export_bundle
 
-            summary = export_bundle(options_from_args(args))
+    try:
+        summary = export_bundle(options_from_args(args))
     except ParityGateError as exc:
         if exc.table:
             print(exc.table, file=sys.stderr)
-        return _fail(args, str(exc), "ParityGateError", EXIT_FAILURE)
-    except FaceLiveError as exc:
-        return _fail(args, str(exc), type(exc).__name__, EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return _fail(args, "interrupted (no bundle written)", "KeyboardInterrupt", EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv
-        log.debug("internal error", exc_info=True)
-        return _fail(args, f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
-                     "InternalError", EXIT_INTERNAL)
+        raise
     table = summary.pop("table")
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(table)
-        print(f"bundle {summary['bundle']} ({len(summary['files'])} files, {summary['seconds']} s)"
-              + ("" if summary["gates_passed"] else "  WARNING: some gates failed (--allow-parity-failure)"))
+    text = (f"{table}\nbundle {summary['bundle']} ({len(summary['files'])} files, {summary['seconds']} s)"
+            + ("" if summary["gates_passed"] else "  WARNING: some gates failed (--allow-parity-failure)"))
     if not summary["gates_passed"]:
-        print(f"{PROG}: warning: written with failed gates (--allow-parity-failure)", file=sys.stderr)
-    return EXIT_OK
+        return EXIT_OK, summary, text, "written with failed gates (--allow-parity-failure)"
+    return EXIT_OK, summary, text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``facelive-export``; returns the exit code (ARCHITECTURE.md, "Commands")."""
+    return run_command(PROG, build_parser(), argv, _run, prepare=_quiet_converters, around=stdout_to_stderr,
+                       interrupted="interrupted (no bundle written)")
 
 
 if __name__ == "__main__":  # pragma: no cover

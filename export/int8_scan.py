@@ -35,7 +35,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.cli_common import add_json_flag, add_log_options, run_command
+from facelivenet.edge_runtime.cli_common import add_detector_option, add_json_flag, add_log_options, add_threads_option
+from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import DATA_ENV, DETECTOR_ENV, EXIT_OK
 
 from . import parity as parity_mod
@@ -246,10 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expression-data", type=Path, metavar="DIR", default=default_expression_data(),
                    help=f"FER2013-style train/ and test/ (default: ${DATA_ENV}/fer2013 when present)")
     p.add_argument("--no-expression-data", action="store_true", help="calibrate and measure on --calib faces only")
-    p.add_argument("--detector", type=Path, metavar="PATH", help=f"YuNet .onnx (default: ${DETECTOR_ENV})")
+    add_detector_option(p, f"${DETECTOR_ENV}", type=Path)
     p.add_argument("--methods", default=",".join(METHODS), metavar="LIST",
                    help=f"calibration methods for the whole-network rows (default {','.join(METHODS)})")
-    p.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads (default 1)")
+    add_threads_option(p, 1)
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="aligned-face cache")
     p.add_argument("--out", type=Path, default=Path("reports/int8_scan"), metavar="DIR",
                    help="report folder (default reports/int8_scan)")

@@ -1,6 +1,6 @@
 """`facelive-train`: model facts, two-stage training, evaluation, throughput and the Branch 2 ablation.
 
-Follows the convention of every facelivenet command line (edge_runtime/cli_common.py; ARCHITECTURE.md,
+Runs on the one runner of every facelivenet command line (edge_runtime/cli_runner.py; ARCHITECTURE.md,
 "Commands"): ``--json`` prints one JSON object on stdout, a failure is one ``facelive-train: error: ...`` line
 on stderr (and ``{"error", "error_type"}`` on stdout with ``--json``), exit codes from ``constants.py``.
 """
@@ -12,9 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from facelivenet.edge_runtime.cli_common import HelpFormatter, add_log_options, emit
-from facelivenet.edge_runtime.cli_logging import call_cleanly, parse_args_or_code, setup_cli_logging
-from facelivenet.edge_runtime.constants import CACHE_ENV, DATA_ENV, DETECTOR_ENV, EXIT_OK
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_data_option, add_detector_option, add_json_flag,
+                                                 add_log_options, add_threads_option)
+from facelivenet.edge_runtime.cli_runner import run_command
+from facelivenet.edge_runtime.constants import CACHE_ENV, DETECTOR_ENV, EXIT_OK
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 PROG = "facelive-train"
@@ -183,11 +184,11 @@ def _cmd_ablation(args: argparse.Namespace) -> tuple:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Where faces come from and how the evaluation runs (shared by evaluate and ablation)."""
-    p.add_argument("--detector", help=f"YuNet ONNX file (default: ${DETECTOR_ENV})")
+    add_detector_option(p, f"${DETECTOR_ENV}")
     p.add_argument("--cache-dir", help=f"aligned-face cache (default: ${CACHE_ENV} or ~/.cache/facelivenet)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch and OpenCV (default: torch's choice)")
+    add_threads_option(p, None, default_text="torch's choice")
     p.add_argument("--seed", type=int, default=0, help="seed of the CK+48 per-fold training (default: 0)")
 
 
@@ -205,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--config", help="YAML file or shipped config name (default: built-in defaults)")
     info.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. model.c_width=64")
     info.add_argument("--input-size", type=int, help="input side in pixels (e.g. 160 as in the paper)")
-    info.add_argument("--json", action="store_true", help="print one JSON object")
-    info.set_defaults(func=_cmd_model_info)
+    add_json_flag(info)
+    info.set_defaults(handler=_cmd_model_info)
 
     fit = sub.add_parser(
         "fit",
@@ -219,15 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--config", default="default", help="YAML file or shipped config: default, smoke (default: default)")
     fit.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. stage1.epochs=5")
-    fit.add_argument("--data", help=f"folder holding lfw/, fer2013/ ... (default: ${DATA_ENV})")
+    add_data_option(fit, "lfw/, fer2013/ ...")
     fit.add_argument("--out", required=True, help="run folder for checkpoints, config and logs")
     fit.add_argument("--stages", help="comma list of stages to run, e.g. 1 or 1,2")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     fit.add_argument("--stop-after-steps", type=int, help="stop (resumably) after N optimiser steps in this call")
     fit.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bar (-q before the "
                      "command: errors only, too)")
-    fit.add_argument("--json", action="store_true", help="print one JSON object with the checkpoint path")
-    fit.set_defaults(func=_cmd_fit)
+    add_json_flag(fit, "the checkpoint path")
+    fit.set_defaults(handler=_cmd_fit)
 
     ev = sub.add_parser(
         "evaluate",
@@ -237,10 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     ev.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model, training/default_model/model.pt)")
-    ev.add_argument("--data", help=f"folder holding lfw/, fer2013/, ckplus48/, jaffe/ (default: ${DATA_ENV})")
+    add_data_option(ev, "lfw/, fer2013/, ckplus48/, jaffe/")
     ev.add_argument("--tasks", default="lfw,fer2013,ckplus48,auth",
                     help="comma list of lfw, fer2013, ckplus48, auth (default: all four)")
-    ev.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs go to stderr)")
+    add_json_flag(ev)
     ev.add_argument("--out", help="report folder (default: reports/eval/<checkpoint name>/)")
     ev.add_argument("--quick", action="store_true",
                     help="small deterministic subsets (LFW: 15+15 pairs per fold, one unseen fold reported; "
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="JAFFE: the probe shows the asked expression when P(asked) >= P "
                     "(default: when the asked expression is the argmax)")
     ev.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
-    ev.set_defaults(func=_cmd_evaluate)
+    ev.set_defaults(handler=_cmd_evaluate)
 
     tp = sub.add_parser(
         "throughput",
@@ -273,15 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tp.add_argument("--config", default="default", help="YAML file or shipped config (default: default)")
     tp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
-    tp.add_argument("--data", help=f"folder holding lfw/, idfaces/ ... (default: ${DATA_ENV})")
+    add_data_option(tp, "lfw/, idfaces/ ...")
     tp.add_argument("--settings", help="comma list of row numbers to run (default: all)")
     tp.add_argument("--steps", type=int, default=8, help="timed steps per setting and round (default: 8)")
     tp.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
     tp.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept (default: 2)")
     tp.add_argument("--out", help="report folder")
-    tp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_json_flag(tp)
     tp.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
-    tp.set_defaults(func=_cmd_throughput)
+    tp.set_defaults(handler=_cmd_throughput)
 
     ab = sub.add_parser(
         "ablation",
@@ -295,29 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     ab.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model)")
-    ab.add_argument("--data", help=f"folder holding ckplus48/ (default: ${DATA_ENV})")
+    add_data_option(ab, "ckplus48/")
     ab.add_argument("--variants", help="comma list of c1, c2, rb_c2 (default: all three)")
     ab.add_argument("--quick", action="store_true", help="3 folds, 3 epochs (a smoke test, not a result)")
-    ab.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_json_flag(ab)
     ab.add_argument("--out", help="report folder (default: reports/eval/<checkpoint name>-ablation/)")
     _add_run_options(ab)
     ab.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
-    ab.set_defaults(func=_cmd_ablation)
+    ab.set_defaults(handler=_cmd_ablation)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``facelive-train``; returns the exit code (ARCHITECTURE.md, "Commands")."""
-    args = parse_args_or_code(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    setup_cli_logging(PROG, args.verbose, args.quiet)
-    failed, result = call_cleanly(PROG, args.json, lambda: args.func(args), user_errors=USER_ERRORS)
-    if failed is not None:
-        return failed
-    if result is None:  # a torchrun rank other than 0: rank 0 prints
-        return EXIT_OK
-    return emit(PROG, args.json, result)
+    return run_command(PROG, build_parser(), argv, user_errors=USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Sequence
 
 from facelivenet.edge_runtime.api import open_pipeline
-from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_challenge_options, add_json_flag, add_log_options,
-                                                 add_model_options, challenge_names, epilog, run_command,
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_challenge_options, add_data_option, add_json_flag,
+                                                 add_log_options, add_model_options, challenge_names, epilog,
                                                  runtime_options)
+from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import DATA_ENV, DEFAULT_FPS, EXIT_OK, EXIT_TARGET_MISSED
 from facelivenet.edge_runtime.errors import FaceLiveError
 
@@ -69,8 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "facelive-bench attacks --data ../shared/data --seed 1 --out reports/attacks-seed1",
                       "facelive-bench attacks --far 0.005,0.002 --continuity-far 0.02,0.005 --out reports/frontier"),
     )
-    p.add_argument("--data", metavar="DIR", help=f"data root holding jaffe/, or a JAFFE-shaped folder "
-                                                 f"(default: ${DATA_ENV})")
+    add_data_option(p, "jaffe/ (or a JAFFE-shaped folder)")
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK_SESSIONS} sessions per type, {QUICK_VARIANTS} jitter variants (CI); "
                         f"the full run has {FULL_SESSIONS} and {FULL_VARIANTS}")

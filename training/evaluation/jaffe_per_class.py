@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options, run_command
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_data_option, add_detector_option, add_json_flag,
+                                                 add_log_options)
+from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import DATA_ENV, DETECTOR_ENV, EXIT_OK
 from facelivenet.edge_runtime.errors import DatasetLayoutError
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
@@ -63,8 +65,8 @@ def _run(args: argparse.Namespace) -> tuple:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model)")
-    p.add_argument("--data", help=f"folder holding jaffe/ (default: ${DATA_ENV})")
-    p.add_argument("--detector", help=f"YuNet ONNX file (default: ${DETECTOR_ENV})")
+    add_data_option(p, "jaffe/")
+    add_detector_option(p, f"${DETECTOR_ENV}")
     p.add_argument("--out", required=True, help="JSON file to write")
     add_json_flag(p)
     add_log_options(p)

