@@ -2,7 +2,7 @@
 
 ``python -m facelivenet.training.evaluation.jaffe_per_class [--checkpoint C] [--data DIR] --out FILE [--json]``
 writes ``{"all_images": {label: {"accuracy", "n"}}, ...}``: how often the model's most probable
-expression is the posed one, the numbers behind the README's "JAFFE top-1" row.
+expression is the posed one, the numbers behind the "JAFFE top-1" row of docs/results/index.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The JAFFE per-expression top-1 report behind the README's row: every posed expression counted once."""
+"""The JAFFE per-expression top-1 report behind docs/results/index.md's row: every posed expression counted once."""
 
 from __future__ import annotations
 
