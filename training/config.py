@@ -101,7 +101,7 @@ class DataConfig:
     num_workers: int = 0
     augment_flip: bool = True
     augment_crop_pad: int = 8
-    teacher: Literal["", "dlib", "arcface_fp"] = ""  # Stage 1 distillation teacher (training/teacher.py)
+    teacher: Literal["", "dlib", "arcface_fp", "mobilefacenet_expo"] = ""  # Stage 1 distillation teacher (training/teacher.py)
     teacher_source: str = ""  # npm-packaged teachers: a local `npm pack` tarball instead of the registry
     # Teacher targets wider than this (arcface_fp: 512-d) are projected onto their top principal axes
     # (teacher.project_descriptors); must equal model.embedding_dim.

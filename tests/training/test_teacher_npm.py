@@ -190,7 +190,7 @@ def test_teacher_names_are_checked():
     from facelivenet.training.config import load_config
     from facelivenet.training.teacher import make_teacher, teacher_record
 
-    with pytest.raises(ValueError, match="unknown teacher 'nope'; known: dlib, arcface_fp"):
+    with pytest.raises(ValueError, match="unknown teacher 'nope'; known: dlib, arcface_fp, mobilefacenet_expo"):
         make_teacher("nope")
     assert load_config(None, ["data.teacher=arcface_fp"]).data.teacher == "arcface_fp"
     record = teacher_record("arcface_fp")
@@ -232,3 +232,16 @@ def test_the_target_map_round_trips_and_maps_unseen_faces_alike(tmp_path):
     loaded = TargetMap.load(tmp_path / "map.npz")
     assert np.allclose(loaded.apply(raw), targets, atol=1e-6)
     assert TargetMap().apply(np.zeros((3, 32), np.float32)).shape == (3, 32)
+
+
+def test_teacher_table_scores_face_plus_mirror_and_counts_missing_faces():
+    from facelivenet.training.evaluation.teacher_eval import face_vectors, pair_scores
+
+    views = np.zeros((3, 2, 4), np.float32)
+    views[0] = [[1, 0, 0, 0], [0, 1, 0, 0]]
+    views[1] = [[1, 0, 0, 0], [1, 0, 0, 0]]
+    vec, found = face_vectors(views)
+    assert found.tolist() == [True, True, False]
+    assert np.allclose(vec[0], [2 ** -0.5, 2 ** -0.5, 0, 0]) and np.allclose(vec[1], [1, 0, 0, 0])
+    scores = pair_scores(vec, found, np.array([0, 0]), np.array([1, 2]))
+    assert np.allclose(scores, [2 ** -0.5, -1.0])  # a pair with a missing face scores -1, never dropped
