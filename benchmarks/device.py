@@ -46,7 +46,7 @@ from .errors import BenchError
 from .faces import synthetic_input
 from .int8_forms import int8_forms, row_form
 from .machine import engines_for, fold_row_peaks, machine_section, remeasure, row_achieved
-from .pipeline import pipeline_section, runtime_stages
+from .pipeline import pipeline_section, runtime_frame
 from .worker import run_isolated
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
     fold_row_peaks(machine, rows)
     for row in rows:
         row["achieved"] = row_achieved(row, facts["flops"], machine) if facts.get("flops") else {}
-    stages = runtime_stages(cfg.bundle, cfg.threads[0], cfg.data, cfg.detector) if cfg.data is not None else None
+    stages = runtime_frame(cfg.bundle, cfg.threads[0], cfg.data, cfg.detector) if cfg.data is not None else None
     failed = [f"{r['format']} {row_form(r)}" for r in rows
               if r["parity"].get("passed") is False or r["self_check"].get("passed") is False]
     return {

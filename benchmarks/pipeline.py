@@ -1,29 +1,32 @@
-"""The per-frame runtime pipeline (detect -> align -> one forward pass -> decision), stage by stage.
+"""The per-frame runtime pipeline (detect -> align -> quality -> one forward pass -> decision), timed as it runs.
 
-:func:`runtime_stages` returns the ordered ``(name, callable)`` stages of one
-640x480 frame, each doing one stage of ``facelive auth``'s path on a prepared
-frame; :func:`pipeline_section` times each stage and the whole frame with the
-same harness as the model rows. Without a real face to run on (no data), the
-section says it was not measured.
+:func:`runtime_frame` prepares one 640x480 frame holding a real face and a
+session against that face, and returns a callable that sends the frame down
+``facelive auth``'s own path: :meth:`FacePipeline.analyze` (which reports its
+stages' times in ``stage_ms``) and then the session's decision.
+:func:`pipeline_section` times whole frames with the same harness as the model
+rows and summarises the stage times the pipeline reported. Without a real face
+to run on (no data), the section says it was not measured.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping
 
-from .latency import time_callable
+from .latency import summarize, time_callable
 
-Stage = tuple[str, Callable[[], Any]]
 NOT_PLUGGED_IN = "no real face to time the per-frame pipeline on: pass --data (JAFFE or LFW)"
 
 
 @dataclass(frozen=True)
-class PipelineStages:
-    """The ordered stages of one frame, and the model file their ``model`` stage runs (its parity key)."""
+class PipelineRun:
+    """One frame through the runtime (returns its stage times in ms), and the model file it runs (its parity
+    key)."""
 
-    stages: Sequence[Stage]
+    frame: Callable[[], Mapping[str, float]]
     model_file: str
 
 
@@ -46,56 +49,51 @@ def _camera_frame(data: Path | None):
     return frame
 
 
-def runtime_stages(bundle: Path, threads: int, data: Path | None, detector: str | Path | None = None,
-                   ) -> PipelineStages | None:
-    """The runtime's per-frame stages at 640x480 (detect, align, quality, model, decision) for the bundle's
-    default file (manifest ``default_file``), exactly as ``facelive auth`` runs them; None without a face.
+def runtime_frame(bundle: Path, threads: int, data: Path | None, detector: str | Path | None = None,
+                  ) -> PipelineRun | None:
+    """One 640x480 frame through the runtime as ``facelive auth`` runs it, for the bundle's default file
+    (manifest ``default_file``); None without a face the model runs on.
 
     The detector is ``detector``, else $FACELIVE_DETECTOR, else the bundle's own (hash-checked)."""
     from facelivenet.edge_runtime.api import open_pipeline
-    from facelivenet.edge_runtime.face_pipeline import FrameAnalysis
     from facelivenet.edge_runtime.options import RuntimeOptions
-    from facelivenet.edge_runtime.preprocess import face_crop
-    from facelivenet.edge_runtime.quality import face_measures, quality_reasons
+    from facelivenet.edge_runtime.reasons import Decision
     from facelivenet.edge_runtime.session import AuthSession
 
-    frame = _camera_frame(data)
-    if frame is None:
+    image = _camera_frame(data)
+    if image is None:
         return None
     options = RuntimeOptions(bundle=bundle, threads=threads, detector=detector)  # the bundle's default file
     pipeline = open_pipeline(options)
-    model = pipeline.model
-    faces = pipeline.detector.detect(frame)
-    if len(faces) != 1:
+    first = pipeline.analyze(pipeline.check_frame(image))
+    if not first.analysed:
         return None
-    face = faces[0]
-    crop = face_crop(frame, model.preprocess, face.landmarks)
-    out = model.infer(crop)
-    analysis = FrameAnalysis(faces=faces, reasons=[], face=face, embedding=out.embeddings[0],
-                             probabilities=out.probabilities[0])
-    cfg = options.session.session_config(model.manifest)
-    return PipelineStages([
-        ("detect", lambda: pipeline.detector.detect(frame)),
-        ("align", lambda: face_crop(frame, model.preprocess, face.landmarks)),
-        ("quality", lambda: quality_reasons(face_measures(face, crop), pipeline.cfg.quality)),
-        ("model", lambda: model.infer(crop)),
-        ("decision", lambda: AuthSession(out.embeddings[0], options.session.challenge, cfg).feed(analysis, 0.0)),
-    ], model.file.parity_key)
+    cfg = options.session.session_config(pipeline.model.manifest)
+    session = AuthSession(first.embedding, options.session.challenge, cfg)
+
+    def frame() -> dict[str, float]:
+        nonlocal session
+        if session.status != Decision.PENDING:  # decided: a new attempt, as the next user would start
+            session = AuthSession(first.embedding, options.session.challenge, cfg)
+        analysis = pipeline.analyze(pipeline.check_frame(image))
+        start = time.perf_counter()
+        session.feed(analysis, 0.0)
+        return {**analysis.stage_ms, "decision": (time.perf_counter() - start) * 1e3}
+
+    return PipelineRun(frame, pipeline.model.file.parity_key)
 
 
-def pipeline_section(timed: PipelineStages | None, runs: int, warmup: int, threads: int) -> dict[str, Any]:
-    """Per-stage and whole-frame latency (ms) of ``timed``'s stages, or why nothing was measured."""
-    if not timed:
+def pipeline_section(run: PipelineRun | None, runs: int, warmup: int, threads: int) -> dict[str, Any]:
+    """Whole-frame latency (ms) of ``run`` and each stage's, as the pipeline reported it; or why nothing was
+    measured."""
+    if not run:
         return {"measured": False, "reason": NOT_PLUGGED_IN}
-    stages = timed.stages
-    per_stage = {name: time_callable(fn, runs, warmup)[0].to_dict() for name, fn in stages}
-
-    def frame() -> None:
-        for _, fn in stages:
-            fn()
-
-    total, _ = time_callable(frame, runs, warmup)
+    reported: list[Mapping[str, float]] = []
+    total, _ = time_callable(lambda: reported.append(run.frame()), runs, warmup)
+    timed = reported[warmup:]
+    names = list(dict.fromkeys(name for stages in timed for name in stages))
+    per_stage = {name: summarize([s[name] for s in timed if name in s], warmup).to_dict() for name in names}
     frame_ms = total.to_dict()
-    return {"measured": True, "threads": threads, "frame_size": "640x480", "model_file": timed.model_file,
+    return {"measured": True, "threads": threads, "frame_size": "640x480", "model_file": run.model_file,
             "stages_ms": {name: stats["median"] for name, stats in per_stage.items()}, "stages": per_stage,
             "frame_latency_ms": frame_ms, "fps": round(1000.0 / frame_ms["median"], 1) if frame_ms["median"] else None}

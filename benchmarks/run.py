@@ -24,7 +24,7 @@ from .inputs import InputStore
 from .int8_forms import int8_forms
 from .jobs import run_job
 from .machine import engines_for, fold_row_peaks, machine_section, remeasure, row_achieved
-from .pipeline import pipeline_section, runtime_stages
+from .pipeline import pipeline_section, runtime_frame
 from .worker import run_isolated
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     for row in rows:
         row["achieved"] = row_achieved(row, model.facts["flops"], machine)
     report.add_ratios(peers, report.our_medians(rows))
-    stages = runtime_stages(cfg.bundle, cfg.threads[0], cfg.data, cfg.detector)
+    stages = runtime_frame(cfg.bundle, cfg.threads[0], cfg.data, cfg.detector)
     return {
         "quick": cfg.quick,
         "machine": machine,

@@ -11,7 +11,7 @@ from facelivenet.benchmarks import report
 from facelivenet.benchmarks.config import BenchConfig, parse_threads
 from facelivenet.benchmarks.errors import BenchError
 from facelivenet.benchmarks.machine import achieved, gemm_gflops, peak_gflops
-from facelivenet.benchmarks.pipeline import PipelineStages, pipeline_section
+from facelivenet.benchmarks.pipeline import PipelineRun, pipeline_section
 from facelivenet.benchmarks.resources import cpu_model, peak_rss_mb, rss_mb, thread_count
 from facelivenet.benchmarks.worker import run_isolated
 
@@ -59,10 +59,10 @@ def test_child_process_reports_errors_in_one_line(tmp_path):
 def test_pipeline_slot():
     assert pipeline_section(None, 3, 1, 1) == {"measured": False, "reason": pytest.approx(report_reason())}
     calls = []
-    stages = PipelineStages([("detect", lambda: calls.append("d")), ("forward", lambda: calls.append("f"))],
-                            "tflite/int8/static")
-    out = pipeline_section(stages, 3, 1, 1)
-    assert out["measured"] and set(out["stages"]) == {"detect", "forward"} and out["frame_latency_ms"]["runs"] == 3
+    run = PipelineRun(lambda: calls.append("f") or {"detect": 1.0, "model": 2.0}, "tflite/int8/static")
+    out = pipeline_section(run, 3, 1, 1)
+    assert out["measured"] and set(out["stages"]) == {"detect", "model"} and out["frame_latency_ms"]["runs"] == 3
+    assert len(calls) == 4 and out["stages"]["model"]["runs"] == 3 and out["stages_ms"] == {"detect": 1.0, "model": 2.0}
     assert out["model_file"] == "tflite/int8/static"
 
 
