@@ -7,11 +7,15 @@
 - Pictures: the PNG reports under ``benchmarks/results/``, ``training/default_model/`` and the
   demo's screenshot are served as ``repo/<their repository path>`` (pages link them there), so
   the site shows the very files the commands wrote.
-- ``architecture.md`` is ARCHITECTURE.md, as it is in the repository.
+- ``architecture.md`` is ARCHITECTURE.md, as it is in the repository; a link of it into the repository
+  (``[x](README.md)``) becomes its text and the path as code, since the site holds no such page.
+- The docstrings are reStructuredText-flavoured (``:meth:`name```); mkdocstrings renders them as Markdown,
+  so the role prefixes left in front of the code spans are dropped.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import tomllib
@@ -23,6 +27,8 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parents[2]
 PICTURES = ("benchmarks/results", "training/default_model", "demo_kivy")
 _TREE: list[Path] = []
+_REPO_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\((?!https?:|#|mailto:)([^)\s]+)\)")
+_ROLE = re.compile(r":(?:meth|class|func|mod|attr|data|exc|obj):(?=<code>)")
 
 
 def package_tree(root: Path = ROOT) -> Path:
@@ -51,8 +57,14 @@ def on_files(files: Files, config, **_) -> Files:
         for picture in sorted((ROOT / folder).rglob("*.png")):
             uri = "repo/" + picture.relative_to(ROOT).as_posix()
             files.append(File.generated(config, uri, abs_src_path=str(picture)))
-    files.append(File.generated(config, "architecture.md", abs_src_path=str(ROOT / "ARCHITECTURE.md")))
+    architecture = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    architecture = _REPO_LINK.sub(lambda m: f"{m.group(1)} (`{m.group(2)}`)", architecture)
+    files.append(File.generated(config, "architecture.md", content=architecture))
     return files
+
+
+def on_page_content(html: str, **_) -> str:
+    return _ROLE.sub("", html)
 
 
 def on_shutdown(**_):
