@@ -1,5 +1,5 @@
-"""Authentication on live frames: :func:`facelivenet.edge_runtime.authenticate.authenticate` on a worker
-thread, its per-frame callback turned into the live view (instruction, countdown, progress, scores).
+"""Authentication on live frames: :meth:`Authenticator.authenticate` on a worker thread, its per-frame
+callback turned into the live view (instruction, countdown, progress, scores).
 
 The outcome is the session's result dict (``decision``, ``reasons``,
 ``challenge``, ``steps``, ...) plus the reasons in plain words. A user who is
@@ -11,17 +11,15 @@ screen cancels the attempt before it is decided: it is not recorded.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facelivenet.edge_runtime import reasons
-from facelivenet.edge_runtime.authenticate import LockoutConfig, authenticate
-from facelivenet.edge_runtime.face_pipeline import FacePipeline, FrameAnalysis
-from facelivenet.edge_runtime.session import AuthSession, SessionConfig, SessionResult
+from facelivenet.edge_runtime.api import Authenticator, ModelMismatchError, UnknownUserError
+from facelivenet.edge_runtime.face_pipeline import FrameAnalysis
+from facelivenet.edge_runtime.session import AuthSession, SessionResult
 from facelivenet.edge_runtime.sources import Frame
-from facelivenet.edge_runtime.store import ModelMismatchError, TemplateStore, UnknownUserError
 
 from .feed import FrameFeed
 from .flow import Flow, view_of
@@ -30,24 +28,17 @@ from .guidance import reason_lines
 log = logging.getLogger(__name__)
 
 
-def refused(challenge: tuple[str, ...], code: str, detail: str) -> dict[str, Any]:
-    """A reject decided before any frame (no template to compare with), as the session's result dict."""
-    return SessionResult.refused(challenge, code, detail).to_dict()
-
-
 class AuthFlow(Flow):
-    """Authenticate ``user`` against the template in ``db`` with a drawn ``challenge``."""
+    """Authenticate ``user`` with a challenge drawn as the authenticator's options say."""
 
     name = "auth"
 
-    def __init__(self, feed: FrameFeed, pipeline: FacePipeline, db: str, user: str, challenge: tuple[str, ...],
-                 session_cfg: SessionConfig, lockout: LockoutConfig) -> None:
+    def __init__(self, feed: FrameFeed, auth: Authenticator, user: str) -> None:
         super().__init__(feed)
-        self.pipeline, self.db, self.user = pipeline, db, user
-        self.challenge, self.session_cfg, self.lockout = tuple(challenge), session_cfg, lockout
-        steps = len(challenge) * 2
-        self.publish(challenge=self.challenge, expected="neutral", step_count=steps,
-                     threshold=session_cfg.verification_threshold, guidance="Look at the camera")
+        self.auth, self.user = auth, user
+        self.challenge, self.session_cfg = auth.draw_challenge(), auth.session_config
+        self.publish(challenge=self.challenge, expected="neutral", step_count=len(self.challenge) * 2,
+                     threshold=self.session_cfg.verification_threshold, guidance="Look at the camera")
 
     def on_frame(self, frame: Frame, analysis: FrameAnalysis | None, session: AuthSession) -> None:
         """Per analysed frame (worker thread): publish what the screen shows."""
@@ -61,24 +52,18 @@ class AuthFlow(Flow):
                                remaining_s=None if deadline is None else max(0.0, deadline - frame.t)))
 
     def work(self) -> dict[str, Any]:
-        if not Path(self.db).is_file():
-            return self._with_words(refused(self.challenge, reasons.UNKNOWN_USER,
-                                            f"no template database at {self.db}: enroll {self.user!r} first"))
+        judged = True
         try:
-            with TemplateStore(self.db, create=False) as store:
-                result = authenticate(self.pipeline, store, self.user, self.feed.frames(self.stop), self.challenge,
-                                      self.session_cfg, self.lockout, on_frame=self.on_frame)
-        except UnknownUserError as exc:
-            return self._with_words(refused(self.challenge, reasons.UNKNOWN_USER, str(exc)))
-        except ModelMismatchError as exc:
-            return self._with_words(refused(self.challenge, reasons.MODEL_MISMATCH, str(exc)))
+            result = self.auth.authenticate(self.user, self.feed.frames(self.stop), challenge=self.challenge,
+                                            on_frame=self.on_frame)
+        except (UnknownUserError, ModelMismatchError) as exc:  # no template to compare with
+            code = reasons.UNKNOWN_USER if isinstance(exc, UnknownUserError) else reasons.MODEL_MISMATCH
+            result, judged = SessionResult.refused(self.challenge, code, str(exc), self.session_cfg), False
         outcome = result.to_dict()
-        outcome["identity_scores"] = [round(s, 4) for s in result.identity_scores]
-        return self._with_words(outcome)
-
-    def _with_words(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        if judged:
+            outcome["identity_scores"] = [round(s, 4) for s in result.identity_scores]
         outcome["reason_text"] = reason_lines(outcome["reasons"])
         outcome["user"] = self.user
-        outcome["thresholds"] = {"verification_cosine": self.session_cfg.verification_threshold,
-                                 "expression_probability": self.session_cfg.expression_threshold}
+        outcome["thresholds"] = {k: v for k, v in result.thresholds().items()
+                                 if k in ("verification_cosine", "expression_probability")}
         return outcome

@@ -1,20 +1,20 @@
-"""The app's runtime side, without Kivy: the verified model, the frame feeds, the template database.
+"""The app's runtime side, without Kivy: the :class:`~facelivenet.edge_runtime.api.Authenticator` (the
+verified model and the template database) and the frame feeds.
 
 Screens and the headless driver ask the engine for a flow (:meth:`DemoEngine.enroll`,
-:meth:`DemoEngine.authenticate`); at most one runs at a time. Only
-``facelivenet.edge_runtime`` is imported: no torch, no training or export code.
+:meth:`DemoEngine.authenticate`); at most one runs at a time. Only the runtime's
+public API is used: no torch, no training or export code, no store of its own.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from facelivenet.edge_runtime.api import open_pipeline
-from facelivenet.edge_runtime.errors import DetectorNotFoundError, FaceLiveError
+from facelivenet.edge_runtime.api import Authenticator, UserInfo, delete_user, enrolled_users
+from facelivenet.edge_runtime.errors import (BundleNotFoundError, DetectorNotFoundError, FaceLiveError,
+                                             FileChoiceError)
 from facelivenet.edge_runtime.face_pipeline import FacePipeline
 from facelivenet.edge_runtime.sources import open_source
-from facelivenet.edge_runtime.store import TemplateStore, UserInfo
 
 from .auth_flow import AuthFlow
 from .enroll_flow import EnrollFlow
@@ -33,44 +33,51 @@ class ModelLoadError(FaceLiveError):
     """The model (bundle, file, backend or detector) cannot be loaded; the message says how to fix it."""
 
 
-def load_pipeline(settings: DemoSettings) -> FacePipeline:
+def open_authenticator(settings: DemoSettings) -> Authenticator:
     """The verified model and detector; ModelLoadError with the fix when the bundle is missing or tampered."""
     try:
-        return open_pipeline(settings.runtime_options())
+        return Authenticator(settings.runtime)
     except DetectorNotFoundError as exc:
         raise ModelLoadError(f"cannot load the face detector: {exc}") from exc
+    except FileChoiceError as exc:
+        raise ModelLoadError(f"cannot load the model: {exc}; {CHOICE_FIX}") from exc
+    except BundleNotFoundError as exc:  # its message says to pass --bundle
+        raise ModelLoadError(f"cannot load the model: {exc}") from exc
     except FaceLiveError as exc:
-        message = str(exc)
-        fix = CHOICE_FIX if "bundle has no" in message else "" if "pass --bundle" in message else BUNDLE_FIX
-        raise ModelLoadError(f"cannot load the model: {message}" + (f"; {fix}" if fix else "")) from exc
+        raise ModelLoadError(f"cannot load the model: {exc}; {BUNDLE_FIX}") from exc
 
 
 class DemoEngine:
-    """Owns the pipeline, the feeds and the running flow for one app."""
+    """Owns the authenticator, the feeds and the running flow for one app."""
 
     def __init__(self, settings: DemoSettings, lossless: bool = False) -> None:
         self.settings = settings
         self.lossless = lossless
-        self.pipeline: FacePipeline | None = None
+        self.auth: Authenticator | None = None
         self.model_error: str | None = None
         self.flow: Flow | None = None
         self._feeds: dict[tuple[str, ...], FrameFeed] = {}
 
     # ----------------------------------------------------------------- model
 
-    def load_model(self) -> FacePipeline:
+    def load_model(self) -> Authenticator:
         """Load (or reload) the model the settings name; remembers the error for the home screen."""
-        self.pipeline, self.model_error = None, None
+        self.auth, self.model_error = None, None
         try:
-            self.pipeline = load_pipeline(self.settings)
+            self.auth = open_authenticator(self.settings)
         except ModelLoadError as exc:
             self.model_error = str(exc)
             raise
-        return self.pipeline
+        return self.auth
+
+    @property
+    def pipeline(self) -> FacePipeline | None:
+        """The loaded model's per-frame pipeline (None when no model is loaded)."""
+        return self.auth.pipeline if self.auth is not None else None
 
     @property
     def model_description(self) -> str:
-        return self.pipeline.model.description if self.pipeline is not None else "no model loaded"
+        return self.auth.pipeline.model.description if self.auth is not None else "no model loaded"
 
     def apply(self, settings: DemoSettings) -> None:
         """Swap in new settings; reloads the model and reopens sources when they changed."""
@@ -78,14 +85,16 @@ class DemoEngine:
         old, self.settings = self.settings, settings
         if (old.source, old.enroll_source, old.fps) != (settings.source, settings.enroll_source, settings.fps):
             self.close_feeds()
-        if old.model_key() != settings.model_key() or self.pipeline is None:
-            previous = self.pipeline
+        if old.model_key() != settings.model_key() or self.auth is None:
+            previous = self.auth
             try:
                 self.load_model()
             except ModelLoadError:
                 if previous is not None:  # keep the model (and settings) that worked
-                    self.settings, self.pipeline, self.model_error = old, previous, None
+                    self.settings, self.auth, self.model_error = old, previous, None
                 raise
+        else:  # the same model with other session or database settings
+            self.auth = Authenticator(settings.runtime, pipeline=self.auth.pipeline)
 
     # ----------------------------------------------------------------- frames
 
@@ -105,33 +114,30 @@ class DemoEngine:
 
     # ----------------------------------------------------------------- flows
 
-    def _need_model(self) -> FacePipeline:
-        if self.pipeline is None:
+    def _need_model(self) -> Authenticator:
+        if self.auth is None:
             raise ModelLoadError(self.model_error or "no model loaded")
-        return self.pipeline
+        return self.auth
 
     def enroll(self, user: str) -> tuple[EnrollFlow, FrameFeed]:
         """Start enrolling ``user`` (from the enroll source, else the main source); SourceError when it
         cannot be opened."""
-        pipeline = self._need_model()
+        auth = self._need_model()
         self.cancel()
         s = self.settings
         feed = self.feed(s.enroll_spec)
         feed.start()
-        flow = EnrollFlow(feed, pipeline, s.db, user, s.enroll_frames, s.enroll_interval_s)
+        flow = EnrollFlow(feed, auth, user, s.enroll_frames, s.enroll_interval_s)
         self.flow = flow.start()
         return flow, feed
 
     def authenticate(self, user: str) -> tuple[AuthFlow, FrameFeed]:
         """Start authenticating ``user`` with a freshly drawn challenge."""
-        pipeline = self._need_model()
+        auth = self._need_model()
         self.cancel()
-        s = self.settings
-        feed = self.feed(s.source)
+        feed = self.feed(self.settings.source)
         feed.start()
-        session = s.session_settings()
-        flow = AuthFlow(feed, pipeline, s.db, user, session.draw_challenge(),
-                        session.session_config(pipeline.model.manifest), session.lockout())
+        flow = AuthFlow(feed, auth, user)
         self.flow = flow.start()
         return flow, feed
 
@@ -145,18 +151,16 @@ class DemoEngine:
 
     def users(self) -> list[UserInfo]:
         """The enrolled users (every model; see ``matches_model``); empty when there is no database yet."""
-        if not Path(self.settings.db).is_file():
-            return []
-        with TemplateStore(self.settings.db, create=False) as store:
-            return store.users()
+        return enrolled_users(self.settings.db)
 
     def matches_model(self, info: UserInfo) -> bool:
-        return self.pipeline is not None and info.model_fingerprint == self.pipeline.model.fingerprint
+        return self.auth is not None and self.auth.matches_model(info)
 
     def delete_user(self, user: str) -> None:
-        with TemplateStore(self.settings.db, create=False) as store:
-            store.delete(user)
+        delete_user(self.settings.db, user)
 
     def close(self) -> None:
         self.cancel()
         self.close_feeds()
+        if self.auth is not None:
+            self.auth.close()

@@ -4,8 +4,8 @@ A frame is captured when it holds exactly one face passing the quality gates,
 at least ``interval_s`` (of the source's time) after the previous capture, so
 the template averages a few different moments. When ``wanted`` frames are
 captured, or a finite source ends with at least one, the captured frames go to
-:func:`facelivenet.edge_runtime.enrollment.enroll_frames` (which checks each
-again and stores the template in one transaction).
+:meth:`Authenticator.enroll` (which checks each again and stores the template
+in one transaction).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from facelivenet.edge_runtime.enrollment import EnrollmentError, enroll_frames
+from facelivenet.edge_runtime.api import Authenticator, validate_user_id
+from facelivenet.edge_runtime.enrollment import EnrollmentError
 from facelivenet.edge_runtime.face_pipeline import FacePipeline, FrameAnalysis
 from facelivenet.edge_runtime.sources import Frame
-from facelivenet.edge_runtime.store import TemplateStore, validate_user_id
 
 from .feed import FrameFeed
 from .flow import Flow, view_of
@@ -63,15 +63,14 @@ def analyse_frame(pipeline: FacePipeline, frame: Frame, track: bool) -> FrameAna
 
 
 class EnrollFlow(Flow):
-    """Capture frames of ``user`` from ``feed`` and store the template in ``db``."""
+    """Capture frames of ``user`` from ``feed`` and enroll them with ``auth``."""
 
     name = "enroll"
 
-    def __init__(self, feed: FrameFeed, pipeline: FacePipeline, db: str, user: str, wanted: int,
-                 interval_s: float) -> None:
+    def __init__(self, feed: FrameFeed, auth: Authenticator, user: str, wanted: int, interval_s: float) -> None:
         super().__init__(feed)
         validate_user_id(user)
-        self.pipeline, self.db, self.user = pipeline, db, user
+        self.auth, self.user = auth, user
         self.capture = EnrollmentCapture(wanted, interval_s)
         self.publish(wanted=wanted, guidance="Look at the camera")
 
@@ -79,7 +78,7 @@ class EnrollFlow(Flow):
         frames = self.feed.frames(self.stop)
         try:
             for frame in frames:
-                analysis = analyse_frame(self.pipeline, frame, track=False)
+                analysis = analyse_frame(self.auth.pipeline, frame, track=False)
                 line = self.capture.offer(frame, analysis)
                 self.publish(**view_of(analysis, frame_index=frame.index, frame_t=frame.t, image=frame.image,
                                        guidance=line, captured=len(self.capture.frames)))
@@ -91,8 +90,7 @@ class EnrollFlow(Flow):
             why = self.capture.last_guidance or "the source gave no frames"
             raise EnrollmentError(f"no usable frame of {self.user!r} before the source ended ({why}); nothing was stored")
         self.publish(guidance=f"Enrolling {self.user} from {len(self.capture.frames)} frame(s)...")
-        with TemplateStore(self.db) as store:
-            result = enroll_frames(self.pipeline, store, self.user, self.capture.frames)
+        result = self.auth.enroll(self.user, self.capture.frames)
         log.info("enrolled %r from %d frame(s)", self.user, result.images_used)
         self.publish(guidance=f"Enrolled {self.user} from {result.images_used} frame(s)")
         return result.to_dict()

@@ -8,8 +8,9 @@ import textwrap
 from pathlib import Path
 
 from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_challenge_options, add_json_flag, add_log_options,
-                                                 add_model_options, epilog, positive_float)
+                                                 add_model_options, epilog, positive_float, runtime_options)
 from facelivenet.edge_runtime.constants import DEFAULT_DB, DEFAULT_FPS
+from facelivenet.edge_runtime.errors import FaceLiveError
 
 from .settings import DemoSettings, SettingsError
 
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--enroll-frames", type=int, default=5, metavar="N", help="frames to capture (default 5)")
     users.add_argument("--enroll-interval", type=float, default=0.2, metavar="S",
                        help="seconds of source time between captures (default 0.2)")
-    add_challenge_options(p)
+    add_challenge_options(p, rules=True)
     add_model_options(p)
     auto = p.add_argument_group("automation")
     auto.add_argument("--headless", action="store_true", help="no window: run --script and exit")
@@ -111,15 +112,13 @@ def screenshot_prefix(text: str | None) -> Path | None:
 
 
 def settings_from_args(args: argparse.Namespace, db: str) -> DemoSettings:
-    """The app's settings from the parsed command line (validated)."""
+    """The app's settings from the parsed command line (validated): the runtime's options as every runtime
+    command builds them, and the app's own."""
+    try:
+        runtime = runtime_options(args, db=db)
+    except FaceLiveError as exc:
+        raise SettingsError(str(exc)) from exc
     return DemoSettings(
-        bundle=args.bundle, fmt=args.format, precision=args.precision, variant=args.variant,
-        threads=args.threads, detector=args.detector,
-        max_pixels=args.max_pixels, public_key=args.public_key, threshold=args.threshold,
-        expression_threshold=args.expression_threshold,
-        challenge=tuple(c.strip() for c in args.challenge.split(",") if c.strip()), length=args.length,
-        fixed_order=args.fixed_order, seed=args.seed, hold_frames=args.hold_frames, step_timeout_s=args.step_timeout,
-        max_failures=args.max_failures, lockout_window_s=args.lockout_window, enroll_frames=args.enroll_frames,
-        enroll_interval_s=args.enroll_interval, source=tuple(args.source or ("0",)),
-        enroll_source=tuple(args.enroll_source) if args.enroll_source else None, fps=args.fps, mirror=args.mirror,
-        db=db, user=args.user or "")
+        runtime=runtime, enroll_frames=args.enroll_frames, enroll_interval_s=args.enroll_interval,
+        source=tuple(args.source or ("0",)), enroll_source=tuple(args.enroll_source) if args.enroll_source else None,
+        fps=args.fps, mirror=args.mirror, user=args.user or "")

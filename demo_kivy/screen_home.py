@@ -17,7 +17,7 @@ from kivy.uix.label import Label
 from kivy.uix.screenmanager import Screen
 from kivy.utils import escape_markup
 
-from facelivenet.edge_runtime.store import UserInfo
+from facelivenet.edge_runtime.api import UserInfo
 
 Builder.load_string("""
 <HomeScreen>:

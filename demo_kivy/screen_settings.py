@@ -52,7 +52,7 @@ AUTO = "auto"  # a choice left to the bundle (its default file)
 # (label, settings field, kind); kind: text / int / float / optfloat / [opt]choice:<...> / source
 FIELDS = (
     ("Bundle (empty: default)", "bundle", "opttext"),
-    ("Format (auto: the bundle's default file)", "fmt", "optchoice:" + ",".join((AUTO, *FORMATS))),
+    ("Format (auto: the bundle's default file)", "format", "optchoice:" + ",".join((AUTO, *FORMATS))),
     ("Precision", "precision", "optchoice:" + ",".join((AUTO, *PRECISIONS))),
     ("Threads", "threads", "int"),
     ("Identity threshold (cosine)", "threshold", "optfloat"),
@@ -113,7 +113,7 @@ class SettingsScreen(Screen):
     def load(self, settings: DemoSettings, bundle_thresholds: tuple[float, float] | None) -> None:
         """Fill the form from ``settings``; empty thresholds show the bundle's as a hint."""
         for label, key, kind in FIELDS:
-            widget, value = self.inputs[key], getattr(settings, key)
+            widget, value = self.inputs[key], settings.value(key)
             if isinstance(widget, Spinner):
                 widget.text = AUTO if value is None else value
             else:
@@ -123,7 +123,7 @@ class SettingsScreen(Screen):
             self.inputs["expression_threshold"].hint_text = f"bundle: {bundle_thresholds[1]:.2f}"
         self.mirror.active = settings.mirrors(settings.source)
         for label, box in self.expression_boxes.items():
-            box.active = label in settings.challenge
+            box.active = label in settings.session.challenge
         self.ids.error.text = ""
 
     def read(self, current: DemoSettings) -> DemoSettings:
@@ -133,7 +133,8 @@ class SettingsScreen(Screen):
         if not chosen:
             raise SettingsError("choose at least one challenge expression")
         # keep the given order of expressions that stay chosen (it matters with --fixed-order)
-        order = tuple(e for e in current.challenge if e in chosen) + tuple(e for e in chosen if e not in current.challenge)
+        current_order = current.session.challenge
+        order = tuple(e for e in current_order if e in chosen) + tuple(e for e in chosen if e not in current_order)
         return current.replace(challenge=order, mirror=self.mirror.active, **changes)
 
     def apply(self) -> None:

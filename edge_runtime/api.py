@@ -10,19 +10,24 @@
 Every result is one of the runtime's typed results (:class:`EnrollmentResult`,
 :class:`SessionResult`, :class:`VerifyResult`, each with ``to_dict()``: the
 JSON of the matching ``facelive`` command). The ``facelive`` CLI, the demo and
-the benchmarks build their pipelines here.
+the benchmarks build their pipelines here; apps (the CLI, the demo) reach the
+template database only through :class:`Authenticator`. Its errors are typed:
+UnknownUserError / ModelMismatchError (no template to compare with),
+EnrollmentError, NoUsableFaceError, and from loading ManifestError (with
+BundleNotFoundError and FileChoiceError), BackendError, DetectorNotFoundError.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 import numpy as np
 
-from .authenticate import FrameCallback, authenticate, feed_frame, open_session
+from .authenticate import FrameCallback, feed_frame, open_session, run_session
 from .bundle import verify_bundle_detector
 from .constants import DEFAULT_FPS, INT8_VARIANTS
 from .enrollment import EnrollmentResult, enroll_frames, enroll_paths
@@ -30,16 +35,19 @@ from .errors import FaceLiveError
 from .face_pipeline import FacePipeline, FrameAnalysis, PipelineConfig
 from .imageio import read_image
 from .manifest import Manifest
-from .options import RuntimeOptions
+from .options import RuntimeOptions, bundle_or
 from .reasons import Decision
-from .session import AuthSession, SessionResult
+from .session import AuthSession, SessionConfig, SessionResult
 from .sources import Frame, FrameSource, open_source
-from .store import TemplateStore
+from .store import ModelMismatchError, TemplateStore, UnknownUserError, UserInfo, validate_user_id
+
+__all__ = ["Authenticator", "LiveSession", "ModelMismatchError", "NoUsableFaceError", "UnknownUserError", "UserInfo",
+           "delete_user", "enrolled_users", "open_pipeline", "validate_user_id"]
 from .verification import VerifyResult
 
 log = logging.getLogger(__name__)
 
-ImageLike = Union[str, Path, np.ndarray]  # a file, or an image array (BGR, grey or BGRA, any depth)
+ImageLike = Union[str, Path, np.ndarray, Frame]  # a file, an image array (BGR, grey or BGRA, any depth), a Frame
 
 
 class NoUsableFaceError(FaceLiveError):
@@ -59,11 +67,27 @@ def open_pipeline(options: RuntimeOptions = RuntimeOptions()) -> FacePipeline:
     cv2.setNumThreads(options.threads)  # the detector runs in OpenCV's pool: keep it to the same core budget
     variant = None if options.variant is None else INT8_VARIANTS[options.variant]
     model = FaceModel(options.bundle, options.format, "int8" if variant is not None and options.precision is None
-                      else options.precision, options.threads, public_key=options.public_key, variant=variant)
+                      else options.precision, options.threads, public_key=options.public_key, variant=variant,
+                      rerank=options.rerank)
     detector = resolve_detector_path(options.detector, bundle_dir=model.bundle_dir)
     verify_bundle_detector(detector, model.bundle_dir, model.manifest)
     cfg = PipelineConfig(detect_every=options.detect_every, max_image_pixels=options.max_pixels)
     return FacePipeline(model, cfg=cfg, detector_path=str(detector))
+
+
+def enrolled_users(db: str | Path) -> list[UserInfo]:
+    """The users enrolled in the template database ``db``, every model's (empty when there is no database
+    yet); no model is needed."""
+    if not Path(db).is_file():
+        return []
+    with TemplateStore(db, create=False) as store:
+        return store.users()
+
+
+def delete_user(db: str | Path, user: str) -> int:
+    """Delete ``user``'s templates and attempt history from ``db``; returns how many templates went."""
+    with TemplateStore(db, create=False) as store:
+        return store.delete(user)
 
 
 class LiveSession:
@@ -114,6 +138,7 @@ class LiveSession:
         return self._session.result()
 
     def _record(self) -> None:
+        """Record the decided attempt for the lock-out (the one place an attempt is recorded)."""
         if self._recorded:
             return
         self._recorded = True
@@ -127,11 +152,13 @@ class Authenticator:
     """Enrollment, challenge-response authentication and face verification on one verified model.
 
     ``with Authenticator(options) as auth: ...`` (or :meth:`create_from_options`). Templates live in
-    ``options.db``; a template made by another model is refused, never compared."""
+    ``options.db``; a template made by another model is refused, never compared. ``pipeline``: one already
+    opened for the same model options (an app that changes only the session or database settings keeps its
+    model)."""
 
-    def __init__(self, options: RuntimeOptions = RuntimeOptions()) -> None:
+    def __init__(self, options: RuntimeOptions = RuntimeOptions(), pipeline: FacePipeline | None = None) -> None:
         self.options = options
-        self.pipeline: FacePipeline = open_pipeline(options)
+        self.pipeline: FacePipeline = pipeline if pipeline is not None else open_pipeline(options)
         self._live: LiveSession | None = None
 
     @classmethod
@@ -158,15 +185,41 @@ class Authenticator:
     def db(self) -> Path:
         return Path(self.options.db)
 
+    @cached_property
+    def session_config(self) -> SessionConfig:
+        """The session thresholds (the options', else the bundle's) and timings, resolved once; OptionsError
+        on a bad one."""
+        return self.options.session.session_config(self.manifest)
+
+    def draw_challenge(self) -> tuple[str, ...]:
+        """A challenge for one session, as the options say (drawn, seeded, or in the given order)."""
+        return self.options.session.draw_challenge()
+
+    # ------------------------------------------------------------ users
+
+    def users(self) -> list[UserInfo]:
+        """The enrolled users, every model's (:func:`enrolled_users`)."""
+        return enrolled_users(self.db)
+
+    def delete_user(self, user: str) -> int:
+        """Delete ``user``'s templates and attempt history (:func:`delete_user`)."""
+        return delete_user(self.db, user)
+
+    def matches_model(self, info: UserInfo) -> bool:
+        """Was ``info``'s template made by this model (only such templates are compared)?"""
+        return info.model_fingerprint == self.pipeline.model.fingerprint
+
     # ------------------------------------------------------------ enroll
 
     def enroll(self, user: str, images: Sequence[ImageLike], min_images: int = 1) -> EnrollmentResult:
-        """Enroll ``user`` from image files, folders of images, or image arrays (quality-gated); the template
-        replaces the user's previous one for this model. EnrollmentError when fewer than ``min_images`` pass."""
+        """Enroll ``user`` from image files, folders of images, image arrays or captured :class:`Frame` s
+        (quality-gated); the template replaces the user's previous one for this model. EnrollmentError when
+        fewer than ``min_images`` pass."""
         with TemplateStore(self.db) as store:
             if all(isinstance(i, (str, Path)) for i in images):
                 return enroll_paths(self.pipeline, store, user, list(images), min_images)
-            frames = [Frame(n, float(n), read_image(i) if isinstance(i, (str, Path)) else i, f"image {n}")
+            frames = [i if isinstance(i, Frame) else
+                      Frame(n, float(n), read_image(i) if isinstance(i, (str, Path)) else i, f"image {n}")
                       for n, i in enumerate(images)]
             return enroll_frames(self.pipeline, store, user, frames, min_images)
 
@@ -175,15 +228,16 @@ class Authenticator:
     def start_session(self, user: str, challenge: Sequence[str] | None = None,
                       now: float | None = None) -> LiveSession:
         """Start authenticating ``user`` with a drawn challenge (or ``challenge``); feed it frames with
-        :meth:`feed` (or the returned session's ``feed``). UnknownUserError / ModelMismatchError when the
-        user has no template for this model."""
+        :meth:`feed` (or the returned session's ``feed``). UnknownUserError (also when there is no database
+        yet) / ModelMismatchError when the user has no template for this model."""
         self.close()
         settings = self.options.session
         now = time.time() if now is None else now
-        drawn = tuple(challenge) if challenge is not None else settings.draw_challenge()
+        drawn = tuple(challenge) if challenge is not None else self.draw_challenge()
+        if not self.db.is_file():
+            raise UnknownUserError(f"no template database at {self.db}: enroll {user!r} first")
         with TemplateStore(self.db, create=False) as store:
-            session = open_session(self.pipeline, store, user, drawn, settings.session_config(self.manifest),
-                                   settings.lockout(), now)
+            session = open_session(self.pipeline, store, user, drawn, self.session_config, settings.lockout(), now)
         self._live = LiveSession(self.pipeline, self.db, user, session, now)
         return self._live
 
@@ -197,15 +251,21 @@ class Authenticator:
                      challenge: Sequence[str] | None = None, fps: float = DEFAULT_FPS,
                      on_frame: FrameCallback | None = None, now: float | None = None) -> SessionResult:
         """One whole session on ``source``: a camera index, a video file, a folder of frames (name order, at
-        ``fps``), frame files, or an iterable of :class:`Frame`. The attempt is recorded (lock-out)."""
-        settings = self.options.session
-        drawn = tuple(challenge) if challenge is not None else settings.draw_challenge()
+        ``fps``), frame files, or an iterable of :class:`Frame`; ``on_frame(frame, analysis, session)`` after
+        each frame. The decided attempt is recorded (lock-out); one that raises (e.g. an app cancelling it
+        mid-way) is not."""
         opened = open_source([str(s) for s in source] if isinstance(source, (list, tuple)) else str(source),
                              fps=fps) if isinstance(source, (str, Path, list, tuple)) else None
         try:
-            with TemplateStore(self.db, create=False) as store:
-                return authenticate(self.pipeline, store, user, opened if opened is not None else source, drawn,
-                                    settings.session_config(self.manifest), settings.lockout(), on_frame, now)
+            live = self.start_session(user, challenge, now)
+            if live.status != Decision.PENDING:  # locked out: decided without a frame
+                return live.result
+            try:
+                run_session(self.pipeline, live._session, opened if opened is not None else source, on_frame)
+            except BaseException:
+                self._live = None  # not decided: nothing to record
+                raise
+            return live.finish()
         finally:
             if opened is not None:
                 opened.close()
@@ -228,7 +288,5 @@ class Authenticator:
         """Are the two faces the same person? Cosine of the embeddings against ``threshold`` (default: the
         settings' verification threshold, else the bundle's)."""
         if threshold is None:
-            threshold = self.options.session.threshold
-        if threshold is None:
-            threshold = self.manifest.thresholds.verification_cosine
+            threshold = bundle_or(self.options.session.threshold, self.manifest, "verification_cosine")
         return VerifyResult(float(np.dot(self.embed(img1), self.embed(img2))), float(threshold))

@@ -1,13 +1,14 @@
-"""Run one authentication: lock-out check, template lookup, a drawn challenge, frames through the session.
+"""The steps of one authentication: lock-out check, template lookup, a drawn challenge, frames through the
+session.
 
-This is what ``facelive auth`` and the demo call. The attempt's outcome is
-recorded in the store; ``max_failures`` failures within ``window_s`` seconds
-(since the last success) lock the user out until the window has passed.
+:class:`~.api.Authenticator` puts them together for ``facelive auth``, the demo
+and any app, and records the attempt's outcome in the store (in one place,
+:class:`~.api.LiveSession`); ``max_failures`` failures within ``window_s``
+seconds (since the last success) lock the user out until the window has passed.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -22,8 +23,6 @@ from .reasons import Decision
 from .session import AuthSession, SessionConfig, SessionResult
 from .sources import Frame
 from .store import TemplateStore
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,8 @@ def open_session(pipeline: FacePipeline, store: TemplateStore, user: str, challe
                  session_cfg: SessionConfig, lockout: LockoutConfig = LockoutConfig(),
                  now: float | None = None) -> AuthSession:
     """A session against ``user``'s template for the pipeline's model; already rejected (LOCKED_OUT) when the
-    user is locked out. Raises UnknownUserError / ModelMismatchError (never compared)."""
+    user is locked out, without any frame being looked at. Raises UnknownUserError / ModelMismatchError
+    (never compared)."""
     template = store.template(user, pipeline.model.fingerprint)
     now = time.time() if now is None else now
     until = store.locked_until(user, lockout.max_failures, lockout.window_s, now)
@@ -88,22 +88,3 @@ def open_session(pipeline: FacePipeline, store: TemplateStore, user: str, challe
     if until is not None:
         session.finish(0.0, reasons.LOCKED_OUT, f"locked for {until - now:.0f} s more after repeated failures")
     return session
-
-
-def authenticate(pipeline: FacePipeline, store: TemplateStore, user: str, frames: Iterable[Frame],
-                 challenge: tuple[str, ...], session_cfg: SessionConfig,
-                 lockout: LockoutConfig = LockoutConfig(), on_frame: FrameCallback | None = None,
-                 now: float | None = None) -> SessionResult:
-    """Authenticate ``user`` on ``frames``; the store's template must come from the pipeline's model.
-
-    Raises UnknownUserError / ModelMismatchError (never compared); a locked-out user gets a
-    reject with LOCKED_OUT without any frame being looked at.
-    """
-    now = time.time() if now is None else now
-    session = open_session(pipeline, store, user, challenge, session_cfg, lockout, now)
-    if session.status != Decision.PENDING:  # locked out
-        return session.result()
-    result = run_session(pipeline, session, frames, on_frame)
-    store.record_attempt(user, result.decision == Decision.ACCEPT, result.reasons, now)
-    log.info("auth %r: %s %s", user, result.decision, ",".join(result.reasons))
-    return result

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from .constants import BUNDLE_ENV
-from .errors import ManifestError
+from .errors import BundleNotFoundError, ManifestError
 from .manifest import MANIFEST_NAME
 
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().with_name("default_bundle")
@@ -24,9 +24,9 @@ def resolve_bundle_dir(explicit: str | Path | None = None) -> Path:
     else:
         source, path = "the shipped default bundle", DEFAULT_BUNDLE_DIR
     if not path.is_dir():
-        raise ManifestError(f"{source}: {path} is not a folder; pass --bundle PATH to a bundle written by facelive-export")
+        raise BundleNotFoundError(f"{source}: {path} is not a folder; pass --bundle PATH to a bundle written by facelive-export")
     if not (path / MANIFEST_NAME).is_file():
-        raise ManifestError(f"{source}: {path} holds no {MANIFEST_NAME}; pass --bundle PATH to a bundle written by "
+        raise BundleNotFoundError(f"{source}: {path} holds no {MANIFEST_NAME}; pass --bundle PATH to a bundle written by "
                             "facelive-export")
     return path
 

@@ -138,11 +138,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model", "file formats: " + "; ".join(
         f"{s.name} (.{s.extension}, {s.backend})" for s in FORMAT_TABLE.values()))
     add_bundle_option(g)
-    g.add_argument("--format", choices=FORMATS, help="model file format (default: the bundle's default file, "
-                   "the fastest one that passed every export gate; see facelive inspect)")
-    g.add_argument("--precision", choices=PRECISIONS, help="model precision (default: the bundle's default file's)")
+    g.add_argument("--format", choices=FORMATS, help="model file format (default: any; the runtime runs the fastest "
+                   "file that passes its self-check on this device, see facelive inspect --device)")
+    g.add_argument("--precision", choices=PRECISIONS, help="model precision (default: any, as for --format)")
     g.add_argument("--variant", choices=tuple(INT8_VARIANTS), help="int8 only: static (int8 activations, integer "
-                   "kernels) or weight-only (int8 weights, float compute; the fallback) (default: the bundle's choice)")
+                   "kernels) or weight-only (int8 weights, float compute; the fallback) (default: any)")
+    g.add_argument("--rerank", action="store_true", help="time the bundle's files on this device again instead of "
+                   "reading the cached ranking (kept per bundle, CPU and thread count)")
     add_threads_option(g)
     add_detector_option(g)
     g.add_argument("--public-key", metavar="PEM", help="refuse the bundle unless its manifest is signed by this "
@@ -152,11 +154,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_challenge_options(p: argparse.ArgumentParser, *, order: bool = True, decision: bool = True,
-                          lockout: bool = True) -> argparse._ArgumentGroup:
+                          lockout: bool = True, rules: bool = False) -> argparse._ArgumentGroup:
     """The challenge options of ``facelive auth``, ``facelive-demo`` and ``facelive-bench attacks``:
     --challenge, --length, --hold-frames, --step-timeout; with ``order`` --fixed-order and --seed; with
-    ``decision`` --threshold and --expression-threshold; with ``lockout`` --max-failures and --lockout-window."""
+    ``decision`` --threshold and --expression-threshold; with ``lockout`` --max-failures and --lockout-window;
+    with ``rules`` the session rules' --expression-margin, --identity-floor and --continuity."""
     from .challenge import MAX_STEPS
+    from .expression_baseline import DEFAULT_MARGIN
+    from .identity_evidence import DEFAULT_FLOOR_GAP
 
     g = p.add_argument_group("challenge")
     g.add_argument("--challenge", default=",".join(DEFAULT_CHALLENGE), metavar="LIST",
@@ -180,6 +185,14 @@ def add_challenge_options(p: argparse.ArgumentParser, *, order: bool = True, dec
                        help=f"failures that lock the user out (default {DEFAULT_MAX_FAILURES})")
         g.add_argument("--lockout-window", type=positive_float, default=DEFAULT_LOCKOUT_WINDOW_S, metavar="S",
                        help=f"lock-out window in seconds (default {DEFAULT_LOCKOUT_WINDOW_S:g})")
+    if rules:
+        g.add_argument("--expression-margin", type=finite_float, metavar="LOGODDS",
+                       help=f"an expression counts when its log-odds rose this much over the face at rest "
+                            f"(default {DEFAULT_MARGIN})")
+        g.add_argument("--identity-floor", type=finite_float, metavar="COS",
+                       help=f"per-frame identity floor (default: the verification cosine - {DEFAULT_FLOOR_GAP})")
+        g.add_argument("--continuity", type=finite_float, metavar="COS",
+                       help="per-frame continuity with the previous frames (default: the verification cosine)")
     return g
 
 
@@ -218,7 +231,7 @@ def runtime_options(args: argparse.Namespace, **overrides: Any):
 
     values: dict[str, Any] = dict(bundle=args.bundle, format=args.format, precision=args.precision, variant=args.variant,
                                   threads=args.threads, detector=args.detector, public_key=args.public_key,
-                                  max_pixels=args.max_pixels)
+                                  max_pixels=args.max_pixels, rerank=getattr(args, "rerank", False))
     if getattr(args, "db", None) is not None:
         values["db"] = args.db
     if hasattr(args, "challenge") and "session" not in overrides:

@@ -64,8 +64,8 @@ def call_cleanly(prog: str, as_json: bool, fn: Callable[[], Any], interrupted: s
 
     try:
         return None, fn()
-    except (FaceLiveError, OSError, *user_errors) as exc:
-        return report_failure(prog, exc, type(exc).__name__, EXIT_FAILURE, as_json), None
+    except (FaceLiveError, OSError, *user_errors) as exc:  # an error may report as its family (error_type)
+        return report_failure(prog, exc, getattr(exc, "error_type", type(exc).__name__), EXIT_FAILURE, as_json), None
     except KeyboardInterrupt:
         return report_failure(prog, interrupted, "KeyboardInterrupt", EXIT_INTERRUPTED, as_json), None
     except Exception as exc:  # noqa: BLE001 - one line for users, the traceback with -vv

@@ -10,16 +10,13 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import reasons
 from .cli_common import (CommandLineError, HelpFormatter, add_challenge_options, add_json_flag, add_model_options,
                          count, epilog, finite_float, positive_float, runtime_options, session_settings)
 from .constants import DEFAULT_DB, DEFAULT_FPS, EXIT_OK, EXIT_REJECTED
 from .reasons import Decision
-
-if TYPE_CHECKING:
-    from .session import SessionConfig
 
 def build_pipeline(args: argparse.Namespace, detect_every: int = 1):
     """The FacePipeline the model options describe (through :func:`.api.open_pipeline`)."""
@@ -74,8 +71,10 @@ def cmd_verify(args: argparse.Namespace):
     if args.pairs is not None and args.images:
         raise CommandLineError("give either two images or --pairs CSV, not both")
     pairs = read_pairs_csv(args.pairs) if args.pairs else [Pair(args.images[0], args.images[1], None)]
+    from .options import bundle_or
+
     pipeline = build_pipeline(args)
-    threshold = args.threshold if args.threshold is not None else pipeline.model.manifest.thresholds.verification_cosine
+    threshold = bundle_or(args.threshold, pipeline.model.manifest, "verification_cosine")
     scores, errors = score_pairs(pipeline, pairs, progress=_progress_printer(args, "verify"))
     if args.pairs is None:
         if scores[0] is None:
@@ -227,9 +226,6 @@ def cmd_enroll(args: argparse.Namespace):
 
 
 def add_auth(sub: argparse._SubParsersAction) -> None:
-    from .expression_baseline import DEFAULT_MARGIN
-    from .identity_evidence import DEFAULT_FLOOR_GAP
-
     p = _parser(sub, "auth", "authenticate a user: identity + a random expression challenge, on live frames", """\
         Draw a random challenge from --challenge (default happy,surprise; neutral
         comes before each expression), then judge the frames of --source: exactly
@@ -251,30 +247,13 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
                    help="camera index, video file, folder of frames, or frame files")
     p.add_argument("--fps", type=positive_float, default=DEFAULT_FPS,
                    help=f"frame rate of a folder or list of frames (default {DEFAULT_FPS:g})")
-    g = add_challenge_options(p)
-    g.add_argument("--expression-margin", type=finite_float, metavar="LOGODDS",
-                   help=f"an expression counts when its log-odds rose this much over the face at rest "
-                        f"(default {DEFAULT_MARGIN})")
-    g.add_argument("--identity-floor", type=finite_float, metavar="COS",
-                   help=f"per-frame identity floor (default: the verification cosine - {DEFAULT_FLOOR_GAP})")
-    g.add_argument("--continuity", type=finite_float, metavar="COS",
-                   help="per-frame continuity with the previous frames (default: the verification cosine)")
+    add_challenge_options(p, rules=True)
     p.add_argument("--detect-every", type=count(1, 1000), default=1, metavar="N",
                    help="full-frame detection every N frames, window re-detection in between (default 1)")
     p.add_argument("--max-frames", type=count(1, 10**9), metavar="N", help="stop a camera or video after N frames")
     add_model_options(p)
     add_json_flag(p)
     p.set_defaults(handler=cmd_auth)
-
-
-def session_config(args: argparse.Namespace, manifest) -> "SessionConfig":
-    """Thresholds from the bundle unless overridden, and the timing options."""
-    from .options import OptionsError
-
-    try:
-        return session_settings(args).session_config(manifest)
-    except OptionsError as exc:
-        raise CommandLineError(str(exc)) from exc
 
 
 def identity_summary(ev: dict) -> str:
@@ -298,20 +277,13 @@ def cmd_auth(args: argparse.Namespace):
     source = open_source(args.source, fps=args.fps, max_frames=args.max_frames)
     try:
         with Authenticator(runtime_options(args, detect_every=args.detect_every, session=settings)) as auth:
-            cfg = session_config(args, auth.manifest)
             result = auth.authenticate(args.user, source)
-            pipeline = auth.pipeline
+            model = auth.pipeline.model.description
     finally:
         source.close()
-    ccfg = settings.challenge_config()
     payload = result.to_dict()
-    payload.update(user=args.user, source=source.describe(), model=pipeline.model.description,
-                   thresholds={"verification_cosine": cfg.verification_threshold,
-                               "expression_probability": cfg.expression_threshold,
-                               "identity_floor": cfg.identity_rule.floor, "continuity": cfg.identity_rule.continuity,
-                               "continuity_window": cfg.identity_rule.window,
-                               "expression_margin": cfg.expression_margin},
-                   challenge_orders=distinct_orders(ccfg))
+    payload.update(user=args.user, source=source.describe(), model=model, thresholds=result.thresholds(),
+                   challenge_orders=distinct_orders(settings.challenge_config()))
     lines = [f"{result.decision.upper()} {args.user!r}: challenge {' -> '.join(['neutral -> ' + e for e in result.challenge])}"]
     for r in result.reasons:
         lines.append(f"  reason {r}: {reasons.describe(r)}")

@@ -25,5 +25,17 @@ class ManifestError(FaceLiveError):
     """A bundle manifest is missing, malformed or fails validation."""
 
 
+class BundleNotFoundError(ManifestError):
+    """No bundle at the path given (not a folder, or no manifest in it); the message says to pass --bundle."""
+
+    error_type = "ManifestError"  # what the command line's JSON names (``error_type``), as before the split
+
+
+class FileChoiceError(ManifestError):
+    """The bundle has no model file of the asked format, precision or variant; the message lists its files."""
+
+    error_type = "ManifestError"
+
+
 class DatasetLayoutError(FaceLiveError):
     """A data folder is empty or does not have the expected layout."""

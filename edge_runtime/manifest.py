@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from .constants import DEFAULT_FORMAT, DEFAULT_PRECISION, FORMATS, PRECISIONS
-from .errors import ManifestError
+from .errors import FileChoiceError, ManifestError
 from .labels import EXPRESSION_LABELS
 from .preprocess import PreprocessConfig
 
@@ -111,7 +111,7 @@ class Manifest:
         if not wanted:
             asked = " ".join(x for x in (fmt, precision, {"": "weight-only"}.get(variant, variant)) if x)
             have = ", ".join(f.parity_key for f in self.files) or "none"
-            raise ManifestError(f"bundle has no {asked} model (it has: {have})")
+            raise FileChoiceError(f"bundle has no {asked} model (it has: {have})")
         default = next((f for f in self.files if f.path == self.default_file), None)
         if default in wanted:
             return default
@@ -124,7 +124,7 @@ class Manifest:
             if f.format == fmt and f.precision == precision:
                 return f
         have = ", ".join(f"{f.format}/{f.precision}" for f in self.files) or "none"
-        raise ManifestError(f"bundle has no {fmt} {precision} model (it has: {have})")
+        raise FileChoiceError(f"bundle has no {fmt} {precision} model (it has: {have})")
 
 
 def _require(d: dict, key: str, kind: type | tuple, where: str) -> Any:

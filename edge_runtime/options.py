@@ -27,6 +27,12 @@ class OptionsError(FaceLiveError, ValueError):
     """An option value the runtime cannot act on; the message names it."""
 
 
+def bundle_or(explicit: float | None, manifest, name: str) -> float:
+    """A threshold given explicitly, else the bundle's (``manifest.thresholds.<name>``): the one place the
+    runtime resolves a threshold."""
+    return explicit if explicit is not None else getattr(manifest.thresholds, name)
+
+
 def _require(checks: list[tuple[bool, str]]) -> None:
     for ok, message in checks:
         if not ok:
@@ -90,12 +96,10 @@ class SessionSettings:
         """The session's thresholds (these settings, else the bundle's) and timings; OptionsError on a bad one."""
         from .session import SessionConfig
 
-        thr = manifest.thresholds
         try:
             return SessionConfig(
-                verification_threshold=self.threshold if self.threshold is not None else thr.verification_cosine,
-                expression_threshold=(self.expression_threshold if self.expression_threshold is not None
-                                      else thr.expression_probability),
+                verification_threshold=bundle_or(self.threshold, manifest, "verification_cosine"),
+                expression_threshold=bundle_or(self.expression_threshold, manifest, "expression_probability"),
                 hold_frames=self.hold_frames, step_timeout_s=self.step_timeout_s,
                 expression_margin=self.expression_margin if self.expression_margin is not None else DEFAULT_MARGIN,
                 identity_floor=self.identity_floor, continuity_threshold=self.continuity)

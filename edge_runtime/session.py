@@ -118,12 +118,24 @@ class SessionResult:
     detail: str = ""
     identity: dict[str, Any] = field(default_factory=dict)  # IdentityEvidence.to_dict()
     expression: dict[str, Any] = field(default_factory=dict)  # margin threshold, rest profile, margins per step
+    config: SessionConfig | None = None  # the thresholds and timings the session was judged with
 
     @classmethod
-    def refused(cls, challenge: tuple[str, ...], reason: Reason, detail: str) -> SessionResult:
+    def refused(cls, challenge: tuple[str, ...], reason: Reason, detail: str,
+                config: SessionConfig | None = None) -> SessionResult:
         """A reject decided before any frame was judged (no template to compare with, a locked-out user)."""
         return cls(decision=Decision.REJECT, reasons=[Reason(reason)], challenge=list(challenge), steps=[], frames=0,
-                   analysed_frames=0, min_identity=None, detail=detail)
+                   analysed_frames=0, min_identity=None, detail=detail, config=config)
+
+    def thresholds(self) -> dict[str, Any]:
+        """The thresholds the session was judged with, for JSON (empty without a config)."""
+        cfg = self.config
+        if cfg is None:
+            return {}
+        rule = cfg.identity_rule
+        return {"verification_cosine": cfg.verification_threshold, "expression_probability": cfg.expression_threshold,
+                "identity_floor": rule.floor, "continuity": rule.continuity, "continuity_window": rule.window,
+                "expression_margin": cfg.expression_margin}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -323,4 +335,5 @@ class AuthSession:
             detail=self.detail,
             identity=self.identity.to_dict(),
             expression=self.expression_evidence(),
+            config=self.cfg,
         )

@@ -73,3 +73,17 @@ def test_bad_input_exits_1_with_one_json_error(name, tmp_path, capsys, monkeypat
         assert payload["error_type"] == error_type, payload
     assert "Traceback" not in err
     assert any(line.endswith(payload["error"]) and ": error: " in line for line in err.splitlines()), err
+
+
+def test_an_os_error_exits_1_on_every_runner(tmp_path, capsys, monkeypatch):
+    """facelive-export had its own failure path, where an OSError exited 3 (issue 27): now the one runner's."""
+    from facelivenet.export import cli as export_cli
+
+    def refuse(_options):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "bundle"))
+
+    monkeypatch.setattr("facelivenet.export.pipeline.export_bundle", refuse)
+    code = export_cli.main(["--out", str(tmp_path / "bundle"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FAILURE and json.loads(out)["error_type"] == "PermissionError"
+    assert err.strip().startswith("facelive-export: error: ") and "Permission denied" in err

@@ -55,8 +55,8 @@ def script(app, folder: str, seen: dict):
 
 
 def main(folder: str, db: str, detector: str) -> None:
-    settings = DemoSettings(source=("9",), db=db, detector=detector, fixed_order=True, threshold=0.90,
-                            expression_threshold=0.3, step_timeout_s=2.0, user="KL")
+    settings = DemoSettings().replace(source=("9",), db=db, detector=detector, fixed_order=True, threshold=0.90,
+                                      expression_threshold=0.3, step_timeout_s=2.0, user="KL")
     engine = DemoEngine(settings, lossless=False)
     engine.load_model()
     seen: dict = {}

@@ -23,9 +23,9 @@ from .conftest import HOLD, jaffe_frames, write_frames
 
 @pytest.fixture
 def engine(frame_dirs, detector_path, tmp_path):
-    settings = DemoSettings(source=(str(frame_dirs["genuine"]),), enroll_source=(str(frame_dirs["enroll"]),),
-                            db=str(tmp_path / "users.db"), detector=str(detector_path), fixed_order=True,
-                            threshold=0.90, expression_threshold=0.3, step_timeout_s=2.0)
+    settings = DemoSettings().replace(source=(str(frame_dirs["genuine"]),), enroll_source=(str(frame_dirs["enroll"]),),
+                                      db=str(tmp_path / "users.db"), detector=str(detector_path), fixed_order=True,
+                                      threshold=0.90, expression_threshold=0.3, step_timeout_s=2.0)
     e = DemoEngine(settings, lossless=True)
     e.load_model()
     yield e
@@ -94,5 +94,5 @@ def test_a_new_bundle_choice_that_fails_keeps_the_working_model(engine):
 
     before, settings = engine.pipeline, engine.settings
     with pytest.raises(ModelLoadError, match="choose a format and precision"):
-        engine.apply(engine.settings.replace(fmt="coreml", precision="fp16"))
+        engine.apply(engine.settings.replace(format="coreml", precision="fp16"))
     assert engine.pipeline is before and engine.settings == settings

@@ -28,7 +28,7 @@ from facelivenet.edge_runtime.sources import Frame, SourceError
     ({"expression_threshold": 0.0}, "expression threshold is a probability"),
     ({"challenge": ("happy", "smirk")}, "unknown expression 'smirk'"),
     ({"challenge": ("neutral",)}, "neutral is not a challenge expression"),
-    ({"fmt": "pt"}, "format must be one of"),
+    ({"format": "pt"}, "format must be one of"),
     ({"enroll_frames": 0}, "enroll frames must be >= 1"),
     ({"source": ()}, "a source is needed"),
 ])
@@ -39,9 +39,9 @@ def test_settings_name_the_bad_value(change, words):
 
 def test_thresholds_come_from_the_bundle_unless_overridden():
     manifest = SimpleNamespace(thresholds=SimpleNamespace(verification_cosine=0.96, expression_probability=0.5))
-    cfg = DemoSettings().session_config(manifest)
+    cfg = DemoSettings().session.session_config(manifest)
     assert (cfg.verification_threshold, cfg.expression_threshold) == (0.96, 0.5)
-    cfg = DemoSettings(threshold=0.9, expression_threshold=0.3, hold_frames=2).session_config(manifest)
+    cfg = DemoSettings().replace(threshold=0.9, expression_threshold=0.3, hold_frames=2).session.session_config(manifest)
     assert (cfg.verification_threshold, cfg.expression_threshold, cfg.hold_frames) == (0.9, 0.3, 2)
 
 
@@ -61,10 +61,23 @@ def test_command_line_to_settings():
                                       "--precision", "fp32", "--threads", "2", "--fps", "15", "--no-mirror"])
     s = settings_from_args(args, "users.db")
     assert s.source == ("frames/",) and s.enroll_source == ("e/",)
-    assert s.challenge == ("surprise", "happy") and s.fixed_order and s.seed == 3
-    assert (s.fmt, s.precision, s.threads, s.threshold, s.fps, s.mirror, s.db) == (
+    assert s.session.challenge == ("surprise", "happy") and s.session.fixed_order and s.session.seed == 3
+    assert (s.runtime.format, s.runtime.precision, s.runtime.threads, s.session.threshold, s.fps, s.mirror, s.db) == (
         "tflite", "fp32", 2, 0.9, 15.0, False, "users.db")
     assert settings_from_args(build_parser().parse_args([]), "x.db").source == ("0",)  # camera 0
+
+
+def test_the_demo_takes_every_session_rule_and_reaches_templates_only_through_the_api():
+    from pathlib import Path
+
+    args = build_parser().parse_args(["--expression-margin", "1.5", "--identity-floor", "0.5", "--continuity", "0.8"])
+    session = settings_from_args(args, "x.db").session
+    assert (session.expression_margin, session.identity_floor, session.continuity) == (1.5, 0.5, 0.8)
+    assert DemoSettings().replace(continuity=0.7, fps=10.0).value("continuity") == 0.7
+    demo = Path(__file__).resolve().parents[2] / "demo_kivy"
+    for path in demo.glob("*.py"):
+        text = path.read_text()
+        assert "SessionConfig(" not in text and "TemplateStore" not in text and "edge_runtime.store" not in text, path
 
 
 def test_script_size_and_screenshot_prefix(tmp_path):

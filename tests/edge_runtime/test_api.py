@@ -87,3 +87,22 @@ def test_verify_two_faces(jaffe, tmp_path):
         assert isinstance(same, VerifyResult) and same.threshold == auth.manifest.thresholds.verification_cosine
         assert same.to_dict() == {"score": round(same.score, 6), "match": same.match, "threshold": same.threshold}
         assert auth.verify(jaffe / "KL.NE1.155.tiff", jaffe / "KL.NE2.156.tiff", threshold=1.01).match is False
+
+
+def test_a_result_carries_the_thresholds_it_was_judged_with(jaffe, tmp_path):
+    options = RuntimeOptions(db=tmp_path / "users.db", session=SessionSettings(fixed_order=True, threshold=0.9,
+                                                                              continuity=0.8))
+    with Authenticator(options) as auth:
+        assert auth.users() == []
+        with pytest.raises(UnknownUserError, match="no template database"):
+            auth.start_session("KL")
+        auth.enroll("KL", [jaffe / "KL.NE1.155.tiff"])
+        assert [u.user_id for u in auth.users()] == ["KL"] and auth.matches_model(auth.users()[0])
+        result = auth.authenticate("KL", iter(scripted([jaffe / "KL.NE2.156.tiff"] * 3)))
+        assert result.config is auth.session_config
+        assert result.thresholds()["verification_cosine"] == 0.9 and result.thresholds()["continuity"] == 0.8
+        # the same model with other session settings keeps its pipeline
+        again = Authenticator(RuntimeOptions(db=tmp_path / "users.db"), pipeline=auth.pipeline)
+        assert again.pipeline is auth.pipeline
+        assert again.session_config.verification_threshold == auth.manifest.thresholds.verification_cosine
+        assert auth.delete_user("KL") == 1 and auth.users() == []
