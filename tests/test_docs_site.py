@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-GENERATED = {"architecture.md"}  # made by docs/_hooks/repository.py from ARCHITECTURE.md
+GENERATED = {"architecture.md", "demo/app.md", "demo/android.md"}  # docs/_hooks/repository.py, PAGES_FROM_REPO
 
 
 def nav_pages(nav) -> list[str]:
@@ -52,6 +52,12 @@ def test_the_build_is_strict_about_links_anchors_and_the_nav():
     assert validation["links"]["not_found"] == "warn" and validation["links"]["anchors"] == "warn"
 
 
+def test_no_page_uses_raw_html_pictures():
+    """mkdocs checks Markdown links and pictures, not the src of an <img> tag: pictures are Markdown."""
+    raw = [page for page in docs_pages() if "<img" in (DOCS / page).read_text(encoding="utf-8")]
+    assert not raw, raw
+
+
 def test_the_site_builds_strict(tmp_path):
     """`mkdocs build --strict` (what `make docs` runs): broken links, anchors, API references fail it."""
     pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')")
@@ -69,6 +75,7 @@ def test_the_site_builds_strict(tmp_path):
                  "session.SessionResult", "verification.VerifyResult", "reasons.Decision"):
         assert f'id="facelivenet.edge_runtime.{name}"' in api, f"the API reference lacks {name}"
     assert (site / "repo" / "benchmarks" / "results" / "latency.png").is_file()
+    assert 'src="../../repo/demo_kivy/screenshot_auth.png"' in (site / "demo" / "app" / "index.html").read_text()
 
 
 def test_the_readme_is_short_and_points_at_the_docs():

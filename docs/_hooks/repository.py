@@ -7,14 +7,16 @@
 - Pictures: the PNG reports under ``benchmarks/results/``, ``training/default_model/`` and the
   demo's screenshot are served as ``repo/<their repository path>`` (pages link them there), so
   the site shows the very files the commands wrote.
-- ``architecture.md`` is ARCHITECTURE.md, as it is in the repository; a link of it into the repository
-  (``[x](README.md)``) becomes its text and the path as code, since the site holds no such page.
+- A few Markdown files of the repository are pages as they are (``PAGES_FROM_REPO``: ARCHITECTURE.md, the
+  demo's README and ANDROID.md). Their links are re-pointed: to each other, to the pictures above, and
+  any other link into the repository becomes its text and the path as code (the site holds no such page).
 - The docstrings are reStructuredText-flavoured (``:meth:`name```); mkdocstrings renders them as Markdown,
   so the role prefixes left in front of the code spans are dropped.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shutil
 import tempfile
@@ -27,7 +29,9 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parents[2]
 PICTURES = ("benchmarks/results", "training/default_model", "demo_kivy")
 _TREE: list[Path] = []
-_REPO_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\((?!https?:|#|mailto:)([^)\s]+)\)")
+PAGES_FROM_REPO = {"architecture.md": "ARCHITECTURE.md", "demo/app.md": "demo_kivy/README.md",
+                   "demo/android.md": "demo_kivy/ANDROID.md"}
+_REPO_LINK = re.compile(r"(!?)\[([^\]]+)\]\((?!https?:|#|mailto:)([^)\s]+)\)")
 _ROLE = re.compile(r":(?:meth|class|func|mod|attr|data|exc|obj):(?=<code>)")
 
 
@@ -57,10 +61,28 @@ def on_files(files: Files, config, **_) -> Files:
         for picture in sorted((ROOT / folder).rglob("*.png")):
             uri = "repo/" + picture.relative_to(ROOT).as_posix()
             files.append(File.generated(config, uri, abs_src_path=str(picture)))
-    architecture = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
-    architecture = _REPO_LINK.sub(lambda m: f"{m.group(1)} (`{m.group(2)}`)", architecture)
-    files.append(File.generated(config, "architecture.md", content=architecture))
+    for page, source in PAGES_FROM_REPO.items():
+        text = (ROOT / source).read_text(encoding="utf-8")
+        files.append(File.generated(config, page, content=relink(text, source, page)))
     return files
+
+
+def relink(text: str, source: str, page: str) -> str:
+    """The links of the repository file ``source``, re-pointed for the site's page ``page``."""
+    pages = {repo: uri for uri, repo in PAGES_FROM_REPO.items()}
+    here = posixpath.dirname(page) or "."
+
+    def link(match: re.Match) -> str:
+        picture, label, target = match.groups()
+        path, _, anchor = target.partition("#")
+        repo = posixpath.normpath(posixpath.join(posixpath.dirname(source), path))
+        if picture and repo.endswith(".png") and repo.startswith(PICTURES) and (ROOT / repo).is_file():
+            return f"![{label}]({posixpath.relpath('repo/' + repo, here)})"
+        if repo in pages:
+            return f"[{label}]({posixpath.relpath(pages[repo], here)}{'#' + anchor if anchor else ''})"
+        return f"{label} (`{repo}`)"
+
+    return _REPO_LINK.sub(link, text)
 
 
 def on_page_content(html: str, **_) -> str:
