@@ -29,6 +29,10 @@ DATASET_TERMS = {
     "ckplus48": ("CK+ (48x48 peak frames)", "CK+ research agreement: evaluation only, never redistributed"),
     "jaffe": ("JAFFE", "research use only, never redistributed"),
     "identity_folders": ("identity folders", "as licensed by their owner"),
+    # Folders laid out by training/data/celeba.py (named by that folder): CelebA crops from a public repository
+    "celeba_clean": ("CelebA crops 000001-010000 (github karthikSingireddy/cs389-hw4), identities from identity_CelebA.txt "
+                     "(github dg21-stack/FaceIdentityRecognition), evaluation people left out, labels cleaned by a teacher",
+                     "CelebA: non-commercial research use only"),
     "idfaces": ("idfaces (CelebA, Pins, Asian and Kazakh celebrity sets, a Glint360K sample)",
                 "CelebA: non-commercial research use only; the others research use (idfaces/README.md)"),
 }
