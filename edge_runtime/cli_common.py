@@ -153,6 +153,21 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help=f"refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,})")
 
 
+def _session_rule_flags() -> tuple[tuple[str, str, str], ...]:
+    from .expression_baseline import DEFAULT_MARGIN
+    from .identity_evidence import DEFAULT_FLOOR_GAP
+
+    return (
+        ("--expression-margin", "LOGODDS",
+         f"an expression counts when its log-odds rose this much over the face at rest (default {DEFAULT_MARGIN})"),
+        ("--identity-floor", "COS", f"per-frame identity floor (default: the verification cosine - {DEFAULT_FLOOR_GAP})"),
+        ("--continuity", "COS", "per-frame continuity with the previous frames (default: the verification cosine)"),
+    )
+
+
+SESSION_RULE_FLAGS = _session_rule_flags()  # flag, metavar, help: the session rules' thresholds
+
+
 def add_challenge_options(p: argparse.ArgumentParser, *, order: bool = True, decision: bool = True,
                           lockout: bool = True, rules: bool = False) -> argparse._ArgumentGroup:
     """The challenge options of ``facelive auth``, ``facelive-demo`` and ``facelive-bench attacks``:
@@ -160,8 +175,6 @@ def add_challenge_options(p: argparse.ArgumentParser, *, order: bool = True, dec
     ``decision`` --threshold and --expression-threshold; with ``lockout`` --max-failures and --lockout-window;
     with ``rules`` the session rules' --expression-margin, --identity-floor and --continuity."""
     from .challenge import MAX_STEPS
-    from .expression_baseline import DEFAULT_MARGIN
-    from .identity_evidence import DEFAULT_FLOOR_GAP
 
     g = p.add_argument_group("challenge")
     g.add_argument("--challenge", default=",".join(DEFAULT_CHALLENGE), metavar="LIST",
@@ -185,14 +198,8 @@ def add_challenge_options(p: argparse.ArgumentParser, *, order: bool = True, dec
                        help=f"failures that lock the user out (default {DEFAULT_MAX_FAILURES})")
         g.add_argument("--lockout-window", type=positive_float, default=DEFAULT_LOCKOUT_WINDOW_S, metavar="S",
                        help=f"lock-out window in seconds (default {DEFAULT_LOCKOUT_WINDOW_S:g})")
-    if rules:
-        g.add_argument("--expression-margin", type=finite_float, metavar="LOGODDS",
-                       help=f"an expression counts when its log-odds rose this much over the face at rest "
-                            f"(default {DEFAULT_MARGIN})")
-        g.add_argument("--identity-floor", type=finite_float, metavar="COS",
-                       help=f"per-frame identity floor (default: the verification cosine - {DEFAULT_FLOOR_GAP})")
-        g.add_argument("--continuity", type=finite_float, metavar="COS",
-                       help="per-frame continuity with the previous frames (default: the verification cosine)")
+    for flag, metavar, text in (SESSION_RULE_FLAGS if rules else ()):
+        g.add_argument(flag, type=finite_float, metavar=metavar, help=text)
     return g
 
 

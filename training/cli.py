@@ -192,6 +192,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the CK+48 per-fold training (default: 0)")
 
 
+def _command(sub: argparse._SubParsersAction, name: str, handler, help_: str, description: str | None = None,
+             epilog: str | None = None, quiet: str | None = "no progress bars") -> argparse.ArgumentParser:
+    """A subcommand's parser with its handler and, for a command with progress bars, its own --quiet (which
+    only hides the bars: the global -q before the command quiets the log too)."""
+    p = sub.add_parser(name, help=help_, description=description, epilog=epilog, formatter_class=HelpFormatter)
+    if quiet:
+        p.add_argument("--quiet", dest="no_progress", action="store_true", help=quiet)
+    p.set_defaults(handler=handler)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -202,22 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_log_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    info = sub.add_parser("model-info", help="parameters, FLOPs, input size, embedding size, labels")
+    info = _command(sub, "model-info", _cmd_model_info, "parameters, FLOPs, input size, embedding size, labels",
+                    quiet=None)
     info.add_argument("--config", help="YAML file or shipped config name (default: built-in defaults)")
     info.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. model.c_width=64")
     info.add_argument("--input-size", type=int, help="input side in pixels (e.g. 160 as in the paper)")
     add_json_flag(info)
-    info.set_defaults(handler=_cmd_model_info)
 
-    fit = sub.add_parser(
-        "fit",
-        help="Stage 1 (stem + identity branch) then Stage 2 (expression branch)",
-        description="Algorithm 1 of the paper. Stage 1 trains the stem and Branch 1 on identities with "
+    fit = _command(
+        sub, "fit", _cmd_fit, "Stage 1 (stem + identity branch) then Stage 2 (expression branch)",
+        "Algorithm 1 of the paper. Stage 1 trains the stem and Branch 1 on identities with "
         "softmax + class-wise triplet loss; Stage 2 freezes them, initialises Branch 2 from Branch 1 "
         "and trains it on expressions. Launch under torchrun for DistributedDataParallel.",
-        epilog=EPILOG,
-        formatter_class=HelpFormatter,
-    )
+        EPILOG, quiet="no progress bar (-q before the command: errors only, too)")
     fit.add_argument("--config", default="default", help="YAML file or shipped config: default, smoke (default: default)")
     fit.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. stage1.epochs=5")
     add_data_option(fit, "lfw/, fer2013/ ...")
@@ -225,18 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--stages", help="comma list of stages to run, e.g. 1 or 1,2")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     fit.add_argument("--stop-after-steps", type=int, help="stop (resumably) after N optimiser steps in this call")
-    fit.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bar (-q before the "
-                     "command: errors only, too)")
     add_json_flag(fit, "the checkpoint path")
-    fit.set_defaults(handler=_cmd_fit)
 
-    ev = sub.add_parser(
-        "evaluate",
-        help="the paper's metrics of a checkpoint: LFW, FER2013, CK+48, JAFFE authentication",
-        description=EVALUATE_HELP,
-        epilog=EVALUATE_EPILOG,
-        formatter_class=HelpFormatter,
-    )
+    ev = _command(sub, "evaluate", _cmd_evaluate,
+                  "the paper's metrics of a checkpoint: LFW, FER2013, CK+48, JAFFE authentication",
+                  EVALUATE_HELP, EVALUATE_EPILOG)
     ev.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model, training/default_model/model.pt)")
     add_data_option(ev, "lfw/, fer2013/, ckplus48/, jaffe/")
     ev.add_argument("--tasks", default="lfw,fer2013,ckplus48,auth",
@@ -256,22 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--auth-expression-threshold", type=float, metavar="P",
                     help="JAFFE: the probe shows the asked expression when P(asked) >= P "
                     "(default: when the asked expression is the argmax)")
-    ev.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
-    ev.set_defaults(handler=_cmd_evaluate)
 
-    tp = sub.add_parser(
-        "throughput",
-        help="Stage 1 training images/s on this machine for each CPU setting (loader, bf16, channels_last, ...)",
-        description="Time real Stage 1 optimiser steps (the --config's data, caches and losses) for each setting: "
+    tp = _command(
+        sub, "throughput", _cmd_throughput,
+        "Stage 1 training images/s on this machine for each CPU setting (loader, bf16, channels_last, ...)",
+        "Time real Stage 1 optimiser steps (the --config's data, caches and losses) for each setting: "
         "the per-image loader, the batch loader, a memmap'd face cache, channels_last, bf16 autocast, 2 threads, "
         "2 processes (DDP) and torch.compile. Every setting runs --rounds times, interleaved, and its best round "
         "is kept; the profile splits a step into data, forward, loss, backward, optimiser and centre update. "
         "Writes throughput.json, throughput.md and config.yaml to --out.",
-        epilog="examples:\n  facelive-train throughput --data ../shared/data --out reports/throughput\n"
+        "examples:\n  facelive-train throughput --data ../shared/data --out reports/throughput\n"
         "  facelive-train throughput --settings 0,5 --steps 4 --rounds 1\n"
-        "  facelive-train throughput --set data.teacher= --set data.identity_roots=[]",
-        formatter_class=HelpFormatter,
-    )
+        "  facelive-train throughput --set data.teacher= --set data.identity_roots=[]")
     tp.add_argument("--config", default="default", help="YAML file or shipped config (default: default)")
     tp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     add_data_option(tp, "lfw/, idfaces/ ...")
@@ -281,20 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept (default: 2)")
     tp.add_argument("--out", help="report folder")
     add_json_flag(tp)
-    tp.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
-    tp.set_defaults(handler=_cmd_throughput)
 
-    ab = sub.add_parser(
-        "ablation",
-        help="the paper's Table I: Branch 2 variants (1 or 2 C blocks, + Reduction-B) on CK+48",
-        description="Keep the checkpoint's stem and Branch 1, rebuild Branch 2 as each variant, and score it with "
+    ab = _command(
+        sub, "ablation", _cmd_ablation,
+        "the paper's Table I: Branch 2 variants (1 or 2 C blocks, + Reduction-B) on CK+48",
+        "Keep the checkpoint's stem and Branch 1, rebuild Branch 2 as each variant, and score it with "
         "the CK+48 protocol of `evaluate` (10 subject folds, Branch 2 initialised from Branch 1 and retrained per "
         "fold). Variants: c1 = one Inception-ResNet-C block; c2 = two (shipped); rb_c2 = its own Reduction-B, "
         "then two C blocks. Writes ablation.json, ablation.md and a confusion PNG per variant to --out.",
-        epilog="examples:\n  facelive-train ablation --data ../shared/data --json\n"
-        "  facelive-train ablation --checkpoint runs/x/model.pt --variants c1,c2 --quick",
-        formatter_class=HelpFormatter,
-    )
+        "examples:\n  facelive-train ablation --data ../shared/data --json\n"
+        "  facelive-train ablation --checkpoint runs/x/model.pt --variants c1,c2 --quick")
     ab.add_argument("--checkpoint", help="checkpoint .pt (default: the shipped model)")
     add_data_option(ab, "ckplus48/")
     ab.add_argument("--variants", help="comma list of c1, c2, rb_c2 (default: all three)")
@@ -302,8 +295,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_json_flag(ab)
     ab.add_argument("--out", help="report folder (default: reports/eval/<checkpoint name>-ablation/)")
     _add_run_options(ab)
-    ab.add_argument("--quiet", dest="no_progress", action="store_true", help="no progress bars")
-    ab.set_defaults(handler=_cmd_ablation)
     return parser
 
 

@@ -189,11 +189,5 @@ def evaluate_ckplus(ctx: EvalContext, ck_root: Path, recipe: CkplusRecipe | None
         "labels": list(CKPLUS_LABELS),
         "fold_assignment": f"subjects sorted by id, subject i to fold i % {recipe.folds} + 1",
         "recipe": dataclasses.asdict(recipe),
-        "confusion_matrix": cm.tolist(),
-        "confusion_png": png.name,
-        "alignment": ctx.expression_alignment,
-        "faces": faces.counts(),
     }
-    if ctx.quick:
-        result["quick_subset"] = f"folds {held_out} held out, {recipe.epochs} epochs"
-    return result
+    return ctx.expression_result(result, cm, png, faces, f"folds {held_out} held out, {recipe.epochs} epochs")

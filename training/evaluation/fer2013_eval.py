@@ -65,11 +65,6 @@ def evaluate_fer2013(ctx: EvalContext, fer_root: Path) -> dict[str, Any]:
         "public_test_images": int(public.sum()),
         "labels": list(EXPRESSION_LABELS),
         "per_class_recall": {label: float(r) for label, r in zip(EXPRESSION_LABELS, recall)},
-        "confusion_matrix": cm.tolist(),
-        "confusion_png": png.name,
-        "alignment": ctx.expression_alignment,
-        "faces": faces.counts(),
     }
-    if ctx.quick:
-        result["quick_subset"] = f"{len(records)} test images evenly spaced over the sorted list"
-    return result
+    return ctx.expression_result(result, cm, png, faces,
+                                 f"{len(records)} test images evenly spaced over the sorted list")

@@ -138,6 +138,16 @@ class EvalContext:
     def preprocess(self) -> PreprocessConfig:
         return self.ckpt.preprocess
 
+    def expression_result(self, result: dict[str, Any], cm: np.ndarray, png: Path, faces: FaceSet,
+                          quick_subset: str) -> dict[str, Any]:
+        """An expression task's ``result`` completed with its confusion matrix, alignment and face counts,
+        and (``--quick``) which subset ran."""
+        result.update(confusion_matrix=cm.tolist(), confusion_png=png.name, alignment=self.expression_alignment,
+                      faces=faces.counts())
+        if self.quick:
+            result["quick_subset"] = quick_subset
+        return result
+
     # ---- faces ------------------------------------------------------------------------
     def align(self, name: str, paths: Sequence[str], source: AlignSource,
               fallback_fraction: float | None = None) -> FaceSet:
