@@ -8,7 +8,7 @@ export FACELIVE_DATA ?= $(SHARED)/data
 export FACELIVE_DETECTOR ?= $(SHARED)/models/yunet/yunet_s_640_640.onnx
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: run test test-all install clean arm64-check docs
+.PHONY: run test test-all install clean arm64-check cpu-check docs
 
 $(BIN)/.installed: pyproject.toml .ci/constraints.txt
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,20 @@ ARM64_WORK ?= $(HOME)/.cache/facelivenet-arm64
 ARM64_FACES ?= 24
 arm64-check: $(BIN)/.installed
 	$(BIN)/python .ci/arm64/check.py --work $(ARM64_WORK) --data $(FACELIVE_DATA) --faces $(ARM64_FACES)
+
+## cpu-check: every shipped file on every CPU family it claims (native; emulated x86-64 AVX2 without VNNI,
+## arm64 Cortex-A72 and Cortex-A76), gated like the export, then the cpu_sensitive tests on the emulated AVX2 CPU.
+## Set-up as arm64-check (qemu-user, the aarch64 root). Emulation gives outputs, never timings; not part of `make test`.
+## CPU_CHECK_WRITE=--write records the result in the bundle's manifest.
+CPU_FACES ?= 24
+CPU_CHECK_OUT ?= $(ARM64_WORK)/cpu_check
+CPU_CHECK_WRITE ?=
+cpu-check: $(BIN)/.installed
+	bash .ci/arm64/setup.sh $(ARM64_WORK) $(CURDIR) $(CURDIR)/$(BIN)/python
+	ARM64_WORK=$(ARM64_WORK) $(BIN)/facelive-bench cpus --data $(FACELIVE_DATA) --faces $(CPU_FACES) \
+		--out $(CPU_CHECK_OUT) $(CPU_CHECK_WRITE)
+	bash .ci/cpus/avx2_venv.sh $(ARM64_WORK) $(VENV)
+	$(ARM64_WORK)/avx2-venv/bin/python -m pytest -m "cpu_sensitive and not slow" -p no:cacheprovider -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache

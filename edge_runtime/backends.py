@@ -171,8 +171,8 @@ def parity_self_check(
     if result["cosine_min"] < min_cosine or agree < min_agreement:
         raise BackendError(
             f"{backend.name} fails the parity self-check (cosine min {result['cosine_min']:.4f} < {min_cosine} "
-            f"or expression agreement {agree:.3f} < {min_agreement}): this runtime computes this file wrongly; "
-            "install ai-edge-litert"
+            f"or expression agreement {agree:.3f} < {min_agreement}): this runtime computes this file wrongly on "
+            "this CPU"
         )
     return result
 

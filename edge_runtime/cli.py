@@ -26,9 +26,9 @@ from typing import Any, Callable, Sequence
 
 from . import cli_runtime
 from .cli_common import (CommandLineError, HelpFormatter, add_bundle_option, add_detector_option, add_json_flag,
-                         add_log_options, epilog)
+                         add_log_options, count, epilog)
 from .cli_runner import HandlerResult, run_command
-from .constants import BUNDLE_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_OK, PUBLIC_KEY_ENV, file_form
+from .constants import BUNDLE_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_OK, MAX_THREADS, PUBLIC_KEY_ENV, file_form
 from .errors import FaceLiveError
 
 log = logging.getLogger("facelivenet.edge_runtime.cli")
@@ -57,13 +57,20 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
             Read BUNDLE/manifest.json, validate it against the schema and check
             every model file's sha256 (unless --no-verify). Prints a summary, or
             the whole manifest as one JSON object with --json. A bundle whose
-            files were modified or corrupted is refused with a non-zero exit."""
+            files were modified or corrupted is refused with a non-zero exit.
+
+            --device also shows which file the runtime runs on THIS device and
+            why: every file is self-checked here and the passing ones timed
+            (cached per bundle, CPU and thread count; --rerank measures again).
+            With --json the choice is the manifest's extra key "device"."""
         ),
         epilog=epilog(
             "facelive inspect                 # the shipped default bundle",
             "facelive inspect bundle/",
             "facelive inspect bundle/ --json > manifest.json",
             "facelive inspect bundle/ --no-verify   # schema only, skip hashing",
+            "facelive inspect --device        # the file this CPU runs, and why",
+            "facelive inspect --rerank --threads 2   # time the files again, at 2 threads",
         ),
         formatter_class=HelpFormatter,
     )
@@ -72,6 +79,11 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the model files")
     p.add_argument("--public-key", metavar="PEM", help="also require a valid signature by this Ed25519 key "
                    f"(default: ${PUBLIC_KEY_ENV})")
+    p.add_argument("--device", action="store_true", help="also rank the files on this device: which one runs, and why")
+    p.add_argument("--rerank", action="store_true", help="with --device (implied): time the files again, ignoring "
+                   "the cached ranking")
+    p.add_argument("--threads", type=count(1, MAX_THREADS), default=1, metavar="N",
+                   help="with --device: the thread count to rank at (default 1)")
     add_json_flag(p)
     p.set_defaults(handler=_cmd_inspect)
 
@@ -91,7 +103,26 @@ def _cmd_inspect(args: argparse.Namespace) -> HandlerResult:
     signed = (Path(args.bundle) / signing.SIGNATURE_NAME).is_file()
     status = ("verified with " + str(key)) if key else ("present, not checked (no --public-key)" if signed else "none")
     text = _manifest_summary(d, args.bundle, verified=not args.no_verify) + f"\nsignature  {status}"
+    if args.device or args.rerank:
+        from .face_model import FaceModel
+
+        ranking = FaceModel(args.bundle, threads=args.threads, public_key=args.public_key,
+                            rerank=args.rerank).ranking
+        d = {**d, "device": ranking.to_dict()}
+        text += "\n" + _ranking_summary(ranking)
     return EXIT_OK, d, text
+
+
+def _ranking_summary(ranking) -> str:
+    """The device ranking as lines: CPU, each file's result, the choice and why."""
+    lines = [f"device     {ranking.cpu['family']} ({ranking.cpu['model']}), {ranking.threads} thread(s)"
+             + (f", cached ranking {ranking.cache_file}" if ranking.cached else "")]
+    for t in ranking.trials:
+        mark = "*" if t.path == ranking.chosen else " "
+        result = f"{t.median_ms:.2f} ms" if t.passed and t.median_ms is not None else ("ok" if t.passed else t.reason)
+        lines.append(f"  {mark} {t.path:28s} {result}")
+    lines.append(f"runs       {ranking.chosen}: {ranking.why}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- keygen, sign

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import BackendUnavailableError, ModelBackend, open_backend, parity_self_check
+from .backends import BackendError, ModelBackend, open_backend, parity_self_check
 from .bundle import resolve_bundle_dir
-from .constants import DEFAULT_FORMAT
+from .cpu_features import cpu_identity
 from .errors import ManifestError
+from .file_ranking import DeviceRanking, RankingCache, candidate_files, explain, no_usable_file, pick, try_file
 from .manifest import Manifest, ModelFile, load_manifest, sha256_file, verify_file
 from .preprocess import PreprocessConfig, normalize
 
@@ -41,43 +42,110 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 class FaceModel:
-    """A bundle's model file opened on a backend, after its sha256 matched the manifest."""
+    """A bundle's model file opened on a backend, after its sha256 matched the manifest and it passed its
+    self-check on this device (:mod:`.file_ranking` picks which file)."""
 
     def __init__(self, bundle: str | Path | None = None, fmt: str | None = None, precision: str | None = None,
-                 threads: int = 1, public_key: str | Path | None = None, variant: str | None = None) -> None:
-        """``fmt`` / ``precision`` / ``variant`` None: the bundle chooses (:meth:`Manifest.select`)."""
+                 threads: int = 1, public_key: str | Path | None = None, variant: str | None = None,
+                 rerank: bool = False) -> None:
+        """``fmt`` / ``precision`` / ``variant`` None: any file the bundle offers, the fastest correct one on
+        this device; ``rerank``: measure the device ranking again instead of reading its cache."""
         self.bundle_dir = resolve_bundle_dir(bundle)
         # public_key (else $FACELIVE_BUNDLE_PUBLIC_KEY): the manifest must be signed by it (signing.py)
         self.manifest: Manifest = load_manifest(self.bundle_dir, verify_files=False, public_key=public_key)
-        try:
-            self._load(self.manifest.select(fmt, precision, variant), threads)
-        except BackendUnavailableError as exc:
-            fallback = self._fallback(fmt)
-            if fallback is None:
-                raise
-            # The bundle chose the format and its runtime is missing here (LiteRT has no wheel for every
-            # platform): run the same precision in another format rather than refuse.
-            log.warning("%s; running %s instead", exc, fallback.path)
-            self._load(fallback, threads)
-        log.info("model %s (%s) on %s, %d thread(s), loaded in %.0f ms", self.file.path, self.file.parity_key,
-                 self.backend.name, self.backend.threads, self.backend.load_ms)
+        self._self_check_data: dict[str, np.ndarray] | None | bool = False  # False: not read yet
+        candidates = candidate_files(self.manifest, fmt, precision, variant)
+        self.ranking: DeviceRanking = self._choose(candidates, threads, rerank)
+        log.info("model %s (%s) on %s, %d thread(s), loaded in %.0f ms: %s", self.file.path, self.file.parity_key,
+                 self.backend.name, self.backend.threads, self.backend.load_ms, self.ranking.why)
 
-    def _load(self, file: ModelFile, threads: int) -> None:
-        """Run ``file``: its sha256 checked, the preprocessing in its layout, its backend opened."""
+    # ------------------------------------------------------------------ choosing the file
+
+    def _open(self, file: ModelFile, threads: int) -> ModelBackend:
         path = verify_file(self.bundle_dir, file)  # never run a file the manifest does not vouch for
-        self.file: ModelFile = file
-        self.preprocess: PreprocessConfig = dataclasses.replace(self.manifest.preprocess, layout=file.layout)
-        self.backend: ModelBackend = open_backend(file.format, path, threads, self_check=self._self_check)
+        return open_backend(file.format, path, threads, self_check=lambda b: self._check(file, b))
 
-    def _fallback(self, fmt: str | None) -> ModelFile | None:
-        """Only when the format was the bundle's choice: its file of the same precision (and variant) in
-        ``DEFAULT_FORMAT``, else None."""
-        if fmt is not None or self.file.format == DEFAULT_FORMAT:
+    def _check(self, file: ModelFile, backend: ModelBackend) -> dict[str, float] | None:
+        """The bundle's self-check on ``backend`` (BackendError when it disagrees); None: no reference."""
+        data = self._reference()
+        if data is None:
             return None
-        try:
-            return self.manifest.select(DEFAULT_FORMAT, self.file.precision, self.file.variant)
-        except ManifestError:
-            return None
+        inputs = normalize(data["pixels"], self._preprocess(file))  # in this file's own layout (NCHW or NHWC)
+        return parity_self_check(backend, inputs, data["embedding"], data["expression_logits"])
+
+    def _probe(self, file: ModelFile) -> np.ndarray:
+        """One face in the file's layout, for timing."""
+        data = self._reference()
+        size = self.manifest.preprocess.input_size
+        pixels = data["pixels"][:1] if data is not None else np.full((1, size, size, 3), 128, np.uint8)
+        return normalize(pixels, self._preprocess(file))
+
+    def _choose(self, candidates: list[ModelFile], threads: int, rerank: bool) -> DeviceRanking:
+        preferred = candidates[0]
+        if len(candidates) == 1:  # the request names one file: check it, nothing to rank
+            trial, backend = try_file(preferred, lambda f: self._open(f, threads), self._check, None)
+            if backend is None:
+                raise no_usable_file([trial])
+            self._set(preferred, backend)
+            return DeviceRanking(preferred.path, "the only file matching the request; it passed its self-check here",
+                                 (trial,), cpu_identity(), threads)
+        by_path = {f.path: f for f in candidates}
+        preference = [f.path for f in candidates]
+        cache = RankingCache(self.bundle_dir, threads, candidates)
+        trials = None if rerank else cache.load()
+        if trials is not None and (best := pick(trials, preference)) is not None:
+            file = by_path[best.path]
+            try:
+                backend = self._open(file, threads)
+                self._check(file, backend)
+            except BackendError as exc:
+                log.warning("the cached choice %s fails on this device now (%s): ranking again", file.path, exc)
+            else:
+                self._set(file, backend)
+                return DeviceRanking(file.path, explain(best, preferred.path, trials), tuple(trials), cpu_identity(),
+                                     threads, cached=True, cache_file=str(cache.path))
+        trials, backends = [], {}
+        for file in candidates:
+            trial, backend = try_file(file, lambda f: self._open(f, threads), self._check, self._probe(file))
+            trials.append(trial)
+            if backend is not None:
+                backends[file.path] = backend
+        best = pick(trials, preference)
+        if best is None:
+            raise no_usable_file(trials)
+        saved = cache.save(trials)
+        why = explain(best, preferred.path, trials)
+        failed = next((t for t in trials if t.path == preferred.path and not t.passed), None)
+        if failed is not None:
+            log.warning("%s is out on this device (%s); running %s instead", preferred.path, failed.reason, best.path)
+        self._set(by_path[best.path], backends[best.path])
+        return DeviceRanking(best.path, why, tuple(trials), cpu_identity(), threads,
+                             cache_file=str(cache.path) if saved else None)
+
+    def _set(self, file: ModelFile, backend: ModelBackend) -> None:
+        """Run ``file`` on ``backend``, with the preprocessing in its layout."""
+        self.file: ModelFile = file
+        self.preprocess: PreprocessConfig = self._preprocess(file)
+        self.backend: ModelBackend = backend
+
+    def _preprocess(self, file: ModelFile) -> PreprocessConfig:
+        return dataclasses.replace(self.manifest.preprocess, layout=file.layout)
+
+    def _reference(self) -> dict[str, np.ndarray] | None:
+        """The bundle's self-check inputs and torch outputs (read once); None when the bundle has none."""
+        if self._self_check_data is False:
+            ref = (self.manifest.provenance or {}).get("self_check") or (self.manifest.parity or {}).get("self_check")
+            if not ref:
+                log.warning("the bundle carries no self-check reference: its files cannot be checked on this device")
+                self._self_check_data = None
+            else:
+                path = self.bundle_dir / ref["path"]
+                if not path.is_file() or sha256_file(path) != ref.get("sha256"):
+                    raise ManifestError(f"the bundle's self-check file {ref['path']} is missing or does not match "
+                                        "its sha256")
+                with np.load(path) as data:
+                    self._self_check_data = {k: data[k] for k in ("pixels", "embedding", "expression_logits")}
+        return self._self_check_data  # type: ignore[return-value]
 
     @property
     def fingerprint(self) -> str:
@@ -87,17 +155,6 @@ class FaceModel:
     @property
     def description(self) -> str:
         return f"{self.manifest.model_name} {self.manifest.model_version} {self.file.parity_key}"
-
-    def _self_check(self, backend: ModelBackend) -> dict[str, float]:
-        ref = (self.manifest.provenance or {}).get("self_check") or (self.manifest.parity or {}).get("self_check")
-        if not ref:
-            raise ManifestError("the bundle carries no self-check reference outputs; install ai-edge-litert")
-        path = self.bundle_dir / ref["path"]
-        if not path.is_file() or sha256_file(path) != ref.get("sha256"):
-            raise ManifestError(f"the bundle's self-check file {ref['path']} is missing or does not match its sha256")
-        data = np.load(path)
-        inputs = normalize(data["pixels"], self.preprocess)  # in this file's own layout (NCHW or NHWC)
-        return parity_self_check(backend, inputs, data["embedding"], data["expression_logits"])
 
     def infer(self, crops: np.ndarray) -> ModelOutputs:
         """uint8 aligned crops (N, S, S, 3) or (S, S, 3) in the model's colour mode -> ModelOutputs."""

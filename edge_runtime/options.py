@@ -119,6 +119,7 @@ class RuntimeOptions:
     precision: str | None = None
     variant: str | None = None  # int8 only: "static" or "weight-only"
     threads: int = DEFAULT_THREADS
+    rerank: bool = False  # measure which file is fastest and correct on this device again (file_ranking.py)
     public_key: str | Path | None = None
     detector: str | Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS  # images with more pixels are refused

@@ -1,15 +1,15 @@
 """ONNX int8: static QDQ (int8 activations) or int8 weights with float activations.
 
-:func:`quantize_int8`: onnxruntime's ``quantize_static``: QDQ format, S8 activations (asymmetric), S8
-per-channel symmetric weights, min/max ranges over all calibration faces.
-
-Why S8S8 and not the common U8S8: on x86 CPUs without VNNI (SSE4.1, AVX2,
-AVX-512) onnxruntime's u8s8 kernels add pairs of u8*s8 products in int16 and
-saturate; FaceLiveNet's first convolution, which sees the full pixel range,
-overflowed there (embedding cosine 0.95, min 0.60, on the smoke checkpoint)
-while S8S8 gave 0.9998 / 0.9993. S8S8 QDQ runs on every onnxruntime build (ARM
-phones and Raspberry Pi included). Nodes of the modules named in
-``float_modules`` (always the L2 normalisation tail) stay in float.
+:func:`quantize_int8`: onnxruntime's ``quantize_static``: QDQ format, S8 or U8
+activations (asymmetric), S8 per-channel symmetric weights, min/max ranges over
+all calibration faces; :mod:`.static_int8` chooses U8S8 with 7-bit weights
+(``reduce_range``). On x86 CPUs without VNNI onnxruntime's u8s8 kernels add
+pairs of u8*s8 products in a saturating int16; full 8-bit weights overflow
+there (shipped 8-bit file: embedding cosine 0.85, min 0.41 under an emulated
+Haswell), S8S8 runs as slowly as fp32, and 7-bit weights are exact on both
+kernel paths at U8S8 speed (ARCHITECTURE.md, "CPU portability"). Nodes of the
+modules named in ``float_modules`` (always the L2 normalisation tail) stay in
+float.
 
 :func:`quantize_weights_int8`: every Conv / Gemm weight (outside
 ``float_modules``) stored as an int8 initializer, per output channel
@@ -41,10 +41,13 @@ CALIBRATION_BATCH = 16
 
 
 def quantize_int8(fp32: Any, scopes: dict[str, list[str]], calib: np.ndarray, float_modules: list[str],
-                  method: str = "minmax", activations: str = "S8") -> tuple[Any, list[str]]:
+                  method: str = "minmax", activations: str = "S8",
+                  reduce_range: bool = False) -> tuple[Any, list[str]]:
     """(int8 ModelProto, names of the nodes kept in float). ``calib``: float32 inputs in the file's layout;
     ``activations``: ``S8`` (int8, asymmetric) or ``U8`` (uint8: the type onnxruntime fuses into integer
-    QLinearConv / QLinearAdd / QLinearConcat kernels on x86; see :mod:`.static_int8`)."""
+    QLinearConv / QLinearAdd / QLinearConcat kernels on x86; see :mod:`.static_int8`); ``reduce_range``:
+    weights on a 7-bit grid (-64..64), so that no pair of uint8 x int8 products overflows the int16 sums of
+    x86 kernels without VNNI."""
     onnx = require("onnx")
     q = require("onnxruntime.quantization", "onnxruntime", "int8 quantisation")
     types = {"S8": q.QuantType.QInt8, "U8": q.QuantType.QUInt8}
@@ -80,6 +83,7 @@ def quantize_int8(fp32: Any, scopes: dict[str, list[str]], calib: np.ndarray, fl
             q.quantize_static(
                 str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
                 activation_type=types[activations], weight_type=q.QuantType.QInt8, nodes_to_exclude=exclude,
+                reduce_range=reduce_range,
                 calibrate_method=methods[method], extra_options={"CalibTensorRangeSymmetric": False},
             )
         except Exception as exc:

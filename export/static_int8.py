@@ -5,14 +5,20 @@ activations) are small but no faster than fp32. A static file quantises the
 activations too, so the runtime's integer kernels do the work:
 
 - ONNX: onnxruntime ``quantize_static``, QDQ, per-channel symmetric int8
-  weights, **uint8** asymmetric activations (U8S8) with min/max ranges over the
-  calibration faces. onnxruntime fuses U8S8 QDQ into QLinearConv, QLinearAdd,
-  QLinearMul, QLinearConcat and QGemm (integer VNNI kernels on x86, dot-product
-  kernels on ARM). With S8 activations it fused only about half the
-  convolutions on x86 and inserted ~50 transposes: slower than fp32 (measured
-  0.85x); U8S8 ran well over fp32's speed at the same parity. On x86 CPUs
-  WITHOUT VNNI (AVX2 only) u8s8 products are summed in int16 and can saturate:
-  run ``facelive-bench device`` there (it gates parity on the device).
+  weights on a **7-bit grid** (``reduce_range``), **uint8** asymmetric
+  activations (U8S8) with min/max ranges over the calibration faces.
+  onnxruntime fuses U8S8 QDQ into QLinearConv, QLinearAdd, QLinearMul,
+  QLinearConcat and QGemm (integer VNNI kernels on x86, dot-product kernels on
+  ARM). With S8 activations it fused only about half the convolutions on x86
+  and inserted ~50 transposes: as slow as fp32 (measured 0.85x-0.98x); U8S8
+  runs about 4x fp32 at the same parity. Why the 7-bit weights: x86 CPUs
+  WITHOUT VNNI (AVX2, AVX-512 before Cascade Lake) multiply uint8 x int8 with
+  ``vpmaddubsw``, which adds each pair of products in a saturating int16; with
+  full 8-bit weights a pair reaches 2 x 255 x 127 = 64,770 > 32,767 and the
+  shipped 8-bit file gave embedding cosine 0.85 (min 0.41) there. With weights
+  in -64..64 a pair stays within 2 x 255 x 64 = 32,640, so the same file is
+  exact on every kernel path, at the same speed
+  (ARCHITECTURE.md, "CPU portability").
 - TFLite: ai-edge-quantizer's static recipe (int8 weights per channel, int8
   activations), float32 input and outputs (QUANTIZE / DEQUANTIZE at the edges).
 
@@ -42,6 +48,7 @@ class StaticInt8Config:
 
     onnx_activations: str = "U8"
     calibration: str = "minmax"
+    onnx_reduce_range: bool = True  # 7-bit weights: exact on x86 without VNNI (see the module docstring)
     float_modules: tuple[str, ...] = field(default=FLOAT_TAIL)
 
     def record(self, fmt: str, calibration_faces: int) -> dict[str, Any]:
@@ -50,8 +57,11 @@ class StaticInt8Config:
                   "calibration_faces": calibration_faces, "weights": "int8 per-channel symmetric (min/max grid)",
                   "io": "float32"}
         if fmt == "onnx":
-            return {**common, "method": "onnxruntime quantize_static, QDQ, U8S8" if self.onnx_activations == "U8"
-                    else "onnxruntime quantize_static, QDQ, S8S8",
+            pair = "U8S8" if self.onnx_activations == "U8" else "S8S8"
+            weights = ("int8 per-channel symmetric on a 7-bit grid (reduce_range: -64..64)" if self.onnx_reduce_range
+                       else common["weights"])
+            return {**common, "method": f"onnxruntime quantize_static, QDQ, {pair}"
+                    + (", reduce_range" if self.onnx_reduce_range else ""), "weights": weights,
                     "activations": f"{'uint8' if self.onnx_activations == 'U8' else 'int8'} asymmetric, "
                                    f"{self.calibration} ranges on the calibration faces", "format": "QDQ"}
         return {**common, "method": "ai-edge-quantizer static_wi8_ai8",
@@ -63,7 +73,8 @@ def onnx_static(fp32: Any, scopes: dict[str, list[str]], calib: np.ndarray,
     """(static int8 ModelProto, names of the nodes kept float) from the float graph ``fp32``."""
     from .quantize_onnx import quantize_int8
 
-    return quantize_int8(fp32, scopes, calib, list(cfg.float_modules), cfg.calibration, cfg.onnx_activations)
+    return quantize_int8(fp32, scopes, calib, list(cfg.float_modules), cfg.calibration, cfg.onnx_activations,
+                         reduce_range=cfg.onnx_reduce_range)
 
 
 def tflite_static(fp32: Path, dst: Path, calib: np.ndarray, cfg: StaticInt8Config) -> list[str]:

@@ -21,6 +21,8 @@ import pytest
 from facelivenet.edge_runtime.bundle import resolve_bundle_dir
 from facelivenet.edge_runtime.manifest import MANIFEST_NAME, sha256_file
 
+pytestmark = pytest.mark.cpu_sensitive  # make cpu-check runs these on an emulated AVX2 x86 too
+
 NOT_IN_EDGE = ("torch", "torchvision", "onnx", "onnxscript", "litert_torch", "ai_edge_quantizer", "coremltools",
                "matplotlib", "tqdm", "dlib", "face_recognition_models", "kivy", "tensorflow")
 BLOCKER = """import os
@@ -99,6 +101,7 @@ from pathlib import Path
 from facelivenet.edge_runtime.bundle import resolve_bundle_dir
 from facelivenet.edge_runtime.manifest import load_manifest
 from facelivenet.benchmarks.device_faces import load_reference_faces
+
 b = resolve_bundle_dir(None)
 np.save(sys.argv[3], load_reference_faces(b, load_manifest(b), Path(sys.argv[1]), sys.argv[2]).crops)
 """

@@ -1,5 +1,6 @@
-"""Which model file the runtime runs: the bundle's default file unless the user asks for another, and a
-missing runtime falls back to ONNX only when the bundle, not the user, chose the format."""
+"""Which model file the runtime runs: among the files matching what was asked (all of them when nothing
+was), the bundle's preference is tried first and the device picks (test_file_ranking.py); a missing
+runtime falls back to ONNX only when the bundle, not the user, chose the format."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from facelivenet.edge_runtime.errors import ManifestError
 from facelivenet.edge_runtime.face_model import FaceModel
 from facelivenet.edge_runtime.manifest import ModelFile, load_manifest
 from facelivenet.edge_runtime.options import OptionsError, RuntimeOptions
+
+pytestmark = pytest.mark.cpu_sensitive  # make cpu-check runs these on an emulated AVX2 x86 too
 
 
 def _file(path: str, fmt: str, precision: str, variant: str = "") -> ModelFile:
@@ -56,11 +59,15 @@ def test_select_names_what_the_bundle_has(make_manifest):
         m.select(None, "fp16")
 
 
-def test_the_shipped_bundle_runs_its_default_file():
+def test_the_shipped_bundle_runs_a_file_that_passed_here_and_was_fastest():
     manifest = load_manifest(DEFAULT_BUNDLE_DIR, verify_files=False)
     model = FaceModel(None)
-    assert manifest.default_file and model.file.path == manifest.default_file
-    assert FaceModel(None, "onnx").file.path == manifest.select("onnx").path != manifest.default_file
+    passing = [t for t in model.ranking.trials if t.passed]
+    assert manifest.default_file and model.ranking.trials[0].path == manifest.default_file  # tried first
+    assert len(passing) == len(manifest.files) and model.file.path == model.ranking.chosen
+    chosen = next(t for t in passing if t.path == model.file.path)
+    assert chosen.median_ms <= min(t.median_ms for t in passing) * 1.05 + 1e-9
+    assert FaceModel(None, "onnx").file.format == "onnx"
 
 
 def test_a_missing_runtime_falls_back_to_onnx_only_for_the_bundles_choice(monkeypatch, caplog):
@@ -106,6 +113,6 @@ def test_the_weight_only_fallback_is_one_option_away():
     from facelivenet.edge_runtime.api import open_pipeline
 
     pipeline = open_pipeline(RuntimeOptions(variant="weight-only"))
-    default = load_manifest(DEFAULT_BUNDLE_DIR, verify_files=False).select()
-    assert (pipeline.model.file.format, pipeline.model.file.precision, pipeline.model.file.variant) == \
-        (default.format, "int8", "")
+    # which format of it runs is this device's choice (test_file_ranking.py)
+    assert (pipeline.model.file.precision, pipeline.model.file.variant) == ("int8", "")
+    assert {t.key for t in pipeline.model.ranking.trials} == {"onnx/int8", "tflite/int8"}

@@ -10,6 +10,8 @@ from facelivenet.edge_runtime.bundle import DEFAULT_BUNDLE_DIR
 from facelivenet.edge_runtime.errors import ManifestError
 from facelivenet.edge_runtime.face_model import FaceModel
 
+pytestmark = pytest.mark.cpu_sensitive  # make cpu-check runs these on an emulated AVX2 x86 too
+
 
 @pytest.mark.parametrize("fmt, precision", [("onnx", "int8"), ("tflite", "int8"), ("tflite", "fp32")])
 def test_every_shipped_file_passes_its_self_check(fmt, precision):

@@ -5,7 +5,10 @@ The reference was recorded with ``python -m tests.training.test_trainer_referenc
 ``Trainer._run_stage`` was split into a per-stage plan and one loop (issue 18, point 6): the split must not
 change a single logged number. Three runs cover both stages, Stage 2 on cached frozen-stem features, and a
 run stopped mid Stage 1 and resumed. Single-threaded, so the numbers do not depend on the machine's core
-count; on a torch version other than the recorded one the comparison allows float rounding (1e-5).
+count. The comparison is exact (logged numbers and a hash of the final weights) only on the torch version
+AND the CPU kernel family the reference was recorded on (``torch`` and ``cpu_family`` in the file: torch's
+kernels differ between x86 with AVX-512, x86 with AVX2 only and ARM, and so do the last bits); elsewhere
+the logged numbers must agree within float rounding (relative 1e-4) and the weights hash does not apply.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from facelivenet.edge_runtime.cpu_features import kernel_family
 from facelivenet.training import checkpoint as ckpt_io
 from facelivenet.training.trainer import Trainer
 
 from .conftest import tiny_config, write_synthetic_faces
+
+pytestmark = pytest.mark.cpu_sensitive  # make cpu-check runs these on an emulated AVX2 x86 too
 
 REFERENCE = Path(__file__).parent / "data" / "trainer_reference.json"
 LOGGED = ("loss", "accuracy", "lr")  # the per-step numbers of metrics.jsonl that must not move
@@ -76,7 +82,11 @@ def test_tiny_runs_match_the_recorded_reference(tmp_path, one_thread):
     ref = json.loads(REFERENCE.read_text())
     now = tiny_runs(tmp_path)
     assert set(now) == set(ref["runs"])
-    exact = ref["torch"] == torch.__version__
+    exact = ref["torch"] == torch.__version__ and ref.get("cpu_family") == kernel_family()
+    if not exact:
+        log.warning("trainer reference recorded with torch %s on %s; this is torch %s on %s: comparing within "
+                    "rounding, without the weights hash", ref["torch"], ref.get("cpu_family"), torch.__version__,
+                    kernel_family())
     for name, run in ref["runs"].items():
         got = now[name]
         assert [(r["stage"], r["step"]) for r in got["logged"]] == [(r["stage"], r["step"]) for r in run["logged"]], name
@@ -85,7 +95,7 @@ def test_tiny_runs_match_the_recorded_reference(tmp_path, one_thread):
                 if exact:
                     assert a[key] == b[key], (name, a, b)
                 else:
-                    assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (name, a, b)
+                    assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (name, a, b)
         if exact:
             assert got["weights_sha256"] == run["weights_sha256"], name
     # a resumed run logs the same numbers as an uninterrupted one
@@ -98,7 +108,8 @@ def record() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = tiny_runs(Path(tmp))
     REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    REFERENCE.write_text(json.dumps({"torch": torch.__version__, "runs": runs}, indent=1) + "\n", encoding="utf-8")
+    REFERENCE.write_text(json.dumps({"torch": torch.__version__, "cpu_family": kernel_family(), "runs": runs},
+                                    indent=1) + "\n", encoding="utf-8")
     log.info("wrote %s", REFERENCE)
 
 
