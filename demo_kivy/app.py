@@ -43,7 +43,7 @@ def _held(args: argparse.Namespace) -> Iterator[None]:
     without --db, a temporary template database) goes on ``args.held`` and is closed whatever happens."""
     with contextlib.ExitStack() as held:
         args.held = held
-        if args.db is None:
+        if not args.db:
             temp = held.enter_context(tempfile.TemporaryDirectory(prefix="facelive-demo-")) if args.headless else None
             args.db = str(Path(temp) / "facelive.db") if temp else DEFAULT_DB
         yield
