@@ -37,6 +37,11 @@ BAD_INPUT = {
                       "ManifestError"),
     "int8_scan": ("facelivenet.export.int8_scan:main", ["--calib", MISSING, "--out", "{tmp}/scan", "--json"],
                   "ExportError"),
+    "teacher_eval": ("facelivenet.training.evaluation.teacher_eval:main",
+                     ["--teacher", "arcface_fp", "--data", MISSING, "--json"], "ProtocolFileError"),
+    "teacher_term": ("facelivenet.training.evaluation.teacher_term:main",
+                     ["--checkpoint", f"{MISSING}/model.pt", "--teacher", "arcface_fp", "--data", MISSING, "--json"],
+                     "CheckpointError"),
 }
 # Not yet on the shared path (issue 18, point 3): none left.
 NOT_YET: dict[str, str] = {}

@@ -26,15 +26,14 @@ from typing import Any
 import numpy as np
 
 from facelivenet.edge_runtime import metrics
-from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_detector_option, add_json_flag, add_log_options,
-                                                 add_threads_option)
-from facelivenet.edge_runtime.cli_runner import run_command
-from facelivenet.edge_runtime.constants import DETECTOR_ENV, EXIT_OK
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_detector_option, add_threads_option
+from facelivenet.edge_runtime.constants import DETECTOR_ENV
 from facelivenet.edge_runtime.detection import YuNetDetector, pick_face
 from facelivenet.edge_runtime.imageio import read_image
 
 from ..teacher import TEACHERS, make_teacher, teacher_embeddings, teacher_record
 from .auth_protocol import list_jaffe_images
+from .report_cli import run_report
 from .lfw_protocol import lfw_pairs
 
 log = logging.getLogger(__name__)
@@ -141,27 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_option(parser, 1)
     parser.add_argument("--out", default=None, help="write the JSON here (else stdout)")
     parser.add_argument("--progress", action="store_true")
-    add_json_flag(parser)
-    add_log_options(parser)
     return parser
 
 
-def _run(args: argparse.Namespace) -> tuple:
-    rows = {t: evaluate_teacher(t, Path(args.data), args.detector, args.cache_dir, args.source, args.threads,
-                                args.progress) for t in args.teacher}
-    result = {"command": f"{PROG} " + " ".join(args.argv), "teachers": rows}
-    text = json.dumps(result, indent=1)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    return EXIT_OK, result, "" if args.out else text
+def _report(args: argparse.Namespace) -> dict[str, Any]:
+    return {"teachers": {t: evaluate_teacher(t, Path(args.data), args.detector, args.cache_dir, args.source,
+                                             args.threads, args.progress) for t in args.teacher}}
 
 
 def main(argv: list[str] | None = None) -> int:
     """The module CLI, on the shared runner (ARCHITECTURE.md, "Commands"); returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    parser.set_defaults(argv=argv)
-    return run_command(PROG, parser, argv, _run)
+    return run_report(PROG, build_parser(), argv, _report)
 
 
 if __name__ == "__main__":

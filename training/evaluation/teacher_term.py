@@ -15,7 +15,6 @@ which needs no map and so also compares a checkpoint trained toward another teac
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -23,12 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from facelivenet.edge_runtime.cli_common import HelpFormatter, add_detector_option
+from facelivenet.edge_runtime.constants import DETECTOR_ENV
 from facelivenet.edge_runtime.photo_align import STATUS_OK
 
 from ..data.face_cache import load_or_build
 from ..teacher import TEACHERS, TargetMap, teacher_embeddings
 from .auth_protocol import list_jaffe_images
 from .lfw_protocol import fold_people
+from .report_cli import run_report
 from .runner import EvalContext, load_checkpoint
 from .teacher_eval import face_vectors
 
@@ -81,28 +83,30 @@ def teacher_term(checkpoint: str, teacher: str, data_root: Path, target_map: str
             **{name: term_on(ctx, name, paths, teacher, tmap, detector, cache_dir) for name, paths in sets.items()}}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m facelivenet.training.evaluation.teacher_term",
-                                description=__doc__.split("\n\n")[0])
+PROG = "python -m facelivenet.training.evaluation.teacher_term"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", action="append", required=True, help="repeatable")
     p.add_argument("--teacher", choices=TEACHERS, required=True)
     p.add_argument("--target-map", default=None, help="a run's stage1_teacher_target_map.npz")
-    p.add_argument("--data", required=True)
-    p.add_argument("--detector", default=None)
+    p.add_argument("--data", required=True, metavar="DIR", help="face data root holding lfw/, jaffe/")
+    add_detector_option(p, f"${DETECTOR_ENV}")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--max-lfw", type=int, default=1500)
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-    rows = [teacher_term(c, args.teacher, Path(args.data), args.target_map, args.detector, args.cache_dir, args.max_lfw)
-            for c in args.checkpoint]
-    text = json.dumps({"command": "python -m facelivenet.training.evaluation.teacher_term "
-                                  + " ".join(argv or sys.argv[1:]), "results": rows}, indent=1)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text)
-    return 0
+    p.add_argument("--out", default=None, help="write the JSON here (else stdout)")
+    return p
+
+
+def _report(args: argparse.Namespace) -> dict[str, Any]:
+    return {"results": [teacher_term(c, args.teacher, Path(args.data), args.target_map, args.detector, args.cache_dir,
+                                     args.max_lfw) for c in args.checkpoint]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The module CLI, on the shared runner (ARCHITECTURE.md, "Commands"); returns the exit code."""
+    return run_report(PROG, build_parser(), argv, _report)
 
 
 if __name__ == "__main__":
