@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from . import cli_runtime
 from .cli_common import (CommandLineError, HelpFormatter, add_bundle_option, add_detector_option, add_json_flag,
-                         add_log_options, count, epilog)
+                         add_log_options, count, epilog, subcommand)
 from .cli_runner import HandlerResult, run_command
 from .constants import BUNDLE_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_OK, MAX_THREADS, PUBLIC_KEY_ENV, file_form
 from .errors import FaceLiveError
@@ -49,11 +49,7 @@ def _version() -> str:
 
 
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "inspect",
-        help="show and check a model bundle's manifest",
-        description=textwrap.dedent(
-            """\
+    p = subcommand(sub, "inspect", "show and check a model bundle's manifest", """\
             Read BUNDLE/manifest.json, validate it against the schema and check
             every model file's sha256 (unless --no-verify). Prints a summary, or
             the whole manifest as one JSON object with --json. A bundle whose
@@ -62,18 +58,13 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
             --device also shows which file the runtime runs on THIS device and
             why: every file is self-checked here and the passing ones timed
             (cached per bundle, CPU and thread count; --rerank measures again).
-            With --json the choice is the manifest's extra key "device"."""
-        ),
-        epilog=epilog(
-            "facelive inspect                 # the shipped default bundle",
-            "facelive inspect bundle/",
-            "facelive inspect bundle/ --json > manifest.json",
-            "facelive inspect bundle/ --no-verify   # schema only, skip hashing",
-            "facelive inspect --device        # the file this CPU runs, and why",
-            "facelive inspect --rerank --threads 2   # time the files again, at 2 threads",
-        ),
-        formatter_class=HelpFormatter,
-    )
+            With --json the choice is the manifest's extra key "device".""",
+        ["facelive inspect                 # the shipped default bundle",
+         "facelive inspect bundle/",
+         "facelive inspect bundle/ --json > manifest.json",
+         "facelive inspect bundle/ --no-verify   # schema only, skip hashing",
+         "facelive inspect --device        # the file this CPU runs, and why",
+         "facelive inspect --rerank --threads 2   # time the files again, at 2 threads"])
     p.add_argument("bundle", metavar="BUNDLE", type=Path, nargs="?",
                    help=f"bundle folder (holds manifest.json; default: ${BUNDLE_ENV}, else the shipped one)")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the model files")
@@ -129,18 +120,12 @@ def _ranking_summary(ranking) -> str:
 
 
 def _add_keygen(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "keygen",
-        help="make an Ed25519 key pair for signing bundles",
-        description=textwrap.dedent(
-            """\
+    p = subcommand(sub, "keygen", "make an Ed25519 key pair for signing bundles", """\
             Write DIR/NAME.key (the private key, mode 0600: keep it off the
             devices) and DIR/NAME.pub (the public key the devices hold). Refuses
-            to overwrite an existing key. Needs: pip install "facelivenet[sign]"."""
-        ),
-        epilog=epilog("facelive keygen --out keys/", "facelive sign bundle/ --key keys/deployer.key"),
-        formatter_class=HelpFormatter,
-    )
+            to overwrite an existing key. Needs: pip install "facelivenet[sign]".""",
+        ["facelive keygen --out keys/",
+         "facelive sign bundle/ --key keys/deployer.key"])
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the two key files")
     p.add_argument("--name", default="deployer", help="file name stem (default deployer)")
     add_json_flag(p)
@@ -156,23 +141,16 @@ def _cmd_keygen(args: argparse.Namespace) -> HandlerResult:
 
 
 def _add_sign(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sign",
-        help="sign a bundle's manifest so devices refuse edited copies",
-        description=textwrap.dedent(
-            """\
+    p = subcommand(sub, "sign", "sign a bundle's manifest so devices refuse edited copies", """\
             Check BUNDLE (schema and every file's sha256), then sign the exact
             bytes of its manifest.json with an Ed25519 private key and write
             BUNDLE/manifest.sig. A device given the public key (--public-key or
             $FACELIVE_BUNDLE_PUBLIC_KEY) then refuses the bundle if anything in
             the manifest (thresholds included) or, through its hashes, any file
-            was changed. Sign again after any re-export."""
-        ),
-        epilog=epilog("facelive sign bundle/ --key keys/deployer.key",
-                       "facelive inspect bundle/ --public-key keys/deployer.pub",
-                       "facelive auth --user alice --bundle bundle/ --public-key keys/deployer.pub"),
-        formatter_class=HelpFormatter,
-    )
+            was changed. Sign again after any re-export.""",
+        ["facelive sign bundle/ --key keys/deployer.key",
+         "facelive inspect bundle/ --public-key keys/deployer.pub",
+         "facelive auth --user alice --bundle bundle/ --public-key keys/deployer.pub"])
     p.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder (holds manifest.json)")
     p.add_argument("--key", type=Path, required=True, metavar="PEM", help="the Ed25519 private key (facelive keygen)")
     add_json_flag(p)
@@ -212,11 +190,7 @@ def _manifest_summary(d: dict[str, Any], bundle: Path, verified: bool) -> str:
 
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "detect",
-        help="detect faces (box, five landmarks, score) in images",
-        description=textwrap.dedent(
-            """\
+    p = subcommand(sub, "detect", "detect faces (box, five landmarks, score) in images", """\
             Run the YuNet face detector on each image (a folder stands for the
             images in it, in name order) and report the faces found: box
             (x, y, w, h), five landmarks (eyes, nose tip, mouth corners, in image
@@ -225,15 +199,10 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
 
             The detector file comes from --detector, else $FACELIVE_DETECTOR,
             else --bundle; it is never downloaded. Exits 1 if any image could
-            not be read (the others are still reported)."""
-        ),
-        epilog=epilog(
-            "facelive detect photo.jpg",
-            "facelive detect --detector yunet_s_640_640.onnx faces/ --json",
-            "facelive detect a.jpg b.png --save-crops crops/ --size 112 --colour rgb",
-        ),
-        formatter_class=HelpFormatter,
-    )
+            not be read (the others are still reported).""",
+        ["facelive detect photo.jpg",
+         "facelive detect --detector yunet_s_640_640.onnx faces/ --json",
+         "facelive detect a.jpg b.png --save-crops crops/ --size 112 --colour rgb"])
     p.add_argument("images", metavar="IMG", nargs="+", type=Path, help="image files or folders of images")
     add_detector_option(p, default_text=f"${DETECTOR_ENV}, else --bundle's", note="or a folder holding one")
     add_bundle_option(p, "a bundle to find the detector in", type=Path)

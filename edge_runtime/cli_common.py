@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+import textwrap
+from typing import Any, Sequence
 
 from .constants import (BUNDLE_ENV, DATA_ENV, DEFAULT_CHALLENGE, DEFAULT_HOLD_FRAMES, DEFAULT_LOCKOUT_WINDOW_S,
                         DEFAULT_MAX_FAILURES, DEFAULT_MAX_PIXELS, DEFAULT_STEP_TIMEOUT_S, DEFAULT_THREADS,
@@ -81,6 +82,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def epilog(*examples: str) -> str:
     """``examples:`` and one indented line per example."""
     return "examples:\n" + "\n".join(f"  {e}" for e in examples)
+
+
+def subcommand(sub: argparse._SubParsersAction, name: str, help_: str, description: str,
+               examples: Sequence[str]) -> argparse.ArgumentParser:
+    """A subcommand's parser: its one-line help, its description (dedented) and its examples."""
+    return sub.add_parser(name, help=help_, description=textwrap.dedent(description), epilog=epilog(*examples),
+                          formatter_class=HelpFormatter)
 
 
 Parser = argparse.ArgumentParser | argparse._ArgumentGroup

@@ -8,13 +8,12 @@ return ``(exit_code, payload, text)``.
 from __future__ import annotations
 
 import argparse
-import textwrap
 from pathlib import Path
 from typing import Any
 
 from . import reasons
-from .cli_common import (CommandLineError, HelpFormatter, add_challenge_options, add_json_flag, add_model_options,
-                         count, epilog, finite_float, positive_float, runtime_options, session_settings)
+from .cli_common import (CommandLineError, add_challenge_options, add_json_flag, add_model_options, count,
+                         finite_float, positive_float, runtime_options, session_settings, subcommand)
 from .constants import DEFAULT_DB, DEFAULT_FPS, EXIT_OK, EXIT_REJECTED
 from .reasons import Decision
 
@@ -26,16 +25,11 @@ def build_pipeline(args: argparse.Namespace, detect_every: int = 1):
     return open_pipeline(runtime_options(args, detect_every=detect_every, session=SessionSettings()))
 
 
-def _parser(sub: argparse._SubParsersAction, name: str, help_: str, description: str, examples: list[str]):
-    return sub.add_parser(name, help=help_, description=textwrap.dedent(description), epilog=epilog(*examples),
-                          formatter_class=HelpFormatter)
-
-
 # ------------------------------------------------------------------ verify
 
 
 def add_verify(sub: argparse._SubParsersAction) -> None:
-    p = _parser(sub, "verify", "are two face images the same person? (or score a CSV of pairs)", """\
+    p = subcommand(sub, "verify", "are two face images the same person? (or score a CSV of pairs)", """\
         Compare the faces of IMG1 and IMG2 (the face nearest each image's centre)
         by the cosine of their embeddings, against the bundle's verification
         threshold (or --threshold). With --pairs CSV (header img1,img2[,label];
@@ -130,7 +124,7 @@ def _progress_printer(args: argparse.Namespace, what: str):
 
 
 def add_calibrate(sub: argparse._SubParsersAction) -> None:
-    p = _parser(sub, "calibrate", "choose the verification threshold for a target FAR on your labelled pairs", """\
+    p = subcommand(sub, "calibrate", "choose the verification threshold for a target FAR on your labelled pairs", """\
         Score labelled pairs (CSV header img1,img2,label) and choose the lowest
         cosine threshold whose false accept rate on the impostor pairs is at
         most --far. Writes a COPY of the bundle to --out with that threshold
@@ -188,7 +182,7 @@ def cmd_calibrate(args: argparse.Namespace):
 
 
 def add_enroll(sub: argparse._SubParsersAction) -> None:
-    p = _parser(sub, "enroll", "enroll a user from face images (quality-gated) into the template database", """\
+    p = subcommand(sub, "enroll", "enroll a user from face images (quality-gated) into the template database", """\
         Each image (a folder stands for its images in name order) must show
         exactly one face passing the quality gates (size, sharpness, pose,
         brightness); the others are listed with a reason. The template is the
@@ -226,7 +220,7 @@ def cmd_enroll(args: argparse.Namespace):
 
 
 def add_auth(sub: argparse._SubParsersAction) -> None:
-    p = _parser(sub, "auth", "authenticate a user: identity + a random expression challenge, on live frames", """\
+    p = subcommand(sub, "auth", "authenticate a user: identity + a random expression challenge, on live frames", """\
         Draw a random challenge from --challenge (default happy,surprise; neutral
         comes before each expression), then judge the frames of --source: exactly
         one face, the same face throughout, identity from the whole session (the
@@ -305,7 +299,7 @@ def cmd_auth(args: argparse.Namespace):
 
 
 def add_users(sub: argparse._SubParsersAction) -> None:
-    p = _parser(sub, "users", "list or delete enrolled users", """\
+    p = subcommand(sub, "users", "list or delete enrolled users", """\
         List the templates in the database (user, model fingerprint, images,
         date), or delete a user's templates and attempt history with --delete.
         Re-enrolling a user simply runs facelive enroll again.""",
