@@ -154,8 +154,8 @@ class DemoApp(App):
     def show_settings(self) -> None:
         e = self.engine
         thresholds = None
-        if e.pipeline is not None:
-            t = e.pipeline.model.manifest.thresholds
+        if e.auth is not None:
+            t = e.auth.manifest.thresholds
             thresholds = (t.verification_cosine, t.expression_probability)
         self.screen("settings").load(e.settings, thresholds)
         self.sm.current = "settings"
