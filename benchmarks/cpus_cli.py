@@ -120,21 +120,15 @@ def write_into_manifest(bundle: Path, result: dict[str, Any], command: str) -> d
     """Record the check in ``bundle/manifest.json`` (atomically); a default file that fails anywhere is
     replaced by the first listed file that passes everywhere. What changed."""
     from facelivenet.edge_runtime.manifest import MANIFEST_NAME, manifest_from_dict
-    from facelivenet.export.cpu_check import passes_everywhere
+    from facelivenet.export.cpu_check import file_record, passes_everywhere, provenance
 
     path = bundle / MANIFEST_NAME
     data = json.loads(path.read_text(encoding="utf-8"))
     checked = [n for n, t in result["targets"].items() if t.get("checked")]
-    for key, per in result["files"].items():
-        data["parity"].setdefault(key, {})["cpu_checks"] = {
-            n: {k: g.get(k) for k in ("passed", "cosine_mean", "cosine_min", "expression_top1_agreement_decisive",
-                                     "self_check_cosine_min", "runtime", "failures")} for n, g in per.items()}
-    data["provenance"]["cpu_checks"] = {
-        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command, "faces": result["faces"],
-        "families": {n: ({k: t[k] for k in ("emulated", "emulator")} | {"features": t["cpu"]["features"]}
-                         if t.get("checked") else {"checked": False, "why": t["why"]})
-                     for n, t in result["targets"].items()},
-        "rule": "the default file passes on every family checked"}
+    for key in result["files"]:
+        data["parity"].setdefault(key, {}).update(file_record(result, key))
+    data["provenance"]["cpu_checks"] = {**provenance(result, ""), "command": command,
+                                        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     changed = {"families": checked}
     default_key = next((f["format"] + "/" + f["precision"] + (f"/{f['variant']}" if f.get("variant") else "")
                         for f in data["files"] if f["path"] == data.get("default_file")), None)

@@ -240,8 +240,15 @@ def run_device_benchmark(cfg: DeviceConfig) -> dict[str, Any]:
     stages = runtime_frame(cfg.bundle, cfg.threads[0], cfg.data, cfg.detector) if cfg.data is not None else None
     failed = [f"{r['format']} {row_form(r)}" for r in rows
               if r["parity"].get("passed") is False or r["self_check"].get("passed") is False]
+    from facelivenet.edge_runtime.face_model import FaceModel
+
+    try:  # what the runtime runs here, and why
+        choice = FaceModel(cfg.bundle, threads=cfg.threads[0]).ranking.to_dict()
+    except FaceLiveError as exc:  # no file passes here: the rows above say which and why
+        choice = {"error": str(exc)}
     return {
         "mode": "edge",
+        "runtime_choice": choice,
         "quick": cfg.quick,
         "machine": machine,
         "bundle": {"path": str(cfg.bundle), "model_version": manifest.model_version,

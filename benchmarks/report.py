@@ -143,6 +143,21 @@ def _aligned_with(real: dict[str, Any]) -> str:
     return f"; aligned with {where(here)} here, {where(real.get('export_aligned_with'))} at export" if here else ""
 
 
+def choice_markdown(choice: dict[str, Any] | None) -> list[str]:
+    """The file the runtime runs on this device and why (edge_runtime/file_ranking.py)."""
+    if not choice:
+        return []
+    if "error" in choice:
+        return ["", f"Runtime choice on this device: none ({choice['error']})."]
+    lines = ["", f"Runtime choice on this device ({choice['cpu']['family']}, {choice['threads']} thread(s)"
+                 f"{', cached ranking' if choice.get('cached') else ''}): **{choice['chosen']}**: {choice['why']}.", "",
+             "| file | self-check here | ms (ranking) |", "|---|---|---|"]
+    for t in choice["files"]:
+        ms = "-" if t.get("median_ms") is None else f"{t['median_ms']:.2f}"
+        lines.append(f"| {t['path']} | {'pass' if t['passed'] else t['reason']} | {ms} |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The whole result as Markdown tables (rows, peers, targets, notes)."""
     m = result["machine"]
@@ -185,6 +200,7 @@ def markdown(result: dict[str, Any]) -> str:
             gate = {True: "pass", False: "FAIL"}.get(e.get("passed"), "-")
             lines.append(f"| {r['format']} | {row_form(r)} | {e.get('faces', '-')} | {e['cosine_mean']:.4f} / "
                          f"{e['cosine_min']:.4f} | {_pct(e.get('expression_top1_agreement'))} | {gate} |")
+    lines += choice_markdown(result.get("runtime_choice"))
     if result.get("peers"):
         lines += ["", f"Peers (ratio = {RATIO_DEFINITION}):", "",
                   "| peer | precision | threads | input px | params | FLOPs | median ms | p95 ms | ratio vs ours "

@@ -13,12 +13,14 @@ The input is always NCHW or NHWC exactly as the file declares (manifest
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -85,6 +87,23 @@ class OnnxRuntimeBackend:
         return emb, logits
 
 
+@contextlib.contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """Send what C++ code writes to fd 2 to /dev/null meanwhile (the interpreter's banners; errors still raise)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (some embedded interpreters): nothing to quiet
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class TfliteBackend:
     """A TFLite interpreter (LiteRT or the legacy tflite_runtime) through its signature runner.
 
@@ -98,8 +117,10 @@ class TfliteBackend:
             raise BackendUnavailableError(f"{module.split('.')[0]} is not installed: pip install 'facelivenet[edge]'") from exc
         start = time.perf_counter()
         try:
-            interpreter = interp_mod.Interpreter(model_path=str(path), num_threads=max(1, int(threads)))
-            self._runner = interpreter.get_signature_runner("serving_default")
+            with _native_stderr_quiet():  # LiteRT prints "INFO: Created ... XNNPACK delegate" from C++
+                interpreter = interp_mod.Interpreter(model_path=str(path), num_threads=max(1, int(threads)))
+                interpreter.allocate_tensors()  # the delegate is applied here, inside the quiet block
+                self._runner = interpreter.get_signature_runner("serving_default")
         except Exception as exc:  # the interpreter raises ValueError/RuntimeError variously
             raise BackendError(f"{module} cannot load {Path(path).name}: {exc}") from exc
         self.load_ms = (time.perf_counter() - start) * 1000.0

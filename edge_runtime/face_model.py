@@ -14,7 +14,7 @@ from .backends import BackendError, ModelBackend, open_backend, parity_self_chec
 from .bundle import resolve_bundle_dir
 from .cpu_features import cpu_identity
 from .errors import ManifestError
-from .file_ranking import DeviceRanking, RankingCache, candidate_files, explain, no_usable_file, pick, try_file
+from .file_ranking import DeviceRanking, FileTrial, RankingCache, candidate_files, explain, no_usable_file, pick, try_file
 from .manifest import Manifest, ModelFile, load_manifest, sha256_file, verify_file
 from .preprocess import PreprocessConfig, normalize
 
@@ -101,6 +101,7 @@ class FaceModel:
             except BackendError as exc:
                 log.warning("the cached choice %s fails on this device now (%s): ranking again", file.path, exc)
             else:
+                self._warn_if_out(preferred, trials, file)
                 self._set(file, backend)
                 return DeviceRanking(file.path, explain(best, preferred.path, trials), tuple(trials), cpu_identity(),
                                      threads, cached=True, cache_file=str(cache.path))
@@ -115,12 +116,17 @@ class FaceModel:
             raise no_usable_file(trials)
         saved = cache.save(trials)
         why = explain(best, preferred.path, trials)
-        failed = next((t for t in trials if t.path == preferred.path and not t.passed), None)
-        if failed is not None:
-            log.warning("%s is out on this device (%s); running %s instead", preferred.path, failed.reason, best.path)
+        self._warn_if_out(preferred, trials, by_path[best.path])
         self._set(by_path[best.path], backends[best.path])
         return DeviceRanking(best.path, why, tuple(trials), cpu_identity(), threads,
                              cache_file=str(cache.path) if saved else None)
+
+    @staticmethod
+    def _warn_if_out(preferred: ModelFile, trials: list[FileTrial], chosen: ModelFile) -> None:
+        """One warning, on every load, when the bundle's choice does not run on this device."""
+        failed = next((t for t in trials if t.path == preferred.path and not t.passed), None)
+        if failed is not None:
+            log.warning("%s is out on this device (%s); running %s instead", preferred.path, failed.reason, chosen.path)
 
     def _set(self, file: ModelFile, backend: ModelBackend) -> None:
         """Run ``file`` on ``backend``, with the preprocessing in its layout."""

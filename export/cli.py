@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TFLite input layout (default: the checkpoint's, NCHW); NHWC suits phone camera buffers")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
     p.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip ONNX graph simplification")
-    p.add_argument("--onnx-calibration", choices=("minmax", "percentile", "entropy"), default="minmax",
-                   help="ONNX int8 activation range method (default minmax)")
+    p.add_argument("--onnx-calibration", choices=("minmax", "percentile", "entropy"), default="percentile",
+                   help="static int8 ONNX: how activation ranges are calibrated (default percentile: with the 7-bit "
+                        "weights every CPU needs, it lost least; see export/static_int8.py)")
     p.add_argument("--thresholds", type=Path, metavar="FILE",
                    help="JSON with verification_cosine, target_far, expression_probability, calibrated_on")
     p.add_argument("--evaluation", type=Path, metavar="FILE",
@@ -125,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the task gates (then no static int8 file is built)")
     p.add_argument("--no-static-int8", dest="static_int8", action="store_false",
                    help="build only the weight-only int8 files")
+    p.add_argument("--cpu-check", choices=("auto", "native", "off"), default="auto",
+                   help="run every ONNX/TFLite file on each CPU family and gate it there: auto = this machine plus "
+                        "the emulated ones it reaches (x86-64 AVX2 through qemu-x86_64; arm64 Cortex-A72/A76 through "
+                        "qemu-aarch64 and the environment of make arm64-check); a file failing anywhere is never the "
+                        "default file (default auto)")
     p.add_argument("--allow-parity-failure", action="store_true",
                    help="write the bundle even when a gate fails (the manifest records the failure)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
@@ -159,6 +165,7 @@ def options_from_args(args: argparse.Namespace):
         thresholds=args.thresholds, evaluation=args.evaluation, cache_dir=args.cache_dir, seed=args.seed,
         threads=args.threads, progress=not args.quiet, verbose=args.verbose >= 2, task_data=args.task_data,
         task_gates=args.task_gates, task_fer_faces=args.task_fer_count, static_int8=args.static_int8,
+        cpu_check=args.cpu_check,
         task_two_sided=args.two_sided_task_gates,
     )
 

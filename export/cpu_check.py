@@ -182,6 +182,28 @@ def passes_everywhere(result: dict[str, Any], key: str) -> bool:
     return all(g["passed"] for g in result["files"].get(key, {}).values())
 
 
+GATE_FIELDS = ("passed", "cosine_mean", "cosine_min", "expression_top1_agreement_decisive", "self_check_cosine_min",
+               "runtime", "failures")
+
+
+def file_record(result: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    """A file's ``cpu_checks`` entry for its manifest parity record: per family, passed and the numbers."""
+    if result is None or key not in result["files"]:
+        return {}
+    return {"cpu_checks": {n: {k: g.get(k) for k in GATE_FIELDS} for n, g in result["files"][key].items()}}
+
+
+def provenance(result: dict[str, Any] | None, why_not: str) -> dict[str, Any]:
+    """The manifest's ``provenance.cpu_checks``: where the files were checked, and which families were not,
+    with why (``why_not``: why there was no check at all)."""
+    if result is None:
+        return {"checked": False, "why": why_not}
+    return {"faces": result["faces"], "rule": "the default file passes on every family checked",
+            "families": {n: ({"emulated": t["emulated"], "emulator": t["emulator"], "features": t["cpu"]["features"]}
+                             if t.get("checked") else {"checked": False, "why": t["why"]})
+                         for n, t in result["targets"].items()}}
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The parity table: one row per file, one column per CPU family."""
     names = list(result["targets"])

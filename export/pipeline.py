@@ -37,6 +37,8 @@ from .metadata import key_fields
 from .parity import MAX_INT8_BYTES, SIZE_GATED
 from .progress import Progress, human_size, summary_table
 from .source import CheckpointSource, load_source, resolve_thresholds
+from . import cpu_check
+from .cpu_check import passes_everywhere
 from .static_int8 import VARIANT as STATIC, StaticInt8Config
 from .task_gates import DEFAULT_FER_FACES, TASK_GATED, TaskGateConfig
 
@@ -78,7 +80,7 @@ class ExportOptions:
     tflite_layout: str | None = None  # None: the checkpoint's preprocessing layout
     opset: int = 18
     simplify: bool = True
-    onnx_calibration: str = "minmax"
+    onnx_calibration: str = "percentile"  # static int8 ONNX activation ranges (static_int8.py: why)
     allow_parity_failure: bool = False
     force: bool = False
     thresholds: Path | None = None
@@ -93,6 +95,10 @@ class ExportOptions:
     task_two_sided: bool = False  # task gates: |delta| <= 0.5 instead of "no loss beyond 0.5 points"
     static_int8: bool = True  # also build static int8 files; kept only when they pass every gate
     speed_rounds: int = 100  # interleaved timing rounds per file that picks the default file
+    # CPU families each ONNX/TFLite file is checked on (cpu_check.py): "auto" every family this machine can
+    # reach (emulated ones need qemu-user and, for arm64, the aarch64 environment), "native", or "off"
+    cpu_check: str = "auto"
+    cpu_check_faces: int = 24
     progress: bool = True
     verbose: bool = False
 
@@ -283,6 +289,23 @@ class _Exporter:
         """The ``quantisation`` entry of an int8 file built at ``level``."""
         return self.int8.record(level, method, activations, len(self.calib))
 
+    def cpu_check(self, results: Sequence[FileResult]) -> dict[str, Any]:
+        """Every ONNX / TFLite file on the CPU families :data:`cpu_check.TARGETS` that this machine reaches
+        (``native``: this one only), on parity faces evenly spread, gated like the export."""
+        from .cpu_check import TARGETS, CheckFile, check_on_cpus
+
+        targets = TARGETS[:1] if self.opts.cpu_check == "native" else TARGETS
+        n = len(self.parity_faces)
+        rows = np.unique(np.linspace(0, n - 1, min(self.opts.cpu_check_faces, n)).round().astype(int))
+        ref_emb, ref_logits = self.reference()
+        files = [CheckFile(r.key, r.fmt, self.writer.path(r.rel), r.layout, r.precision)
+                 for r in results if r.fmt in CPU_CHECKED]
+        arrays = self.self_check[0] if self.self_check is not None else None
+        if arrays is None:
+            raise ExportError("the CPU check needs the self-check reference (written before the files)")
+        return check_on_cpus(files, self.parity_faces.crops[rows], ref_emb[rows], ref_logits[rows], arrays, self.pre,
+                             targets)
+
     def speed(self) -> dict[str, Any]:
         """The ONNX and TFLite files that passed their gates, timed side by side at 1 thread (interleaved
         medians, one process): what picks the bundle's default file."""
@@ -361,13 +384,13 @@ def gather_faces(opts: ExportOptions, source: CheckpointSource, calib_dir: Path,
 
 
 def _step_count(formats: Sequence[str], precisions: Sequence[str], expression_faces: bool, tasks: bool = False,
-                static: bool = False) -> int:
+                static: bool = False, cpus: bool = False) -> int:
     """Progress steps: checkpoint, faces (+ expression faces), reference + self-check (+ task gates' faces),
     GPTQ, per format (+ static int8 and its float source), the speed comparison."""
     gptq = "int8" in precisions and any(FORMAT_BUILDS[f].gptq for f in formats)
     speed = bool(set(TIMED_FORMATS) & set(formats))
     per_format = sum(FORMAT_BUILDS[f].steps(precisions, static) for f in formats)
-    return 3 + expression_faces + tasks + gptq + speed + per_format
+    return 3 + expression_faces + tasks + gptq + speed + per_format + cpus
 
 
 def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str, ...], calib_dir: Path,
@@ -381,7 +404,8 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
                                      else "no labelled faces for the task gates" if not tasks
                                      else "no int8 ONNX or TFLite file asked for"})
     opts = dataclasses.replace(opts, formats=formats, precisions=precisions, static_int8=static)
-    steps = _step_count(formats, precisions, opts.expression_data is not None, tasks, static)
+    steps = _step_count(formats, precisions, opts.expression_data is not None, tasks, static,
+                        opts.cpu_check != "off" and bool(set(CPU_CHECKED) & set(formats)))
     progress = Progress(steps, enabled=opts.progress, capture=not opts.verbose)
     with BundleWriter(opts.out, force=opts.force) as writer, tempfile.TemporaryDirectory(prefix="facelive-export-") as work:
         with progress.step("checkpoint"):
@@ -405,6 +429,12 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
             with progress.step("speed: the files side by side (1 thread, interleaved medians)"):
                 speed = ex.speed()
         results = order_results(ex.results, speed)
+        cpus = None
+        if opts.cpu_check != "off" and any(r.fmt in CPU_CHECKED for r in results):
+            with progress.step("CPU check: every file on each CPU family this machine reaches (emulated ones too)"):
+                cpus = ex.cpu_check(results)
+                progress.note(", ".join(f"{n}: {'checked' if t.get('checked') else 'not checked (' + t['why'] + ')'}"
+                                        for n, t in cpus["targets"].items()))
         detector_record = writer.copy_detector(opts.detector) if opts.detector else None
         files = tuple(writer.entry(r.rel, r.fmt, r.precision, r.layout, r.variant) for r in results)
         manifest = Manifest(
@@ -428,12 +458,14 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
                 "thresholds": thresholds_info,
                 "speed": speed,
                 "static_int8": {k: v for k, v in static_record.items() if k not in ("calibration_faces", "io")},
+                "cpu_checks": cpu_check.provenance(cpus, f"--cpu-check {opts.cpu_check}"),
                 "exporter": _versions(),
                 "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             },
-            parity={r.key: {"path": r.rel, **r.parity} for r in results},
+            parity={r.key: {"path": r.rel, **r.parity, **cpu_check.file_record(cpus, r.key)} for r in results},
             detector=detector_record,
-            default_file=default_file(results, speed),
+            default_file=default_file([r for r in results if cpus is None or passes_everywhere(cpus, r.key)
+                                       or r.fmt not in CPU_CHECKED], speed),
         )
         rows = [{"path": f.path, "format": f.format, "precision": f.precision, "variant": f.variant,
                  "layout": f.layout, "size_bytes": f.size_bytes, "sha256": f.sha256,
@@ -462,6 +494,9 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
         "table": table,
     }
     return summary
+
+
+CPU_CHECKED = ("onnx", "tflite")  # Core ML predicts only on macOS: no CPU family to emulate
 
 
 def _short(p: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The bundle's self-check reference (synthetic inputs, torch outputs) guards a legacy TFLite interpreter."""
+"""The bundle's self-check reference (synthetic inputs, torch outputs): every file the runtime opens passes it on
+this device first (file_ranking.py), and a legacy TFLite interpreter is accepted only after it."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ pytestmark = pytest.mark.cpu_sensitive  # make cpu-check runs these on an emulat
 @pytest.mark.parametrize("fmt, precision", [("onnx", "int8"), ("tflite", "int8"), ("tflite", "fp32")])
 def test_every_shipped_file_passes_its_self_check(fmt, precision):
     model = FaceModel(None, fmt, precision)
-    result = model._self_check(model.backend)
+    result = model._check(model.file, model.backend)
     assert result["cosine_min"] > 0.99 and result["expression_agreement"] == 1.0
+    assert all(t.passed for t in model.ranking.trials)  # every matching file, static and weight-only alike
 
 
 def test_a_tampered_self_check_file_is_refused(tmp_path):
@@ -26,4 +28,4 @@ def test_a_tampered_self_check_file_is_refused(tmp_path):
     model = FaceModel(bundle, "onnx", "int8")
     (bundle / "self_check.npz").write_bytes(b"not the reference")
     with pytest.raises(ManifestError, match="self-check"):
-        model._self_check(model.backend)
+        FaceModel(bundle, "onnx", "int8")

@@ -134,6 +134,18 @@ def tiny_bundle(converters, shared_onnx_export, tmp_path_factory, tiny_checkpoin
 
 
 @pytest.fixture(scope="session", autouse=True)
+def native_cpu_check_only():
+    """Exports in these tests check their files on this CPU only: the emulated families (minutes each) run
+    in ``make cpu-check``; test_cpu_check.py tests the check itself."""
+    from facelivenet.export import cpu_check
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(cpu_check, "TARGETS", cpu_check.TARGETS[:1])
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def no_default_task_data():
     """Exports in these tests skip the task gates (and so the static int8 files) unless a test passes
     ``task_data`` itself: the gates align every LFW pair image, the FER2013 test subset and JAFFE,

@@ -84,3 +84,20 @@ def test_the_result_is_written_into_the_manifest_and_a_failing_default_is_replac
     data = json.loads((bundle / MANIFEST_NAME).read_text())
     assert data["parity"][default.parity_key]["cpu_checks"]["native"]["passed"] is False
     assert data["provenance"]["cpu_checks"]["families"]["arm64 dot product"] == {"checked": False, "why": "no emulator"}
+
+
+def test_an_export_records_where_each_file_was_checked(tiny_bundle):
+    """The export runs the check (here on this CPU only: tests/export/conftest.py) and records it per file."""
+    bundle, summary = tiny_bundle
+    data = json.loads((bundle / MANIFEST_NAME).read_text())
+    assert list(data["provenance"]["cpu_checks"]["families"]) == ["native"]
+    checked = [f for f in data["files"] if f["format"] in ("onnx", "tflite")]
+    assert checked
+    for f in checked:
+        key = f["format"] + "/" + f["precision"] + (f"/{f['variant']}" if f.get("variant") else "")
+        assert set(data["parity"][key]["cpu_checks"]) == {"native"}
+    default = data.get("default_file")
+    if default:  # a default file passed on every family checked
+        key = next(f["format"] + "/" + f["precision"] + (f"/{f['variant']}" if f.get("variant") else "")
+                   for f in data["files"] if f["path"] == default)
+        assert all(g["passed"] for g in data["parity"][key]["cpu_checks"].values())
