@@ -90,6 +90,7 @@ def _targets(text: str | None):
 def check_bundle(bundle: Path, data: Path, faces: int, targets, arm64_work: Path | None,
                  detector: str | None) -> dict[str, Any]:
     """The CPU check of ``bundle``'s ONNX and TFLite files on ``faces`` of its reference faces."""
+    from facelivenet.edge_runtime.constants import FORMAT_TABLE
     from facelivenet.edge_runtime.manifest import load_manifest, sha256_file
     from facelivenet.export.cpu_check import CheckFile, check_on_cpus
 
@@ -108,7 +109,7 @@ def check_bundle(bundle: Path, data: Path, faces: int, targets, arm64_work: Path
     with np.load(path) as npz:
         self_check = {k: npz[k] for k in ("pixels", "embedding", "expression_logits")}
     files = [CheckFile(f.parity_key, f.format, bundle / f.path, f.layout, f.precision)
-             for f in manifest.files if f.format in ("onnx", "tflite")]
+             for f in manifest.files if FORMAT_TABLE[f.format].runs_anywhere]
     result = check_on_cpus(files, ref.crops, ref.embedding.astype(np.float32), ref.expression_logits, self_check,
                            manifest.preprocess, targets, arm64_work, progress=lambda m: log.info("%s", m))
     result["bundle"] = str(bundle)

@@ -37,6 +37,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from facelivenet.edge_runtime.constants import FORMAT_TABLE
+
 from .int8_forms import float32_compute
 from .resources import cpu_model
 
@@ -53,7 +55,7 @@ ROW_GEMM_N = 512  # in-row samples: short next to the row's timed calls, 1 MiB a
 
 # The engine whose GEMM bounds a row of each format (the runtime that times the row); numpy's BLAS is
 # measured too. A format without one (coreml) gets no fraction of the peak.
-ENGINE_OF_FORMAT = {"onnx": "onnxruntime", "tflite": "litert", "torch": "torch"}
+ENGINE_OF_FORMAT = {**{f: spec.engine for f, spec in FORMAT_TABLE.items() if spec.engine}, "torch": "torch"}
 ENGINES = ("numpy", "onnxruntime", "litert", "torch")
 # module that, once imported in a row's process, shows which runtime the row runs (in-row samples)
 _LOADED = {"onnxruntime": ("onnxruntime",), "litert": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),

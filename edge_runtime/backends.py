@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-from .constants import FORMATS, MAX_THREADS
+from .constants import FORMAT_TABLE, FORMATS, MAX_THREADS
 from .errors import FaceLiveError
 
 log = logging.getLogger(__name__)
@@ -201,25 +201,10 @@ def parity_self_check(
 BackendFactory = Callable[[Path, int], ModelBackend]
 
 
-def open_backend(fmt: str, path: str | Path, threads: int = 1,
-                 self_check: Callable[[ModelBackend], object] | None = None) -> ModelBackend:
-    """Open ``path`` with the backend for ``fmt`` (onnx, tflite, coreml).
-
-    For tflite, LiteRT is used when installed; otherwise ``tflite_runtime`` is tried,
-    and only if ``self_check`` is given and passes (it raises on disagreement).
-    The caller verifies the file's hash first (see :mod:`runtime_model`).
-    """
-    if not 1 <= threads <= MAX_THREADS:
-        raise BackendError(f"threads must be in [1, {MAX_THREADS}], got {threads}")
-    path = Path(path)
-    if fmt == "onnx":
-        return OnnxRuntimeBackend(path, threads)
-    if fmt == "coreml":
-        return CoreMLBackend(path, threads)
-    if fmt != "tflite":
-        raise BackendError(f"unknown format {fmt!r}; choose one of {', '.join(BACKEND_FORMATS)}")
+def _open_tflite(path: Path, threads: int, self_check: Callable[[ModelBackend], object] | None) -> ModelBackend:
+    """LiteRT when installed; else the legacy tflite_runtime, only after ``self_check`` passes."""
     try:
-        importlib.import_module("ai_edge_litert.interpreter")
+        importlib.import_module(FORMAT_TABLE["tflite"].runtime[0] + ".interpreter")
     except ImportError:
         pass
     else:
@@ -237,3 +222,25 @@ def open_backend(fmt: str, path: str | Path, threads: int = 1,
     self_check(backend)
     log.warning("using the legacy tflite_runtime for %s: it passed the parity self-check", path.name)
     return backend
+
+
+# Each format's backend class, named by constants.FORMAT_TABLE (the one table of per-format facts).
+BACKEND_CLASSES: dict[str, type] = {f: globals()[spec.backend_class] for f, spec in FORMAT_TABLE.items()}
+
+
+def open_backend(fmt: str, path: str | Path, threads: int = 1,
+                 self_check: Callable[[ModelBackend], object] | None = None) -> ModelBackend:
+    """Open ``path`` with the backend for ``fmt`` (onnx, tflite, coreml).
+
+    For tflite, LiteRT is used when installed; otherwise ``tflite_runtime`` is tried,
+    and only if ``self_check`` is given and passes (it raises on disagreement).
+    The caller verifies the file's hash first (see :mod:`face_model`).
+    """
+    if not 1 <= threads <= MAX_THREADS:
+        raise BackendError(f"threads must be in [1, {MAX_THREADS}], got {threads}")
+    if fmt not in BACKEND_CLASSES:
+        raise BackendError(f"unknown format {fmt!r}; choose one of {', '.join(BACKEND_FORMATS)}")
+    path = Path(path)
+    if fmt == "tflite":
+        return _open_tflite(path, threads, self_check)
+    return BACKEND_CLASSES[fmt](path, threads)

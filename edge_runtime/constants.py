@@ -16,18 +16,33 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """One model file format: its file extension, the runtime that runs it, and what that needs."""
+    """Everything the project knows about one model file format, in one place: the file extension, the
+    runtime that runs it (its backend class in :mod:`.backends`, the module and distribution it imports),
+    what its converter needs (export), which benchmark engine times it, and where it can run."""
 
     name: str
     extension: str  # without the dot; a Core ML model is a folder (.mlpackage)
-    backend: str
-    requirement: str
+    backend: str  # the runtime, as the help and the reports name it
+    requirement: str  # how a user gets the runtime
+    backend_class: str  # its class in edge_runtime/backends.py
+    runtime: tuple[str, str]  # (module, distribution) the backend imports
+    converters: tuple[tuple[str, str], ...]  # (module, distribution) the export's converter needs
+    engine: str | None  # the benchmarks' GEMM engine that runs it (benchmarks/machine.py); None: none measured
+    runs_anywhere: bool  # predicts on every OS and CPU: timed at export, static int8 files, the CPU check
+    gptq: bool  # its int8 files start from the GPTQ-rounded model
 
 
 FORMAT_TABLE: dict[str, FormatSpec] = {
-    "onnx": FormatSpec("onnx", "onnx", "onnxruntime", 'pip install "facelivenet[edge]"'),
-    "tflite": FormatSpec("tflite", "tflite", "LiteRT (ai_edge_litert)", 'pip install "facelivenet[edge]"'),
-    "coreml": FormatSpec("coreml", "mlpackage", "coremltools", "macOS with coremltools (prediction is macOS-only)"),
+    "onnx": FormatSpec("onnx", "onnx", "onnxruntime", 'pip install "facelivenet[edge]"', "OnnxRuntimeBackend",
+                       ("onnxruntime", "onnxruntime"), (("onnx", "onnx"), ("onnxscript", "onnxscript")),
+                       "onnxruntime", True, True),
+    "tflite": FormatSpec("tflite", "tflite", "LiteRT (ai_edge_litert)", 'pip install "facelivenet[edge]"',
+                         "TfliteBackend", ("ai_edge_litert", "ai-edge-litert"),
+                         (("litert_torch", "litert-torch"), ("ai_edge_quantizer", "ai-edge-quantizer")),
+                         "litert", True, True),
+    "coreml": FormatSpec("coreml", "mlpackage", "coremltools", "macOS with coremltools (prediction is macOS-only)",
+                         "CoreMLBackend", ("coremltools", "coremltools"), (("coremltools", "coremltools"),),
+                         None, False, False),
 }
 FORMATS: tuple[str, ...] = tuple(FORMAT_TABLE)
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")

@@ -23,7 +23,7 @@ file's failure.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .backends import BackendError, BackendUnavailableError, ModelBackend
-from .constants import CACHE_ENV
+from .constants import CACHE_ENV, FORMAT_TABLE
 from .cpu_features import cpu_identity, cpu_key
 from .manifest import MANIFEST_NAME, Manifest, ModelFile, sha256_file
 
@@ -102,7 +102,8 @@ def cache_dir() -> Path:
 
 def _runtime_versions() -> dict[str, str]:
     out = {}
-    for name in ("onnxruntime", "ai_edge_litert", "tflite_runtime", "coremltools"):
+    modules = [spec.runtime for spec in FORMAT_TABLE.values()] + [("tflite_runtime", "tflite-runtime")]  # + legacy
+    for name, dist in modules:
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
@@ -112,7 +113,6 @@ def _runtime_versions() -> dict[str, str]:
         try:
             from importlib import metadata
 
-            dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}.get(name, name)
             out[name] = metadata.version(dist)
         except Exception:  # noqa: BLE001 - a version we cannot read is still part of the key
             out[name] = "?"

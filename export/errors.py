@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-from facelivenet.edge_runtime.constants import FORMATS
+from facelivenet.edge_runtime.constants import FORMAT_TABLE, FORMATS
 from facelivenet.edge_runtime.errors import FaceLiveError
 
 EXTRA_HINT = 'pip install "facelivenet[export]"'
@@ -30,16 +30,8 @@ class ParityGateError(ExportError):
 
 # Per format (``constants.FORMATS``), as (module, distribution): the converter packages, then the runtime that
 # runs the files for the parity gates (:mod:`.runners`); what each format needs is both.
-CONVERTERS: dict[str, tuple[tuple[str, str], ...]] = {
-    "onnx": (("onnx", "onnx"), ("onnxscript", "onnxscript")),
-    "tflite": (("litert_torch", "litert-torch"), ("ai_edge_quantizer", "ai-edge-quantizer")),
-    "coreml": (("coremltools", "coremltools"),),
-}
-RUNTIMES: dict[str, tuple[str, str]] = {
-    "onnx": ("onnxruntime", "onnxruntime"),
-    "tflite": ("ai_edge_litert", "ai-edge-litert"),
-    "coreml": ("coremltools", "coremltools"),
-}
+CONVERTERS: dict[str, tuple[tuple[str, str], ...]] = {f: spec.converters for f, spec in FORMAT_TABLE.items()}
+RUNTIMES: dict[str, tuple[str, str]] = {f: spec.runtime for f, spec in FORMAT_TABLE.items()}
 REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
     fmt: tuple(dict.fromkeys((*CONVERTERS[fmt], RUNTIMES[fmt]))) for fmt in FORMATS
 }

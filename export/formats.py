@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from facelivenet.edge_runtime.constants import model_file_name
+from facelivenet.edge_runtime.constants import FORMAT_TABLE, model_file_name
 
 from . import parity as parity_mod
 from .progress import Progress
@@ -45,9 +45,6 @@ class GatedFormat:
     fmt = ""
     converter = ""  # what converts, in the progress labels
     fp16_label = ""  # what the fp16 step does, in its progress label
-    static_int8 = True  # also a static int8 file (kept only when it passes every gate)
-    timed = True  # runs here: timed side by side with the other files
-    gptq = True  # its int8 files start from the GPTQ-rounded model (one GPTQ step per export)
 
     def __init__(self, ex: "_Exporter"):
         self.ex = ex
@@ -84,7 +81,7 @@ class GatedFormat:
         when no float file is built)."""
         fp = len({"fp32", "fp16"} & set(precisions))
         int8 = "int8" in precisions
-        static = static and cls.static_int8
+        static = static and FORMAT_TABLE[cls.fmt].runs_anywhere  # a static int8 file too
         return (fp > 0) + fp + 2 * int8 + (static * int8 if fp else 2 * static * int8)
 
     def converted(self, model: Any, what: str, key: str, step: bool = True) -> Any:
@@ -115,7 +112,7 @@ class GatedFormat:
                 sources[id(model)] = self.converted(model, "int8 (fp16 sensitive layers)", "fp16layers", step=False)
             return self.int8(level, model, sources[id(model)], fp16, calib)
 
-        if self.static_int8 and self.opts.static_int8:
+        if FORMAT_TABLE[self.fmt].runs_anywhere and self.opts.static_int8:
             if float_src is None:
                 float_src = self.converted(ex.source.model, "fp32 (for static int8)", "fp32")
             with self.progress.step(f"{fmt} int8 static: quantise ({len(ex.calib)} calibration faces) + gates"):
@@ -265,9 +262,6 @@ class CoremlFormat:
     predicts (macOS), elsewhere its spec is checked."""
 
     fmt = "coreml"
-    static_int8 = False
-    timed = False
-    gptq = False
 
     @classmethod
     def steps(cls, precisions: Sequence[str], static: bool) -> int:
@@ -309,4 +303,4 @@ class CoremlFormat:
 
 
 # One object per format of ``constants.FORMATS``.
-FORMAT_BUILDS: dict[str, type] = {"onnx": OnnxFormat, "tflite": TfliteFormat, "coreml": CoremlFormat}
+FORMAT_BUILDS: dict[str, type] = {cls.fmt: cls for cls in (OnnxFormat, TfliteFormat, CoremlFormat)}

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.constants import DATA_ENV, FORMATS, PRECISIONS, model_file_name
+from facelivenet.edge_runtime.constants import DATA_ENV, FORMAT_TABLE, FORMATS, PRECISIONS, model_file_name
 from facelivenet.edge_runtime.manifest import Manifest, Outputs, sha256_file
 
 from . import parity as parity_mod
@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "facelivenet"
 # formats that get a static int8 file beside the weight-only one; formats timed side by side (they run here)
-STATIC_FORMATS = tuple(f for f in FORMATS if FORMAT_BUILDS[f].static_int8)
-TIMED_FORMATS = tuple(f for f in FORMATS if FORMAT_BUILDS[f].timed)
+# Formats that predict on every OS and CPU: static int8 files, timed side by side, checked on each CPU family.
+STATIC_FORMATS = TIMED_FORMATS = CPU_CHECKED = tuple(f for f in FORMATS if FORMAT_TABLE[f].runs_anywhere)
 
 
 def parse_choices(text: str | Sequence[str], valid: Sequence[str], what: str) -> tuple[str, ...]:
@@ -387,7 +387,7 @@ def _step_count(formats: Sequence[str], precisions: Sequence[str], expression_fa
                 static: bool = False, cpus: bool = False) -> int:
     """Progress steps: checkpoint, faces (+ expression faces), reference + self-check (+ task gates' faces),
     GPTQ, per format (+ static int8 and its float source), the speed comparison."""
-    gptq = "int8" in precisions and any(FORMAT_BUILDS[f].gptq for f in formats)
+    gptq = "int8" in precisions and any(FORMAT_TABLE[f].gptq for f in formats)
     speed = bool(set(TIMED_FORMATS) & set(formats))
     per_format = sum(FORMAT_BUILDS[f].steps(precisions, static) for f in formats)
     return 3 + expression_faces + tasks + gptq + speed + per_format + cpus
@@ -494,9 +494,6 @@ def _export(opts: ExportOptions, formats: tuple[str, ...], precisions: tuple[str
         "table": table,
     }
     return summary
-
-
-CPU_CHECKED = ("onnx", "tflite")  # Core ML predicts only on macOS: no CPU family to emulate
 
 
 def _short(p: dict[str, Any]) -> dict[str, Any]:

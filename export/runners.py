@@ -15,8 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from facelivenet.edge_runtime.backends import (BackendError, CoreMLBackend, ModelBackend, OnnxRuntimeBackend,
-                                               TfliteBackend)
+from facelivenet.edge_runtime.backends import BACKEND_CLASSES, BackendError, ModelBackend
 from facelivenet.edge_runtime.constants import FORMATS
 
 from .errors import RUNTIMES, ExportError, require
@@ -24,9 +23,8 @@ from .errors import RUNTIMES, ExportError, require
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 ONNX_BATCH = 32
 
-# Format -> (backend class, module the converter extra provides, its distribution: ``errors.RUNTIMES``).
-_CLASSES: dict[str, type] = {"onnx": OnnxRuntimeBackend, "tflite": TfliteBackend, "coreml": CoreMLBackend}
-BACKENDS: dict[str, tuple[type, str, str]] = {fmt: (_CLASSES[fmt], *RUNTIMES[fmt]) for fmt in FORMATS}
+# Format -> (backend class, the module it imports, its distribution), from constants.FORMAT_TABLE.
+BACKENDS: dict[str, tuple[type, str, str]] = {fmt: (BACKEND_CLASSES[fmt], *RUNTIMES[fmt]) for fmt in FORMATS}
 
 
 def open_backend(fmt: str, path: str | Path, threads: int = 1) -> ModelBackend:

@@ -49,6 +49,21 @@ def test_every_format_table_covers_the_formats():
     assert REQUIREMENTS["coreml"] == (("coremltools", "coremltools"),)
 
 
+def test_every_per_format_fact_comes_from_the_one_table():
+    """constants.FORMAT_TABLE is the only place a format's facts are written (issue 27, point 4)."""
+    from facelivenet.benchmarks.machine import ENGINE_OF_FORMAT
+    from facelivenet.edge_runtime.backends import BACKEND_CLASSES
+    from facelivenet.export.errors import CONVERTERS, RUNTIMES
+    from facelivenet.export.pipeline import CPU_CHECKED, STATIC_FORMATS, TIMED_FORMATS
+    from facelivenet.export.runners import BACKENDS
+
+    for fmt, spec in constants.FORMAT_TABLE.items():
+        assert BACKEND_CLASSES[fmt].__name__ == spec.backend_class and BACKENDS[fmt][0] is BACKEND_CLASSES[fmt]
+        assert CONVERTERS[fmt] == spec.converters and RUNTIMES[fmt] == BACKENDS[fmt][1:] == spec.runtime
+        assert ENGINE_OF_FORMAT.get(fmt) == spec.engine
+        assert (fmt in STATIC_FORMATS) == (fmt in TIMED_FORMATS) == (fmt in CPU_CHECKED) == spec.runs_anywhere
+
+
 def test_help_is_generated_from_the_constants(capsys):
     from facelivenet.edge_runtime import cli_runner  # facelive-export's failure path is the shared runner's
     from facelivenet.export import cli
