@@ -28,7 +28,7 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 
 from .authenticate import FrameCallback, feed_frame, open_session, run_session
-from .bundle import verify_bundle_detector
+from .bundle import open_bundle
 from .constants import DEFAULT_FPS, INT8_VARIANTS
 from .enrollment import EnrollmentResult, enroll_frames, enroll_paths
 from .errors import FaceLiveError
@@ -61,16 +61,14 @@ def open_pipeline(options: RuntimeOptions = RuntimeOptions()) -> FacePipeline:
     anything runs; ManifestError / BackendError / DetectorNotFoundError name what is wrong."""
     import cv2
 
-    from .detection import resolve_detector_path
     from .face_model import FaceModel
 
     cv2.setNumThreads(options.threads)  # the detector runs in OpenCV's pool: keep it to the same core budget
     variant = None if options.variant is None else INT8_VARIANTS[options.variant]
-    model = FaceModel(options.bundle, options.format, "int8" if variant is not None and options.precision is None
-                      else options.precision, options.threads, public_key=options.public_key, variant=variant,
-                      rerank=options.rerank)
-    detector = resolve_detector_path(options.detector, bundle_dir=model.bundle_dir)
-    verify_bundle_detector(detector, model.bundle_dir, model.manifest)
+    bundle = open_bundle(options.bundle, options.public_key)  # resolve, verify
+    model = FaceModel(bundle, options.format, "int8" if variant is not None and options.precision is None  # select, open
+                      else options.precision, options.threads, variant=variant, rerank=options.rerank)
+    detector = bundle.detector(options.detector)
     cfg = PipelineConfig(detect_every=options.detect_every, max_image_pixels=options.max_pixels)
     return FacePipeline(model, cfg=cfg, detector_path=str(detector))
 

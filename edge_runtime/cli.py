@@ -81,7 +81,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_inspect(args: argparse.Namespace) -> HandlerResult:
     from . import signing
-    from .bundle import resolve_bundle_dir
+    from .bundle import Bundle, resolve_bundle_dir
     from .manifest import load_manifest
 
     if args.bundle is None:
@@ -97,8 +97,7 @@ def _cmd_inspect(args: argparse.Namespace) -> HandlerResult:
     if args.device or args.rerank:
         from .face_model import FaceModel
 
-        ranking = FaceModel(args.bundle, threads=args.threads, public_key=args.public_key,
-                            rerank=args.rerank).ranking
+        ranking = FaceModel(Bundle(Path(args.bundle), manifest), threads=args.threads, rerank=args.rerank).ranking
         d = {**d, "device": ranking.to_dict()}
         text += "\n" + _ranking_summary(ranking)
     return EXIT_OK, d, text
@@ -227,7 +226,7 @@ def _face_dict(face: Any) -> dict[str, Any]:
 def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
     import cv2
 
-    from .bundle import verify_bundle_detector
+    from .bundle import open_bundle
     from .detection import YuNetDetector, resolve_detector_path
     from .imageio import read_image
     from .preprocess import PreprocessConfig, face_crop
@@ -246,9 +245,8 @@ def _cmd_detect(args: argparse.Namespace) -> HandlerResult:
         except OSError as exc:
             raise CommandLineError(f"cannot create --save-crops folder {args.save_crops}: {exc}") from exc
     images = expand_image_paths(args.images)
-    detector_path = resolve_detector_path(args.detector, bundle_dir=args.bundle)
-    if args.bundle is not None:
-        verify_bundle_detector(detector_path, args.bundle)
+    detector_path = (open_bundle(args.bundle).detector(args.detector) if args.bundle is not None
+                     else resolve_detector_path(args.detector))
     detector = YuNetDetector(detector_path, score_threshold=args.score_threshold)
     log.info("detector %s, %d image(s)", detector_path, len(images))
 

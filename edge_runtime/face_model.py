@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from .backends import BackendError, ModelBackend, open_backend, parity_self_check
-from .bundle import resolve_bundle_dir
+from .bundle import Bundle, open_bundle
 from .cpu_features import cpu_identity
 from .errors import ManifestError
 from .file_ranking import DeviceRanking, FileTrial, RankingCache, candidate_files, explain, no_usable_file, pick, try_file
-from .manifest import Manifest, ModelFile, load_manifest, sha256_file, verify_file
+from .manifest import Manifest, ModelFile, sha256_file, verify_file
 from .preprocess import PreprocessConfig, normalize
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,16 @@ class FaceModel:
     """A bundle's model file opened on a backend, after its sha256 matched the manifest and it passed its
     self-check on this device (:mod:`.file_ranking` picks which file)."""
 
-    def __init__(self, bundle: str | Path | None = None, fmt: str | None = None, precision: str | None = None,
-                 threads: int = 1, public_key: str | Path | None = None, variant: str | None = None,
-                 rerank: bool = False) -> None:
-        """``fmt`` / ``precision`` / ``variant`` None: any file the bundle offers, the fastest correct one on
-        this device; ``rerank``: measure the device ranking again instead of reading its cache."""
-        self.bundle_dir = resolve_bundle_dir(bundle)
-        # public_key (else $FACELIVE_BUNDLE_PUBLIC_KEY): the manifest must be signed by it (signing.py)
-        self.manifest: Manifest = load_manifest(self.bundle_dir, verify_files=False, public_key=public_key)
+    def __init__(self, bundle: Bundle | str | Path | None = None, fmt: str | None = None,
+                 precision: str | None = None, threads: int = 1, public_key: str | Path | None = None,
+                 variant: str | None = None, rerank: bool = False) -> None:
+        """``bundle``: an opened :class:`.bundle.Bundle`, or where to open one (``public_key``, else
+        $FACELIVE_BUNDLE_PUBLIC_KEY: the manifest must be signed by it). ``fmt`` / ``precision`` / ``variant``
+        None: any file the bundle offers, the fastest correct one on this device; ``rerank``: measure the
+        device ranking again instead of reading its cache."""
+        opened = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, public_key)
+        self.bundle_dir: Path = opened.dir
+        self.manifest: Manifest = opened.manifest
         self._self_check_data: dict[str, np.ndarray] | None | bool = False  # False: not read yet
         candidates = candidate_files(self.manifest, fmt, precision, variant)
         self.ranking: DeviceRanking = self._choose(candidates, threads, rerank)
