@@ -112,3 +112,30 @@ def test_fit_with_a_wide_teacher_projects_its_targets_and_saves_the_map(tiny_tra
     bad = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, teacher_target_dim=32))
     with pytest.raises(ValueError, match="fewer than the student's 32|teacher targets have 32 dimensions"):
         Trainer(bad, tmp_path / "bad", progress=False).fit()
+
+
+def test_prepare_cleans_with_the_teacher_and_reports_what_moved(tmp_path, monkeypatch):
+    import facelivenet.training.teacher as teacher_mod
+    from facelivenet.training.data.celeba import prepare
+
+    images = tmp_path / "celebA"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    people_vecs = rng.normal(size=(3, 16))
+    truth = [0, 0, 0, 1, 1, 1, 2, 2]  # the files' real people
+    filed = [5, 5, 5, 6, 6, 5, 7, 7]  # the sixth image (person 1) is filed under person 0's number 5
+    lines = ["img label"]
+    for k, (who, lab) in enumerate(zip(truth, filed)):
+        name = f"{k + 1:06d}.jpg"
+        (images / name).write_bytes(b"x")
+        lines.append(f"{name} {lab}")
+    (tmp_path / "ids.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "ex.txt").write_text("# none\n")
+    vecs = np.stack([people_vecs[w] + 0.1 * rng.normal(size=16) for w in truth]).astype(np.float32)
+    monkeypatch.setattr(teacher_mod, "teacher_embeddings", lambda paths, *a, **k: np.stack([vecs, vecs], axis=1))
+    report = prepare(str(images), str(tmp_path / "ids.txt"), str(tmp_path / "ex.txt"), str(tmp_path / "out"), "arcface_fp",
+                     None, None, outlier_cosine=0.5, merge_cosine=0.9, progress=False)
+    assert report["outlier_files"] == ["000006.jpg"] and report["merged_identities"] == []
+    assert report["cleaning"]["images_kept"] == 7 and report["written"]["identities_written"] == 3
+    saved = json.loads((tmp_path / "out" / "relabel.json").read_text())
+    assert saved["teacher"]["teacher"] == "arcface_fp" and saved["thresholds"] == {"outlier_cosine": 0.5, "merge_cosine": 0.9}
