@@ -53,7 +53,7 @@ cpu-check: $(BIN)/.installed
 	ARM64_WORK=$(ARM64_WORK) $(BIN)/facelive-bench cpus --data $(FACELIVE_DATA) --faces $(CPU_FACES) \
 		--out $(CPU_CHECK_OUT) $(CPU_CHECK_WRITE)
 	bash .ci/cpus/avx2_venv.sh $(ARM64_WORK) $(VENV)
-	$(ARM64_WORK)/avx2-venv/bin/python -m pytest -m "cpu_sensitive and not slow" -p no:cacheprovider -q
+	FACELIVE_EMULATED=1 $(ARM64_WORK)/avx2-venv/bin/python -m pytest -m "cpu_sensitive and not slow" -p no:cacheprovider -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache
