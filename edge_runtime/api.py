@@ -29,6 +29,7 @@ import numpy as np
 
 from .authenticate import FrameCallback, feed_frame, open_session, run_session
 from .bundle import open_bundle
+from .challenge import with_neutral_steps
 from .constants import DEFAULT_FPS, INT8_VARIANTS
 from .enrollment import EnrollmentResult, enroll_frames, enroll_paths
 from .errors import FaceLiveError
@@ -39,6 +40,7 @@ from .options import RuntimeOptions, bundle_or
 from .reasons import Decision
 from .session import AuthSession, SessionConfig, SessionResult
 from .sources import Frame, FrameSource, open_source
+from .step_plan import Target
 from .store import ModelMismatchError, TemplateStore, UnknownUserError, UserInfo, validate_user_id
 
 __all__ = ["Authenticator", "LiveSession", "ModelMismatchError", "NoUsableFaceError", "UnknownUserError", "UserInfo",
@@ -108,6 +110,17 @@ class LiveSession:
     @property
     def status(self) -> Decision:
         return Decision(self._session.status)
+
+    @property
+    def target(self) -> Target | None:
+        """Where the face should be now: an oval (centre and radii as fractions of the frame's width and
+        height), None with positions off or once decided."""
+        return self._session.target
+
+    @property
+    def prompt_s(self) -> float | None:
+        """When the current step's prompt was shown (the frame time that started it)."""
+        return self._session.prompt_s
 
     @property
     def expected(self) -> str | None:
@@ -232,10 +245,12 @@ class Authenticator:
         settings = self.options.session
         now = time.time() if now is None else now
         drawn = tuple(challenge) if challenge is not None else self.draw_challenge()
+        plan = settings.draw_plan(with_neutral_steps(drawn))
         if not self.db.is_file():
             raise UnknownUserError(f"no template database at {self.db}: enroll {user!r} first")
         with TemplateStore(self.db, create=False) as store:
-            session = open_session(self.pipeline, store, user, drawn, self.session_config, settings.lockout(), now)
+            session = open_session(self.pipeline, store, user, drawn, self.session_config, settings.lockout(), now,
+                                   plan)
         self._live = LiveSession(self.pipeline, self.db, user, session, now)
         return self._live
 

@@ -22,6 +22,7 @@ from .face_pipeline import FacePipeline, FrameAnalysis
 from .reasons import Decision
 from .session import AuthSession, SessionConfig, SessionResult
 from .sources import Frame
+from .step_plan import StepPlan
 from .store import TemplateStore
 
 
@@ -77,14 +78,15 @@ def run_session(pipeline: FacePipeline, session: AuthSession, frames: Iterable[F
 
 def open_session(pipeline: FacePipeline, store: TemplateStore, user: str, challenge: tuple[str, ...],
                  session_cfg: SessionConfig, lockout: LockoutConfig = LockoutConfig(),
-                 now: float | None = None) -> AuthSession:
+                 now: float | None = None, plan: StepPlan | None = None) -> AuthSession:
     """A session against ``user``'s template for the pipeline's model; already rejected (LOCKED_OUT) when the
-    user is locked out, without any frame being looked at. Raises UnknownUserError / ModelMismatchError
+    user is locked out, without any frame being looked at. ``plan``: each step's target and rest (default:
+    drawn from the session config with :mod:`secrets`). Raises UnknownUserError / ModelMismatchError
     (never compared)."""
     template = store.template(user, pipeline.model.fingerprint)
     now = time.time() if now is None else now
     until = store.locked_until(user, lockout.max_failures, lockout.window_s, now)
-    session = AuthSession(template.template, challenge, session_cfg)
+    session = AuthSession(template.template, challenge, session_cfg, plan)
     if until is not None:
         session.finish(0.0, reasons.LOCKED_OUT, f"locked for {until - now:.0f} s more after repeated failures")
     return session

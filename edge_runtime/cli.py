@@ -54,6 +54,9 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
             every model file's sha256 (unless --no-verify). Prints a summary, or
             the whole manifest as one JSON object with --json. A bundle whose
             files were modified or corrupted is refused with a non-zero exit.
+            The summary ends with the session's position and timing defaults
+            (SessionSettings: the target ovals, the random rest, the reaction
+            bound; facelive auth --positions/--timing change them).
 
             --device also shows which file the runtime runs on THIS device and
             why: every file is self-checked here and the passing ones timed
@@ -83,6 +86,8 @@ def _cmd_inspect(args: argparse.Namespace) -> HandlerResult:
     from . import signing
     from .bundle import Bundle, resolve_bundle_dir
     from .manifest import load_manifest
+    from .options import SessionSettings
+    from .step_plan import describe as describe_plan
 
     if args.bundle is None:
         args.bundle = resolve_bundle_dir(None)
@@ -94,6 +99,8 @@ def _cmd_inspect(args: argparse.Namespace) -> HandlerResult:
     signed = (Path(args.bundle) / signing.SIGNATURE_NAME).is_file()
     status = ("verified with " + str(key)) if key else ("present, not checked (no --public-key)" if signed else "none")
     text = _manifest_summary(d, args.bundle, verified=not args.no_verify) + f"\nsignature  {status}"
+    settings = SessionSettings()  # positions and timing are the session's (SessionSettings), not the bundle's: the
+    text += "\n" + describe_plan(settings.positions, settings.timing)  # text shows their defaults, --json stays the manifest
     if args.device or args.rerank:
         from .face_model import FaceModel
 

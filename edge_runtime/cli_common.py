@@ -211,6 +211,46 @@ def add_challenge_options(p: argparse.ArgumentParser, *, order: bool = True, dec
     return g
 
 
+RECORDED_NOTE = ("a live camera only: a recorded source (a folder, a video) cannot answer a live prompt, so judge "
+                 "it with --positions off --timing off --fixed-order")
+
+
+def add_plan_options(p: argparse.ArgumentParser, note: str = RECORDED_NOTE) -> None:
+    """--positions, --timing and their parameters (step_plan.py)."""
+    from .step_plan import HOLD_RANGE_S, MIN_REACTION_S, POSITION_TOLERANCE
+
+    g = p.add_argument_group("positions and timing", note)
+    g.add_argument("--positions", choices=("on", "off"), default="on",
+                   help="a random target oval per step: the face must move into it (default on)")
+    g.add_argument("--position-tolerance", type=positive_float, metavar="R",
+                   help=f"the face box centre within R of the oval's radii of its centre "
+                        f"(default {POSITION_TOLERANCE:g})")
+    g.add_argument("--timing", choices=("on", "off"), default="on",
+                   help="a random rest before each prompt and no expression faster than a reaction (default on)")
+    g.add_argument("--hold-min", type=finite_float, metavar="S",
+                   help=f"shortest random rest before a prompt (default {HOLD_RANGE_S[0]:g} s)")
+    g.add_argument("--hold-max", type=finite_float, metavar="S",
+                   help=f"longest random rest before a prompt (default {HOLD_RANGE_S[1]:g} s)")
+    g.add_argument("--min-reaction", type=finite_float, metavar="S",
+                   help=f"an expression sooner than this after its prompt is EARLY_RESPONSE "
+                        f"(default {MIN_REACTION_S:g} s)")
+
+
+def plan_rules(args: argparse.Namespace):
+    """The (PositionRule | None, TimingRule | None) the --positions/--timing options describe."""
+    from .step_plan import PositionRule, TimingRule
+
+    def given(**values: Any) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
+    positions = (PositionRule(**given(tolerance=getattr(args, "position_tolerance", None)))
+                 if getattr(args, "positions", "on") == "on" else None)
+    timing = (TimingRule(**given(hold_min_s=getattr(args, "hold_min", None), hold_max_s=getattr(args, "hold_max", None),
+                                 min_reaction_s=getattr(args, "min_reaction", None)))
+              if getattr(args, "timing", "on") == "on" else None)
+    return positions, timing
+
+
 def challenge_names(text: str) -> tuple[str, ...]:
     """``--challenge happy, surprise`` -> ("happy", "surprise"); CommandLineError naming a bad name."""
     from .challenge import parse_expressions
@@ -235,8 +275,10 @@ def session_settings(args: argparse.Namespace):
              "lockout_window": "lockout_window_s"}
     values = {field: getattr(args, flag) for flag, field in names.items() if getattr(args, flag, None) is not None}
     try:
-        return SessionSettings(challenge=challenge_names(args.challenge), **values)
-    except OptionsError as exc:
+        positions, timing = plan_rules(args)
+        return SessionSettings(challenge=challenge_names(args.challenge), positions=positions, timing=timing,
+                               **values)
+    except (OptionsError, ValueError) as exc:
         raise CommandLineError(str(exc)) from exc
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import reasons
-from .cli_common import (CommandLineError, add_challenge_options, add_json_flag, add_model_options, count,
+from .cli_common import (CommandLineError, add_challenge_options, add_json_flag, add_model_options, add_plan_options, count,
                          finite_float, positive_float, runtime_options, session_settings, subcommand)
 from .constants import DEFAULT_DB, DEFAULT_FPS, EXIT_OK, EXIT_REJECTED
 from .reasons import Decision
@@ -227,14 +227,22 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
         face at rest against the template, every frame close to the previous one
         and above a floor), and each asked expression, risen over the person's
         own face at rest, held for --hold-frames frames before its --step-timeout.
-        Prints the decision with reason codes, per-step timings and the evidence;
-        exits 0 on accept, 4 on reject.
+        With --positions on (the default) every step also draws a target oval the
+        face must move into (the preview draws it); with --timing on (the default)
+        each neutral step holds the face at rest for a random 0.6-2.0 s before the
+        next prompt, and an expression sooner than --min-reaction after its prompt
+        rejects (EARLY_RESPONSE). Prints the decision with reason codes, per-step
+        timings and the evidence; exits 0 on accept, 4 on reject.
 
         --source: a camera index (0), a video file, a folder of frames (read in
-        name order at --fps) or frame files. --fixed-order and --seed exist for
-        tests and evaluation; a deployment draws the challenge unseen.""",
-        ["facelive auth --user alice --source 0", "facelive auth --db users.db --user alice --source clip.mp4 --json",
-         "facelive auth --user alice --source frames/ --fps 10 --fixed-order --challenge happy,surprise"])
+        name order at --fps) or frame files. A recording cannot answer a live
+        prompt: a video, a folder or frame files can only be judged with
+        --positions off --timing off --fixed-order (a replay judged that way
+        proves nothing about liveness). --fixed-order and --seed exist for tests
+        and evaluation; a deployment draws the challenge, places and times unseen.""",
+        ["facelive auth --user alice --source 0", "facelive auth --db users.db --user alice --source 0 --json",
+         "facelive auth --user alice --source frames/ --fps 10 --positions off --timing off --fixed-order "
+         "--challenge happy,surprise"])
     p.add_argument("--db", type=Path, default=Path(DEFAULT_DB), help=f"template database (default ./{DEFAULT_DB})")
     p.add_argument("--user", required=True, help="the enrolled user to authenticate")
     p.add_argument("--source", nargs="+", required=True, metavar="SRC",
@@ -242,6 +250,7 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=positive_float, default=DEFAULT_FPS,
                    help=f"frame rate of a folder or list of frames (default {DEFAULT_FPS:g})")
     add_challenge_options(p, rules=True)
+    add_plan_options(p)
     p.add_argument("--detect-every", type=count(1, 1000), default=1, metavar="N",
                    help="full-frame detection every N frames, window re-detection in between (default 1)")
     p.add_argument("--max-frames", type=count(1, 10**9), metavar="N", help="stop a camera or video after N frames")
@@ -264,11 +273,19 @@ def cmd_auth(args: argparse.Namespace):
     from .api import Authenticator
     from .challenge import distinct_orders
     from .sources import open_source
+    from .step_plan import distinct_challenges
 
     settings = session_settings(args)  # a bad --challenge fails before anything is loaded
     if not args.db.exists():
         raise CommandLineError(f"no template database at {args.db}: enroll the user first (facelive enroll --db {args.db})")
     source = open_source(args.source, fps=args.fps, max_frames=args.max_frames)
+    live_only = [flag for flag, on in (("--positions off", settings.positions is not None),
+                                       ("--timing off", settings.timing is not None),
+                                       ("--fixed-order", not settings.fixed_order)) if on]
+    if not getattr(source, "camera", False) and live_only:
+        source.close()
+        raise CommandLineError(f"{source.describe()} is a recording: it cannot answer a live prompt (where to move, "
+                               f"when to react); judge it with {' '.join(live_only)}")
     try:
         with Authenticator(runtime_options(args, detect_every=args.detect_every, session=settings)) as auth:
             result = auth.authenticate(args.user, source)
@@ -276,8 +293,11 @@ def cmd_auth(args: argparse.Namespace):
     finally:
         source.close()
     payload = result.to_dict()
+    orders = distinct_orders(settings.challenge_config())
+    steps = settings.challenge_config().steps
     payload.update(user=args.user, source=source.describe(), model=model, thresholds=result.thresholds(),
-                   challenge_orders=distinct_orders(settings.challenge_config()))
+                   challenge_orders=orders,
+                   distinct_challenges=distinct_challenges(orders, 2 * steps, settings.positions, settings.timing, steps))
     lines = [f"{result.decision.upper()} {args.user!r}: challenge {' -> '.join(['neutral -> ' + e for e in result.challenge])}"]
     for r in result.reasons:
         lines.append(f"  reason {r}: {reasons.describe(r)}")
@@ -288,7 +308,10 @@ def cmd_auth(args: argparse.Namespace):
         lines.append(f"  step {s.expected:<9} {'passed' if s.passed else 'FAILED':<7} {d['duration_s'] if d['duration_s'] is not None else '-':>6} s"
                      f"  frames {s.frames:>3}  best p {s.best_probability:.2f}"
                      f"  min identity {'-' if s.min_identity is None else f'{s.min_identity:.3f}'}"
-                     f"{'' if s.margin is None else f'  rise {s.margin:+.2f}'}")
+                     f"{'' if s.margin is None else f'  rise {s.margin:+.2f}'}"
+                     f"{'' if s.target is None else '  target ({cx:.2f}, {cy:.2f})'.format(**s.target)}"
+                     f"{'' if s.hold_s is None else f'  rest {s.hold_s:.1f} s'}"
+                     f"{'' if s.response_s is None else f'  response {s.response_s:.2f} s'}")
     lines.append(f"  identity: {identity_summary(result.identity)}")
     if result.decision != Decision.ACCEPT:
         payload["message"] = f"rejected: {', '.join(result.reasons)}"

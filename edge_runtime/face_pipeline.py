@@ -66,6 +66,7 @@ class FrameAnalysis:
     probabilities: np.ndarray | None = None  # (7,)
     full_detection: bool = True
     stage_ms: dict[str, float] = field(default_factory=dict)
+    frame_hw: tuple[int, int] | None = None  # the frame's height and width (where the face box lies)
 
     @property
     def num_faces(self) -> int:
@@ -137,7 +138,8 @@ class FacePipeline:
             faces = self.detector.detect(frame)
         self._frame_index += 1
         t1 = time.perf_counter()
-        result = FrameAnalysis(faces=faces, reasons=[], full_detection=full, stage_ms={"detect": (t1 - t0) * 1e3})
+        result = FrameAnalysis(faces=faces, reasons=[], full_detection=full, stage_ms={"detect": (t1 - t0) * 1e3},
+                               frame_hw=(int(frame.shape[0]), int(frame.shape[1])))
         if not faces:
             result.reasons.append(reasons.NO_FACE)
             return result

@@ -17,6 +17,7 @@ from .constants import (DEFAULT_CHALLENGE, DEFAULT_DB, DEFAULT_HOLD_FRAMES, DEFA
                         DEFAULT_THREADS, FORMATS, INT8_VARIANTS, MAX_THREADS, PRECISIONS)
 from .errors import FaceLiveError
 from .expression_baseline import DEFAULT_MARGIN
+from .step_plan import PositionRule, StepPlan, TimingRule, draw_plan
 
 if TYPE_CHECKING:
     from .authenticate import LockoutConfig
@@ -58,6 +59,10 @@ class SessionSettings:
     continuity: float | None = None
     max_failures: int = DEFAULT_MAX_FAILURES
     lockout_window_s: float = DEFAULT_LOCKOUT_WINDOW_S
+    # a target oval per step and a random rest before each prompt (step_plan.py); None turns each off, as
+    # recorded sources (a folder, a video) need: a recording cannot answer a live prompt
+    positions: PositionRule | None = PositionRule()
+    timing: TimingRule | None = TimingRule()
 
     def __post_init__(self) -> None:
         try:
@@ -74,6 +79,12 @@ class SessionSettings:
             (self.step_timeout_s > 0, f"the step timeout must be > 0 s, got {self.step_timeout_s}"),
             (self.max_failures >= 1, f"max failures must be >= 1, got {self.max_failures}"),
             (self.lockout_window_s > 0, f"the lock-out window must be > 0 s, got {self.lockout_window_s}"),
+            (self.positions is None or isinstance(self.positions, PositionRule),
+             "positions must be a PositionRule or None"),
+            (self.timing is None or isinstance(self.timing, TimingRule), "timing must be a TimingRule or None"),
+            (self.timing is None or self.timing.hold_max_s + self.hold_frames * 0.1 < self.step_timeout_s,
+             f"timing.hold_max_s ({self.timing and self.timing.hold_max_s} s) leaves no time for the hold frames "
+             f"within the step timeout ({self.step_timeout_s} s)"),
         ])
 
     def challenge_config(self) -> ChallengeConfig:
@@ -85,6 +96,10 @@ class SessionSettings:
         from .authenticate import choose_challenge
 
         return choose_challenge(self.challenge_config(), self.seed, self.fixed_order)
+
+    def draw_plan(self, labels: tuple[str, ...]) -> StepPlan:
+        """Each step's target and rest for one session: from :mod:`secrets` (or seeded with ``seed``)."""
+        return draw_plan(labels, self.positions, self.timing, self.seed)
 
     def lockout(self) -> LockoutConfig:
         """How many failures within how long lock the user out."""
@@ -102,7 +117,8 @@ class SessionSettings:
                 expression_threshold=bundle_or(self.expression_threshold, manifest, "expression_probability"),
                 hold_frames=self.hold_frames, step_timeout_s=self.step_timeout_s,
                 expression_margin=self.expression_margin if self.expression_margin is not None else DEFAULT_MARGIN,
-                identity_floor=self.identity_floor, continuity_threshold=self.continuity)
+                identity_floor=self.identity_floor, continuity_threshold=self.continuity,
+                positions=self.positions, timing=self.timing)
         except ValueError as exc:
             raise OptionsError(str(exc)) from exc
 

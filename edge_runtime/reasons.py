@@ -20,6 +20,7 @@ class Reason(StrEnum):
     IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
     WRONG_EXPRESSION = "WRONG_EXPRESSION"
     CHALLENGE_TIMEOUT = "CHALLENGE_TIMEOUT"
+    EARLY_RESPONSE = "EARLY_RESPONSE"
     SOURCE_ENDED = "SOURCE_ENDED"
     LOCKED_OUT = "LOCKED_OUT"
     BAD_FRAME = "BAD_FRAME"
@@ -50,6 +51,7 @@ TRACK_LOST = Reason.TRACK_LOST
 IDENTITY_MISMATCH = Reason.IDENTITY_MISMATCH
 WRONG_EXPRESSION = Reason.WRONG_EXPRESSION
 CHALLENGE_TIMEOUT = Reason.CHALLENGE_TIMEOUT
+EARLY_RESPONSE = Reason.EARLY_RESPONSE
 SOURCE_ENDED = Reason.SOURCE_ENDED
 LOCKED_OUT = Reason.LOCKED_OUT
 BAD_FRAME = Reason.BAD_FRAME
@@ -70,6 +72,7 @@ REASON_TEXT = {
     IDENTITY_MISMATCH: "the face does not match the enrolled person",
     WRONG_EXPRESSION: "a different expression than the one asked was shown",
     CHALLENGE_TIMEOUT: "the asked expression was not shown in time",
+    EARLY_RESPONSE: "an expression came before its prompt or faster than a person can react",
     SOURCE_ENDED: "the video ended before the challenge was complete",
     LOCKED_OUT: "too many failed attempts; try again later",
     BAD_FRAME: "a frame could not be read",

@@ -31,6 +31,15 @@ hold streak. A photo never rises above its own rest profile, so it
 fails the first expression step (CHALLENGE_TIMEOUT), whatever expression it
 shows.
 
+Positions and timing (:mod:`.step_plan`, when the config has them): each
+step carries a target oval; a frame holds only while the face box sits in it
+(a face elsewhere, moving there, breaks the hold like a quality failure: the
+move is part of the step's deadline). A neutral step passes once the face has
+held at rest in place for ``hold_frames`` frames AND for the step's random
+hold; then the next prompt is shown (``prompt_s``). A challenge expression
+shown less than ``timing.min_reaction_s`` after its prompt rose before the
+person could react: EARLY_RESPONSE.
+
 ``expression_threshold`` (the old global floor) no longer takes part in the
 decision; it stays in the config and the JSON for their shape.
 """
@@ -45,6 +54,7 @@ import numpy as np
 from . import reasons
 from .constants import DEFAULT_HOLD_FRAMES, DEFAULT_MAX_MISSING_FRAMES, DEFAULT_STEP_TIMEOUT_S
 from .challenge import NEUTRAL, with_neutral_steps
+from .step_plan import PositionRule, StepPlan, Target, TimingRule, draw_plan
 from .expression_baseline import DEFAULT_MARGIN, ExpressionBaseline
 from .face_pipeline import FrameAnalysis
 from .identity_evidence import DEFAULT_WINDOW, IdentityEvidence, IdentityRule, default_rule
@@ -68,6 +78,8 @@ class SessionConfig:
     identity_floor: float | None = None
     continuity_threshold: float | None = None
     continuity_window: int = DEFAULT_WINDOW
+    positions: PositionRule | None = None  # None: the face may be anywhere (recorded sources)
+    timing: TimingRule | None = None  # None: no random hold, no reaction bound (recorded sources)
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.verification_threshold <= 1.0:
@@ -96,6 +108,9 @@ class StepRecord:
     best_probability: float = 0.0  # of the expected expression
     min_identity: float | None = None
     margin: float | None = None  # expression steps: the asked expression's best log-odds rise over the face at rest
+    target: dict[str, float] | None = None  # the oval the face had to be in (Target.to_dict())
+    hold_s: float | None = None  # neutral steps with timing: the rest required before the next prompt
+    response_s: float | None = None  # expression steps: from the prompt to the first frame showing an expression
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -135,7 +150,9 @@ class SessionResult:
         rule = cfg.identity_rule
         return {"verification_cosine": cfg.verification_threshold, "expression_probability": cfg.expression_threshold,
                 "identity_floor": rule.floor, "continuity": rule.continuity, "continuity_window": rule.window,
-                "expression_margin": cfg.expression_margin}
+                "expression_margin": cfg.expression_margin,
+                "positions": None if cfg.positions is None else cfg.positions.to_dict(),
+                "timing": None if cfg.timing is None else cfg.timing.to_dict()}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,11 +172,13 @@ class SessionResult:
 class AuthSession:
     """One authentication attempt against one template and one drawn challenge."""
 
-    def __init__(self, template: np.ndarray, challenge: tuple[str, ...], cfg: SessionConfig) -> None:
+    def __init__(self, template: np.ndarray, challenge: tuple[str, ...], cfg: SessionConfig,
+                 plan: StepPlan | None = None) -> None:
         self.template = np.asarray(template, dtype=np.float32)
         self.challenge = tuple(challenge)
         self.cfg = cfg
         self.step_labels = with_neutral_steps(self.challenge)
+        self.plan = plan if plan is not None else draw_plan(self.step_labels, cfg.positions, cfg.timing)
         self.status = PENDING
         self.reasons: list[str] = []
         self.detail = ""
@@ -175,6 +194,10 @@ class AuthSession:
         self._missing = 0
         self._seen_face = False
         self._last_quality: list[str] = []
+        self._rest_t0: float | None = None  # when the face last came into the step's target
+        self._run, self._run_t0 = 0, 0.0
+        self._rested: list[tuple[np.ndarray, np.ndarray]] = []  # the neutral step's longest hold streak
+        self._last_miss: str | None = None  # why the last frame's face was not in the target
 
     # ---------------------------------------------------------------- state
 
@@ -185,6 +208,16 @@ class AuthSession:
     @property
     def current_expected(self) -> str | None:
         return self.step_labels[self.step_index] if self.status == PENDING and self.step_index < len(self.step_labels) else None
+
+    @property
+    def target(self) -> Target | None:
+        """Where the face should be now (None: positions off, or decided)."""
+        return self.plan.target(self.step_index) if self.current_expected is not None else None
+
+    @property
+    def prompt_s(self) -> float | None:
+        """When the current step's prompt was shown (its start; None before the first frame)."""
+        return self.steps[-1].started_s if self.steps and self.status == PENDING else None
 
     def deadline(self) -> float | None:
         """When the current step times out (None before the first frame)."""
@@ -210,7 +243,7 @@ class AuthSession:
             return self.status
         self.frames += 1
         if not self.steps:
-            self.steps.append(StepRecord(self.step_labels[0], started_s=t))
+            self._open_step(t)
         if t > self.deadline():
             if not self._seen_face:
                 return self._reject(reasons.NO_FACE, t, "no usable face appeared before the first deadline")
@@ -243,7 +276,55 @@ class AuthSession:
                        f"{self.expressions.margin:.2f} log-odds)")
         if self._last_quality:
             detail += f" (last frames: {', '.join(self._last_quality)})"
+        if self._last_miss:
+            detail += f" (not in the target oval: {self._last_miss})"
         return detail
+
+    def _open_step(self, t: float) -> None:
+        k = len(self.steps)
+        target = self.plan.target(k)
+        self.steps.append(StepRecord(self.step_labels[k], started_s=t, hold_s=self.plan.hold(k) or None,
+                                     target=None if target is None else target.to_dict()))
+        self._rest_t0 = None
+        self._run, self._run_t0 = 0, t  # frames in a row showing an expression at this step, since when
+        self._rested = []
+
+    def _in_place(self, a: FrameAnalysis) -> bool:
+        """Is the face in the current step's target (always, without positions)?"""
+        target = self.plan.target(self.step_index)
+        if target is None or self.cfg.positions is None:
+            self._last_miss = None
+            return True
+        if a.face is None or a.frame_hw is None:
+            self._last_miss = "no face box"
+            return False
+        self._last_miss = self.cfg.positions.miss(target, a.face.box, a.frame_hw)
+        return self._last_miss is None
+
+    def _early(self, step: StepRecord, shown: str | None, t: float) -> bool:
+        """An expression step's first run of ``hold_frames`` frames showing an expression: did it begin too
+        soon after its prompt? (A one-frame flicker is no response.)"""
+        if step.expected == NEUTRAL or step.response_s is not None:
+            return False
+        if shown is None:
+            self._run = 0
+            return False
+        if self._run == 0:
+            self._run_t0 = t
+        self._run += 1
+        if self._run < self.cfg.hold_frames:
+            return False
+        step.response_s = round(self._run_t0 - step.started_s, 4)
+        return self.cfg.timing is not None and step.response_s < self.cfg.timing.min_reaction_s
+
+    def _held_long_enough(self, step: StepRecord, t: float, holds: bool) -> bool:
+        """hold_frames in a row; at a neutral step with timing, once such a streak has been held in the step,
+        its random rest in place too, ending on a frame at rest (a frame that reads as an expression breaks
+        the streak, not the rest: faces flicker)."""
+        if step.hold_s is None:
+            return self._streak >= self.cfg.hold_frames
+        return (bool(self._rested) and holds and self._rest_t0 is not None
+                and t - self._rest_t0 >= step.hold_s)
 
     def _shown(self, step: StepRecord, probs: np.ndarray) -> str | None:
         """The challenge expression shown on this frame; before any rest profile, against the hold streak."""
@@ -269,6 +350,14 @@ class AuthSession:
         probs = np.asarray(a.probabilities)
         step.best_probability = max(step.best_probability, float(probs[EXPRESSION_LABELS.index(step.expected)]))
         shown = self._shown(step, probs)
+        if self._early(step, shown, t):
+            return self._reject(reasons.EARLY_RESPONSE, t, f"'{shown}' shown {step.response_s:.2f} s after its "
+                                f"prompt (a person needs >= {self.cfg.timing.min_reaction_s:g} s to react)")
+        in_place = self._in_place(a)
+        if not in_place:
+            self._rest_t0 = None
+        elif self._rest_t0 is None:
+            self._rest_t0 = t
         if step.expected == NEUTRAL:
             holds, wrong = shown is None, False  # at rest: an expression only breaks the hold
         else:
@@ -279,6 +368,7 @@ class AuthSession:
         self._wrong_streak = self._wrong_streak + 1 if wrong else 0
         if self._wrong_streak >= self.cfg.hold_frames:
             return self._reject(reasons.WRONG_EXPRESSION, t, f"'{shown}' shown while '{step.expected}' was asked")
+        holds = holds and in_place
         if holds:
             self._streak += 1
             if step.expected == NEUTRAL:
@@ -286,18 +376,20 @@ class AuthSession:
         else:
             self._streak = 0
             self._held = []
-        if self._streak >= self.cfg.hold_frames:
+        if self._streak >= self.cfg.hold_frames and len(self._held) >= len(self._rested):
+            self._rested = list(self._held)  # the step's longest streak at rest so far
+        if self._held_long_enough(step, t, holds):
             return self._pass_step(step, t)
         return self.status
 
     def _pass_step(self, step: StepRecord, t: float) -> str:
         step.passed, step.ended_s = True, t
-        for probs, embedding in self._held:  # a neutral step's held frames are the face at rest
+        for probs, embedding in self._rested or self._held:  # a neutral step's held frames are the face at rest
             self.expressions.add_rest(probs)
             self.identity.add_rest(embedding)
         self._break_hold()
         if self.step_index < len(self.step_labels):
-            self.steps.append(StepRecord(self.step_labels[self.step_index], started_s=t))
+            self._open_step(t)
             return self.status
         failure = self.identity.final()
         if failure:

@@ -59,7 +59,9 @@ def jaffe(data_root):
 
 
 def test_live_session_fed_frame_by_frame(jaffe, tmp_path):
-    options = RuntimeOptions(db=tmp_path / "users.db", session=SessionSettings(fixed_order=True))
+    # recorded frames: the order fixed, no live ovals or rests (SessionSettings' positions / timing None)
+    options = RuntimeOptions(db=tmp_path / "users.db",
+                             session=SessionSettings(fixed_order=True, positions=None, timing=None))
     with Authenticator.create_from_options(options) as auth:
         assert auth.enroll("KL", [jaffe / "KL.NE1.155.tiff"]).images_used == 1
         with pytest.raises(UnknownUserError):

@@ -108,7 +108,7 @@ def test_facelive_auth_refuses_a_tampered_bundle(bundle_copy, tampered, tmp_path
     before = _digest(db)
     monkeypatch.chdir(tmp_path)
     code = main(["auth", "--bundle", str(bundle), "--db", str(db), "--user", "KA", "--source",
-                 *map(str, jaffe_samples), "--json"])
+                 *map(str, jaffe_samples), "--positions", "off", "--timing", "off", "--fixed-order", "--json"])
     out, err = capsys.readouterr()
     assert code == 1
     payload = json.loads(out)

@@ -22,7 +22,8 @@ from facelivenet.edge_runtime.store import TemplateStore
 from .frames import scripted
 
 GENUINE = ["KL.NE2.156"] * 4 + ["KL.HA2.159"] * 4 + ["KL.NE2.156"] * 4 + ["KL.SU3.166"] * 4
-SESSION_FLAGS = ["--fixed-order", "--threshold", "0.90", "--expression-threshold", "0.3", "--fps", "10"]
+SESSION_FLAGS = ["--fixed-order", "--positions", "off", "--timing", "off", "--threshold", "0.90", "--expression-threshold", "0.3",
+                 "--fps", "10"]  # recorded frames: no live ovals or random rests
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,22 @@ def test_auth_accepts_the_genuine_sequence_and_rejects_a_photo(tmp_path, capsys,
                              *SESSION_FLAGS)
     assert code == 4 and out["decision"] == "reject" and out["reasons"] == [reasons.CHALLENGE_TIMEOUT]
     assert "rejected: CHALLENGE_TIMEOUT" in err
+
+
+def test_a_recorded_source_needs_positions_and_timing_off_and_a_fixed_order(tmp_path, capsys, jaffe, enrolled_db):
+    frames = write_frames(tmp_path / "rec", jaffe, GENUINE[:2])
+    code, out, err = run_cli(capsys, "auth", "--db", str(enrolled_db), "--user", "KL", "--source", str(frames))
+    assert code == 1 and "cannot answer a live prompt" in out["error"]
+    assert "--positions off --timing off --fixed-order" in out["error"]
+    code, out, _ = run_cli(capsys, "auth", "--db", str(enrolled_db), "--user", "KL", "--source", str(frames),
+                           *SESSION_FLAGS)
+    assert code == 4 and out["distinct_challenges"] == out["challenge_orders"] and out["thresholds"]["positions"] is None
+
+
+def test_bad_timing_flags_name_the_field_before_any_frame(tmp_path, capsys, enrolled_db):
+    code, out, _ = run_cli(capsys, "auth", "--db", str(enrolled_db), "--user", "KL", "--source", "0",
+                           "--hold-min", "3", "--hold-max", "1")
+    assert code == 1 and "timing.hold_min_s" in out["error"]
 
 
 def test_auth_with_a_corrupt_frame_is_rejected_with_a_reason(tmp_path, capsys, jaffe, enrolled_db):
