@@ -20,7 +20,7 @@ from typing import Sequence
 from facelivenet.edge_runtime.api import open_pipeline
 from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_challenge_options, add_data_option, add_json_flag,
                                                  add_log_options, add_model_options, challenge_names, epilog,
-                                                 runtime_options)
+                                                 add_plan_options, plan_rules, runtime_options)
 from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import DATA_ENV, DEFAULT_FPS, EXIT_OK, EXIT_TARGET_MISSED
 from facelivenet.edge_runtime.errors import FaceLiveError
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_json_flag(p)
     add_log_options(p)
     add_challenge_options(p, order=False, decision=False, lockout=False)
+    add_plan_options(p, "each step's target oval and the random rest before each prompt (step_plan.py); the "
+                        "simulated people follow them")
     add_model_options(p)
     return p
 
@@ -109,6 +111,7 @@ def suite_config(args: argparse.Namespace) -> SuiteConfig:
     if not data:
         raise FaceLiveError(f"no data: pass --data DIR (a folder holding jaffe/) or set ${DATA_ENV}")
     types = tuple(t.strip() for t in args.types.split(",") if t.strip()) if args.types else ATTACK_TYPES
+    positions, timing = plan_rules(args)
     return SuiteConfig(
         data=resolve_jaffe_dir(data),
         sessions_per_type=args.sessions if args.sessions is not None else (QUICK_SESSIONS if args.quick
@@ -119,6 +122,7 @@ def suite_config(args: argparse.Namespace) -> SuiteConfig:
         expression_threshold=args.expression_threshold,
         expressions=challenge_names(args.challenge), length=args.length, fps=args.fps, types=types,
         quick=args.quick, hold_frames=args.hold_frames, step_timeout_s=args.step_timeout,
+        positions=positions, timing=timing,
     )
 
 

@@ -7,9 +7,11 @@ session's own seed. ``T`` is another subject, drawn at random.
 - ``bona_fide``: S performs the challenge (:class:`Performer`).
 - ``photo``: a still of S (one of S's neutral images) held up, ``photo`` jitter.
 - ``expression_photo``: a still of S showing a challenge expression.
-- ``replay``: a recording of S performing a challenge drawn at recording time
-  (neutral 8-12 frames, each expression 12-18 frames, reactions included),
-  played as it is; it can only match when its order equals the drawn one.
+- ``replay``: a recording of S performing a genuine session drawn at recording
+  time (its own order, target ovals and rests: each neutral step 8-12 frames
+  plus its rest, each expression 12-18 frames, reactions and moves included),
+  played as it is, blind; it can only pass where its order, its places and
+  its timing all happen to fit the live session's.
 - ``swap``: S at the neutral steps, T performing the expressions, at the same
   place in the frame (the tracker cannot tell; identity must). Each person's
   own changes follow the session model; the change of person is a cut.
@@ -18,6 +20,9 @@ session's own seed. ``T`` is another subject, drawn at random.
   (before any session could finish).
 - ``track_jump``: S performs; from frame 2-9 on the face is elsewhere in the
   frame (a jump of 190-230 px, more than a face width): another device or print.
+
+Every live performer, and the attacker holding a photo, moves the face to each
+step's target oval (:class:`actors.Mover`) when the session has positions on.
 
 Session models (:data:`SESSION_MODELS`): ``smooth`` (the default) gives every
 live performer (bona fide, impostor, the recorded replay, the swap's two
@@ -36,6 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from facelivenet.edge_runtime.challenge import NEUTRAL, ChallengeConfig, draw_challenge, with_neutral_steps
+from facelivenet.edge_runtime.step_plan import PositionRule, StepPlan, TimingRule, draw_plan
 
 from .actors import CUTS, SMOOTH, TRANSITION_FRAMES, Actor, Clip, Performer, Still, WithBystander, WithJump, record
 from .data import Subject
@@ -57,6 +63,10 @@ class SessionPlan:
     attacker: str | None
     challenge: tuple[str, ...]
     seed: tuple[int, ...]
+
+    def step_plan(self, positions: PositionRule | None, timing: TimingRule | None) -> StepPlan:
+        """The live session's targets and rests (seeded by the plan: both runs of a plan see the same)."""
+        return draw_plan(with_neutral_steps(self.challenge), positions, timing, self.seed)
 
 
 def plan_sessions(kind: str, count: int, subjects: Sequence[Subject], ccfg: ChallengeConfig,
@@ -81,8 +91,20 @@ def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
     return items[int(rng.integers(len(items)))]
 
 
+def replay_script(rng: np.random.Generator, ccfg: ChallengeConfig, positions: PositionRule | None,
+                  timing: TimingRule | None, fps: float) -> tuple[tuple[str, ...], StepPlan, list[int]]:
+    """A genuine session as recorded: its order, its targets and rests, and each step's frames."""
+    order = draw_challenge(ccfg, rng)
+    labels = with_neutral_steps(order)
+    steps = draw_plan(labels, positions, timing, [int(v) for v in rng.integers(2**31, size=2)])
+    durations = [int(rng.integers(8, 13) + round((steps.hold(k) or 0.0) * fps) if label == NEUTRAL
+                     else rng.integers(12, 19)) for k, label in enumerate(labels)]
+    return order, steps, durations
+
+
 def build_actor(plan: SessionPlan, subjects: dict[str, Subject], ccfg: ChallengeConfig,
-                variants: int, session_model: str = "smooth") -> tuple[Actor, dict[str, Any]]:
+                variants: int, session_model: str = "smooth", positions: PositionRule | None = None,
+                timing: TimingRule | None = None, fps: float = 10.0) -> tuple[Actor, dict[str, Any]]:
     """The actor of ``plan`` (a fresh one each call, from the plan's seed) and what it did, for the report."""
     if session_model not in SESSION_MODELS:
         raise ValueError(f"unknown session model {session_model!r}; choose from {', '.join(SESSION_MODELS)}")
@@ -103,12 +125,11 @@ def build_actor(plan: SessionPlan, subjects: dict[str, Subject], ccfg: Challenge
         image = _pick(rng, s.images(label))
         return Still(image, rng, variants), {"image": image, "expression": label}
     if kind == "replay":
-        order = draw_challenge(ccfg, rng)
-        labels = with_neutral_steps(order)
-        durations = [int(rng.integers(8, 13) if label == NEUTRAL else rng.integers(12, 19)) for label in labels]
-        clip = record(live(s.images, rng, variants), labels, durations)
+        order, steps, durations = replay_script(rng, ccfg, positions, timing, fps)
+        clip = record(live(s.images, rng, variants), with_neutral_steps(order), durations, steps.targets)
+        live_targets = plan.step_plan(positions, timing).targets
         return Clip(clip), {"recorded_order": list(order), "order_matches": order == plan.challenge,
-                            "clip_frames": len(clip)}
+                            "places_match": steps.targets == live_targets, "clip_frames": len(clip)}
     if kind == "swap":
         own = set(s.all_images)
         return live(lambda label: s.images(label) if label == NEUTRAL else t.images(label), rng, variants,

@@ -35,6 +35,7 @@ from facelivenet.edge_runtime.face_pipeline import FacePipeline
 from facelivenet.edge_runtime.identity_evidence import IdentityRule, default_rule
 from facelivenet.edge_runtime.session import ACCEPT, PENDING, REJECT, AuthSession, SessionConfig, SessionResult
 from facelivenet.edge_runtime.sources import Frame
+from facelivenet.edge_runtime.step_plan import PositionRule, TimingRule
 
 from .actors import Actor
 from .data import Subject
@@ -84,6 +85,8 @@ class SuiteSetup:
     hold_frames: int = DEFAULT_HOLD_FRAMES
     step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     session_model: str = "smooth"
+    positions: PositionRule | None = None  # each step's target oval (None: anywhere)
+    timing: TimingRule | None = None  # the random rest before each prompt and the reaction bound
 
     def session_config(self, thresholds: SessionThresholds | float) -> SessionConfig:
         th = SessionThresholds.of(thresholds)
@@ -91,7 +94,7 @@ class SuiteSetup:
                              expression_threshold=self.expression_threshold, hold_frames=self.hold_frames,
                              step_timeout_s=self.step_timeout_s, expression_margin=th.margin,
                              identity_floor=th.identity.floor, continuity_threshold=th.identity.continuity,
-                             continuity_window=th.identity.window)
+                             continuity_window=th.identity.window, positions=self.positions, timing=self.timing)
 
     def max_frames(self, challenge: Sequence[str]) -> int:
         """Enough frames for every step to time out."""
@@ -156,7 +159,7 @@ def session_frames(actor: Actor, session: AuthSession, renderer: Renderer, fps: 
     for i in range(max_frames):
         if session.status != PENDING:
             return
-        spec = actor.spec(i, session.current_expected)
+        spec = actor.spec(i, session.current_expected, session.target)
         if spec is None:
             return
         yield Frame(i, i / fps, renderer.render(spec), f"frame{i:04d}")
@@ -165,8 +168,10 @@ def session_frames(actor: Actor, session: AuthSession, renderer: Renderer, fps: 
 def run_once(setup: SuiteSetup, plan: SessionPlan,
              thresholds: SessionThresholds | float) -> tuple[SessionResult, dict[str, Any]]:
     """One run of ``plan`` at ``thresholds`` (a fresh actor from the plan's seed)."""
-    actor, detail = build_actor(plan, setup.subjects, setup.ccfg, setup.variants, setup.session_model)
-    session = AuthSession(setup.templates[plan.subject], plan.challenge, setup.session_config(thresholds))
+    actor, detail = build_actor(plan, setup.subjects, setup.ccfg, setup.variants, setup.session_model,
+                                setup.positions, setup.timing, setup.fps)
+    session = AuthSession(setup.templates[plan.subject], plan.challenge, setup.session_config(thresholds),
+                          plan.step_plan(setup.positions, setup.timing))
     frames = session_frames(actor, session, setup.renderer, setup.fps, setup.max_frames(plan.challenge))
     return run_session(setup.pipeline, session, frames), detail
 
@@ -184,6 +189,9 @@ def run_plan(setup: SuiteSetup, plan: SessionPlan) -> SessionRecord:
         open_reasons=list(open_result.reasons), open_min_identity=open_result.min_identity, detail=detail,
         rule=th.to_dict(), identity=result.identity, open_identity=open_result.identity,
         expression=result.expression)
+    record.detail["why"] = result.detail  # the session's own words (e.g. which step timed out and why)
+    record.detail["steps"] = [{"expected": st.expected, "passed": st.passed, "frames": st.frames,
+                               "hold_s": st.hold_s, "response_s": st.response_s} for st in result.steps]
     record.detail["derivation_agrees"] = record.accepted_at(th.identity.aggregate) == record.accepted
     if not record.detail["derivation_agrees"]:
         log.warning("%s #%d: the derived decision differs from the real run (%s)", plan.kind, plan.index,

@@ -16,6 +16,7 @@ from facelivenet.edge_runtime.face_pipeline import FacePipeline
 from facelivenet.edge_runtime.store import TemplateStore
 
 from facelivenet.edge_runtime.identity_evidence import DEFAULT_WINDOW
+from facelivenet.edge_runtime.step_plan import PositionRule, TimingRule, distinct_challenges
 
 from .calibration import CalibrationRates, enroll_subjects, loso_rules, session_rule, still_outputs
 from .data import load_subjects, split_description
@@ -56,6 +57,8 @@ class SuiteConfig:
     step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     types: tuple[str, ...] = SESSION_TYPES
     quick: bool = False
+    positions: PositionRule | None = PositionRule()  # a target oval per step (None: anywhere)
+    timing: TimingRule | None = TimingRule()  # a random rest before each prompt, the reaction bound
 
     def __post_init__(self) -> None:
         if self.sessions_per_type < 1 or self.variants < 1:
@@ -144,15 +147,17 @@ def run_suite(cfg: SuiteConfig, pipeline: FacePipeline, out_dir: Path,
     rejected, stills = prepared.rejected, prepared.stills
     calib = loso_rules(subjects, templates, stills, ccfg.expressions, cfg.rates)
     rules = {name: SessionThresholds(*session_rule(rule, cfg.continuity_window)) for name, rule in calib.items()}
+    positions, timing = cfg.positions, cfg.timing
     setup = SuiteSetup(judged, renderer, {s.name: s for s in subjects}, templates, rules, ccfg,
                        cfg.expression_threshold, cfg.variants, cfg.fps, cfg.hold_frames, cfg.step_timeout_s,
-                       cfg.session_model)
+                       cfg.session_model, positions, timing)
     plans = [p for kind in cfg.types for p in plan_sessions(kind, cfg.sessions_per_type, subjects, ccfg, cfg.seed)]
     log.info("%d subjects enrolled; running %d sessions (%d per type), identity %s, session model %s",
              len(subjects), len(plans), cfg.sessions_per_type, cfg.identity, cfg.session_model)
     records = run_plans(setup, plans, progress)
     rates = error_rates(records)
     orders = distinct_orders(ccfg)
+    challenges = distinct_challenges(orders, 2 * ccfg.steps, positions, timing, ccfg.steps)
     bpcer_target = BPCER_TARGETS[cfg.identity]
     ranges = {kind: {"min": min(r[kind]["threshold"] for r in calib.values()),
                      "max": max(r[kind]["threshold"] for r in calib.values())} for kind in next(iter(calib.values()))}
@@ -164,6 +169,9 @@ def run_suite(cfg: SuiteConfig, pipeline: FacePipeline, out_dir: Path,
         "ci95": rates["ci95"],
         "challenge_orders": orders,
         "challenge_orders_seen": len({tuple(r.challenge) for r in records}),
+        "distinct_challenges": challenges,
+        "plan": {"positions": None if positions is None else positions.to_dict(),
+                 "timing": None if timing is None else timing.to_dict()},
         "challenge": {"expressions": list(ccfg.expressions), "steps": ccfg.steps},
         "reasons": rates["reasons"],
         "counts": rates["counts"],

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facelivenet.benchmarks.attacks import cli
-from facelivenet.benchmarks.attacks.actors import Clip, Performer, Still, WithBystander, WithJump, record
+from facelivenet.benchmarks.attacks.actors import Clip, Performer, Still, WithBystander, WithJump, aim, record
 from facelivenet.benchmarks.attacks.data import load_subjects, resolve_jaffe_dir, split_description
 from facelivenet.benchmarks.attacks.memo import MemoDetector, MemoModel
 from facelivenet.benchmarks.attacks.render import BASE, BYSTANDER, FrameSpec, Renderer, jitter_params
@@ -27,6 +27,7 @@ from facelivenet.edge_runtime.challenge import ChallengeConfig
 from facelivenet.edge_runtime.errors import DatasetLayoutError
 from facelivenet.edge_runtime.face_model import ModelOutputs
 from facelivenet.edge_runtime.identity_evidence import IdentityRule
+from facelivenet.edge_runtime.step_plan import PositionRule, TimingRule
 
 CCFG = ChallengeConfig()
 
@@ -191,7 +192,7 @@ def test_performer_reacts_after_a_delay_and_follows_the_prompt(subjects):
     shown += [_labels(s, p.spec(i, "happy")) for i in range(5, 15)]
     assert shown[:5] == ["neutral"] * 5
     switch = shown.index("happy")
-    assert 6 <= switch <= 9 and set(shown[switch:]) == {"happy"}  # 1-4 frames of reaction
+    assert 7 <= switch <= 10 and set(shown[switch:]) == {"happy"}  # 2-5 frames of reaction (0.2-0.5 s)
 
 
 def test_performer_tries_another_take(subjects):
@@ -212,6 +213,31 @@ def test_still_clip_bystander_jump(subjects):
     assert [len(two.spec(i, "neutral").layers) for i in range(4)] == [1, 1, 2, 2]
     jump = WithJump(Performer(s.images, np.random.default_rng(0), 2), (200.0, 10.0), start=1)
     assert jump.spec(0, "neutral").layers[0].cx == BASE.cx and jump.spec(1, "neutral").layers[0].cx == BASE.cx + 200
+
+
+def test_a_live_face_and_a_held_photo_move_to_each_target_smoothly(subjects):
+    s = subjects[0]
+    rule = PositionRule()
+    targets = [rule.target(0)] * 20 + [rule.target(8)] * 25  # top left, then bottom right (~290 px)
+    for actor in (Performer(s.images, np.random.default_rng(2), 3), Still(s.neutral[0], np.random.default_rng(2), 3)):
+        centres = [(layer.cx, layer.cy) for layer in (actor.spec(i, "neutral", t).layers[0]
+                                                      for i, t in enumerate(targets))]
+        steps = [np.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(centres, centres[1:])]
+        assert max(steps) < 45  # a glide the tracker follows (a jump is 190+ px)
+        assert np.allclose(centres[19], aim(rule.target(0)), atol=0.5)  # whole pixels
+        assert np.allclose(centres[-1], aim(rule.target(8)), atol=0.5)
+        assert centres[20] == centres[19]  # a reaction before the move
+
+
+def test_the_replay_is_recorded_at_its_own_places(subjects):
+    by_name = {s.name: s for s in subjects}
+    plans = plan_sessions("replay", 12, subjects, CCFG, seed=0)
+    details = [build_actor(p, by_name, CCFG, 2, positions=PositionRule(), timing=TimingRule())[1] for p in plans]
+    assert sum(d["order_matches"] for d in details) > 0 and not any(d["places_match"] for d in details)
+    actor, _ = build_actor(plans[0], by_name, CCFG, 2, positions=PositionRule(), timing=TimingRule())
+    live = plans[0].step_plan(PositionRule(), TimingRule()).targets[0]
+    first = actor.spec(30, "neutral", live).layers[0]  # played blind: the live target changes nothing
+    assert actor.spec(30, "neutral", None) == actor.spec(30, "neutral", live) and (first.cx, first.cy) != aim(live)
 
 
 # --------------------------------------------------------------------------------------------- plans
