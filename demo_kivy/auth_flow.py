@@ -48,6 +48,7 @@ class AuthFlow(Flow):
         deadline = session.deadline()
         self.publish(**view_of(analysis, frame_index=frame.index, frame_t=frame.t, image=frame.image,
                                identity=identity, expected=session.current_expected, step_index=session.step_index,
+                               target=session.target,
                                step_count=len(session.step_labels),
                                remaining_s=None if deadline is None else max(0.0, deadline - frame.t)))
 

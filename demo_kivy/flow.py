@@ -19,6 +19,7 @@ import numpy as np
 
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.face_pipeline import FrameAnalysis
+from facelivenet.edge_runtime.step_plan import Target
 
 from .feed import Cancelled, FrameFeed
 from .guidance import guidance
@@ -48,6 +49,7 @@ class LiveView:
     step_index: int = 0
     step_count: int = 0
     remaining_s: float | None = None
+    target: Target | None = None  # the oval the face should be in now (None: anywhere)
     threshold: float | None = None
     challenge: tuple[str, ...] = ()
     # end

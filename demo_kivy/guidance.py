@@ -39,6 +39,24 @@ def guidance(reason_codes: list[str]) -> str:
     return text[:1].upper() + text[1:]
 
 
+def move_hint(box, frame_hw: tuple[int, int], target, mirror: bool = False, tolerance: float = 0.3) -> str:
+    """Where to move so that the face box sits in the target oval, in the words of the (mirrored) preview
+    ('' when it is there, or there is no target or face)."""
+    if target is None or box is None:
+        return ""
+    h, w = frame_hw
+    dx = (float(box[0]) + float(box[2]) / 2) / w - target.cx
+    dy = (float(box[1]) + float(box[3]) / 2) / h - target.cy
+    if mirror:
+        dx = -dx
+    words = []
+    if abs(dx) > tolerance * target.rx:
+        words.append("left" if dx > 0 else "right")
+    if abs(dy) > tolerance * target.ry:
+        words.append("up" if dy > 0 else "down")
+    return f"Move {' and '.join(words)} into the oval" if words else ""
+
+
 def reason_lines(reason_codes: list[str]) -> list[str]:
     """Each reason code of a result, in plain words (for the result screen and the JSON)."""
     return [reasons.describe(code) for code in reason_codes]

@@ -8,7 +8,8 @@ import textwrap
 from pathlib import Path
 
 from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_challenge_options, add_json_flag, add_log_options,
-                                                 add_model_options, epilog, positive_float, runtime_options)
+                                                 add_model_options, add_plan_options, epilog, positive_float,
+                                                 runtime_options)
 from facelivenet.edge_runtime.constants import DEFAULT_DB, DEFAULT_FPS
 from facelivenet.edge_runtime.errors import FaceLiveError
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--enroll-interval", type=float, default=0.2, metavar="S",
                        help="seconds of source time between captures (default 0.2)")
     add_challenge_options(p, rules=True)
+    add_plan_options(p, "each step's target oval (drawn on the preview) and the random rest before each prompt; "
+                        "a recorded --source cannot follow them: it is judged with --positions off --timing off "
+                        "--fixed-order")
     add_model_options(p)
     auto = p.add_argument_group("automation")
     auto.add_argument("--headless", action="store_true", help="no window: run --script and exit")

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 GOOD = (40, 200, 90)  # RGB: one usable face
+TARGET = (255, 255, 255)  # the oval the face should move into
 WARN = (250, 170, 30)  # a face that fails a gate or the identity
 MAX_SIDE = 960  # larger frames are shrunk for the screen
 
@@ -20,9 +21,20 @@ def mirror_box(box: np.ndarray, width: int) -> np.ndarray:
     return np.array([width - x - w, y, w, h], dtype=np.float32)
 
 
+def draw_target(rgb: np.ndarray, target, mirror: bool, thick: int) -> None:
+    """The target oval (centre and radii as fractions of the frame), with a dark outline so it shows on any
+    background."""
+    h, w = rgb.shape[:2]
+    cx = (1.0 - target.cx) if mirror else target.cx
+    centre, axes = (round(cx * w), round(target.cy * h)), (round(target.rx * w), round(target.ry * h))
+    cv2.ellipse(rgb, centre, axes, 0, 0, 360, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    cv2.ellipse(rgb, centre, axes, 0, 0, 360, TARGET, thick, cv2.LINE_AA)
+
+
 def render_preview(image_bgr: np.ndarray, box: np.ndarray | None = None, landmarks: np.ndarray | None = None,
-                   good: bool = True, mirror: bool = False) -> np.ndarray:
-    """RGB uint8 picture of a BGR (or grey) frame with the face drawn; a new array, the frame is untouched."""
+                   good: bool = True, mirror: bool = False, target=None) -> np.ndarray:
+    """RGB uint8 picture of a BGR (or grey) frame with the face (and the target oval) drawn; a new array, the
+    frame is untouched."""
     img = image_bgr
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
@@ -35,6 +47,8 @@ def render_preview(image_bgr: np.ndarray, box: np.ndarray | None = None, landmar
         rgb = np.ascontiguousarray(rgb[:, ::-1])
     colour = GOOD if good else WARN
     thick = max(2, round(width / 240))
+    if target is not None:
+        draw_target(rgb, target, mirror, thick)
     if box is not None:
         b = np.asarray(box, dtype=np.float32)[:4] * scale
         if mirror:

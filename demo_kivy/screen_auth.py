@@ -9,7 +9,7 @@ from kivy.lang import Builder
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
 from .flow import LiveView
-from .guidance import instruction
+from .guidance import instruction, move_hint
 from .screen_capture import CaptureScreen
 from .widgets import Meter
 
@@ -99,7 +99,8 @@ class AuthScreen(CaptureScreen):
             meter.highlight = label == expected
             p = None if probs is None else float(probs[i])
             meter.set(p, None if p is None or label != expected else p >= meter.mark)
-        ids.guidance.text = view.guidance if not view.usable else ""
+        move = "" if view.image is None else move_hint(view.box, view.image.shape[:2], view.target, self.mirror)
+        ids.guidance.text = view.guidance if not view.usable else move
 
     def summary_text(self) -> str:
         """The main words on screen (recorded with screenshots)."""

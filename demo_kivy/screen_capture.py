@@ -45,7 +45,8 @@ class CaptureScreen(Screen):
         if preview.shown_key == key:
             return
         good = view.usable and (view.identity is None or view.threshold is None or view.identity >= view.threshold)
-        preview.show_rgb(render_preview(image, view.box, view.landmarks, good=good, mirror=self.mirror))
+        preview.show_rgb(render_preview(image, view.box, view.landmarks, good=good, mirror=self.mirror,
+                                        target=view.target))
         preview.shown_key = key
 
     def show(self, view: LiveView) -> None:  # pragma: no cover - interface

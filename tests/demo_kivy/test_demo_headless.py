@@ -28,8 +28,10 @@ from facelivenet.demo_kivy.guidance import INSTRUCTIONS
 
 from .conftest import needs_kivy, run_demo
 
+RECORDED = ["--positions", "off", "--timing", "off"]  # recorded frames cannot follow a live oval or rest
 SESSION = ["--fixed-order", "--challenge", "happy,surprise", "--threshold", "0.90", "--expression-threshold", "0.3",
-           "--step-timeout", "2", "--fps", "10", "--user", "KL"]
+           "--step-timeout", "2", "--fps", "10", "--user", "KL", *RECORDED]
+OVAL = np.array([255, 255, 255])  # preview.TARGET, BGR = RGB for white
 SIZE = (480, 860)
 
 pytestmark = needs_kivy
@@ -137,3 +139,22 @@ def test_bad_bundle_names_the_fix(tmp_path, detector_path, frame_dirs, damage):
             "no such file": "choose a format and precision the bundle has"}[damage] in error
     assert "fix" in error or "pass --bundle" in error
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_the_auth_screenshot_shows_the_target_oval(frame_dirs, detector_path, tmp_path):
+    """Positions on: the preview draws the step's target oval (white) and says where to move; the recorded
+    frames cannot follow it, so the attempt is rejected."""
+    live = [a for a in SESSION if a not in RECORDED and a != "off"]
+    live[live.index("--step-timeout") + 1] = "5"  # room for the random rest (up to 2 s)
+    run = run_demo(tmp_path, "--headless", "--source", str(frame_dirs["enroll_then_genuine"]), "--script",
+                   "enroll,auth", "--screenshot", str(tmp_path / "oval.png"), *live, detector_path=detector_path)
+    out = run.payload
+    assert run.code == 4 and out["decision"] == "reject", (out, run.stderr[-2000:])
+    assert out["steps"][0]["target"] is not None
+    shots = {s["screen"]: s for s in out["screenshots"]}
+    preview = check_screenshot(shots["auth"], tmp_path)[130:560, 12:468]
+    assert (preview == OVAL).all(axis=2).sum() > 150  # the oval's outline
+    off = run_demo(tmp_path, "--headless", "--source", str(frame_dirs["enroll_then_genuine"]), "--script",
+                   "enroll,auth", "--screenshot", str(tmp_path / "off.png"), *SESSION, detector_path=detector_path)
+    shots = {s["screen"]: s for s in off.payload["screenshots"]}
+    assert (check_screenshot(shots["auth"], tmp_path)[130:560, 12:468] == OVAL).all(axis=2).sum() < 20

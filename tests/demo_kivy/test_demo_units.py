@@ -12,12 +12,13 @@ import pytest
 from facelivenet.demo_kivy.enroll_flow import EnrollmentCapture
 from facelivenet.demo_kivy.feed import Cancelled, FrameFeed
 from facelivenet.demo_kivy.flow import Flow
-from facelivenet.demo_kivy.guidance import guidance, instruction, reason_lines
+from facelivenet.demo_kivy.guidance import guidance, instruction, move_hint, reason_lines
 from facelivenet.demo_kivy.options import build_parser, parse_script, parse_size, screenshot_prefix, settings_from_args
 from facelivenet.demo_kivy.preview import mirror_box, render_preview
 from facelivenet.demo_kivy.settings import DemoSettings, SettingsError
 from facelivenet.edge_runtime import reasons
 from facelivenet.edge_runtime.sources import Frame, SourceError
+from facelivenet.edge_runtime.step_plan import Target
 
 # ------------------------------------------------------------------ settings
 
@@ -243,3 +244,12 @@ def test_a_flow_holds_where_asked_and_goes_on_when_released():
     flow.join(5)
     view = flow.view()
     assert view.finished and view.outcome == {"done": True} and view.frame_index == 4 and not view.held
+
+
+def test_move_hint_says_where_the_oval_is_on_the_preview():
+    target = Target(0.7, 0.5)
+    box = [64.0, 175.0, 130.0, 130.0]  # centred at (129, 240) of a 640x480 frame: left of the oval
+    assert move_hint(box, (480, 640), target) == "Move right into the oval"
+    assert move_hint(box, (480, 640), target, mirror=True) == "Move left into the oval"  # the preview is mirrored
+    assert move_hint([383.0, 175.0, 130.0, 130.0], (480, 640), target) == ""
+    assert move_hint(box, (480, 640), None) == "" and move_hint(None, (480, 640), target) == ""
