@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_bundle_option, add_data_option,
+                                                 add_detector_option, add_json_flag, add_log_options)
 from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import EXIT_FAILURE, EXIT_OK
 
@@ -55,10 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--bundle", type=Path, metavar="B",
-                   help="bundle folder (default: $FACELIVE_BUNDLE, else the shipped default bundle)")
-    p.add_argument("--data", type=Path, metavar="DIR",
-                   help="the data root holding the bundle's reference images (default: $FACELIVE_DATA)")
+    add_bundle_option(p, type=Path)
+    add_data_option(p, "the bundle's reference images (its parity_reference.npz names them)", type=Path)
     p.add_argument("--faces", type=int, default=DEFAULT_FACES, metavar="N",
                    help=f"reference faces, evenly spread (emulation runs about a second per forward pass; "
                         f"default {DEFAULT_FACES})")
@@ -66,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a comma list of the families to check (default: all; see below)")
     p.add_argument("--arm64-work", type=Path, metavar="DIR",
                    help="the aarch64 environment (default: $ARM64_WORK, else ~/.cache/facelivenet-arm64)")
-    p.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
+    add_detector_option(p)
     p.add_argument("--write", action="store_true", help="record the result in the bundle's manifest")
     p.add_argument("--out", type=Path, metavar="DIR", help="write cpu_check.json and cpu_check.md here")
     add_json_flag(p)

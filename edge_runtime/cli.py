@@ -26,9 +26,9 @@ from typing import Any, Callable, Sequence
 
 from . import cli_runtime
 from .cli_common import (CommandLineError, HelpFormatter, add_bundle_option, add_detector_option, add_json_flag,
-                         add_log_options, count, epilog, subcommand)
+                         add_log_options, add_threads_option, epilog, subcommand)
 from .cli_runner import HandlerResult, run_command
-from .constants import BUNDLE_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_OK, MAX_THREADS, PUBLIC_KEY_ENV, file_form
+from .constants import BUNDLE_ENV, DETECTOR_ENV, EXIT_FAILURE, EXIT_OK, PUBLIC_KEY_ENV, file_form
 from .errors import FaceLiveError
 
 log = logging.getLogger("facelivenet.edge_runtime.cli")
@@ -76,8 +76,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", action="store_true", help="also rank the files on this device: which one runs, and why")
     p.add_argument("--rerank", action="store_true", help="with --device (implied): time the files again, ignoring "
                    "the cached ranking")
-    p.add_argument("--threads", type=count(1, MAX_THREADS), default=1, metavar="N",
-                   help="with --device: the thread count to rank at (default 1)")
+    add_threads_option(p)  # with --device: the thread count the files are ranked at
     add_json_flag(p)
     p.set_defaults(handler=_cmd_inspect)
 
