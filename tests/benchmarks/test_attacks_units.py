@@ -354,3 +354,24 @@ def test_cli_rate_lists_are_checked_before_any_session(tmp_path, capsys):
     assert cli.main(["--data", str(folder), "--far", "0.005", "--continuity-far", "0.02,1.5", "--json"]) == 1
     out, err = capsys.readouterr()
     assert json.loads(out)["error_type"] == "SuiteError" and err.count("error:") == 1
+
+
+# ----------------------------------------------------------------------------------- expression rates
+
+
+def test_expression_rates_count_shown_against_the_rest_reference():
+    from facelivenet.benchmarks.attacks.expression_rates import Judged, candidates, rates
+
+    def probs(label: str, p: float) -> np.ndarray:
+        out = np.full(7, (1 - p) / 6)
+        out[["neutral", "anger", "disgust", "fear", "happy", "sadness", "surprise"].index(label)] = p
+        return out
+
+    rest = np.log(probs("neutral", 0.4) / (1 - probs("neutral", 0.4)))
+    judged = [Judged("happy", probs("happy", 0.9), rest), Judged("happy", probs("neutral", 0.4), rest),
+              Judged("neutral", probs("neutral", 0.4), rest), Judged("surprise", probs("surprise", 0.9), rest)]
+    r = rates(judged, ("happy", "surprise"))
+    assert r["happy"] == {"true": 0.5, "false": 0.0, "images": 2, "others": 2}
+    assert r["surprise"]["true"] == 1.0 and r["surprise"]["false"] == 0.0
+    table = {"d": {"happy,surprise": r, "anger,happy": {"anger": {"true": 0.4, "false": 0.3}, "happy": r["happy"]}}}
+    assert candidates(table, "happy,surprise") == []
