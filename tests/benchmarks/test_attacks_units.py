@@ -303,8 +303,10 @@ def test_error_rates_targets_and_det():
     assert list(rates["apcer"]) == [k for k in ATTACK_TYPES if k in rates["apcer"]]
     assert rates["reasons"]["photo"] == {"CHALLENGE_TIMEOUT": 4}
     assert meets_targets(rates, orders=2) == {"photo": True, "replay": True, "impostor": False, "bpcer": False}
+    assert meets_targets(rates, orders=2, challenges=9216)["replay"] is False  # positions on: <= 0.01
     assert replay_detail(records) == {"order_matched": 1, "accepted_when_matched": 1, "order_differed": 1,
-                                      "accepted_when_differed": 0}
+                                      "accepted_when_differed": 0, "places_matched": 0,
+                                      "accepted_when_places_matched": 0}
     det = det_curve(records)
     t = det["thresholds"]
     assert t[0] == -1.0 and len(det["bpcer"]) == len(t) == len(det["apcer"]["impostor"])
@@ -375,3 +377,10 @@ def test_expression_rates_count_shown_against_the_rest_reference():
     assert r["surprise"]["true"] == 1.0 and r["surprise"]["false"] == 0.0
     table = {"d": {"happy,surprise": r, "anger,happy": {"anger": {"true": 0.4, "false": 0.3}, "happy": r["happy"]}}}
     assert candidates(table, "happy,surprise") == []
+
+
+def test_the_replay_target_follows_the_challenge_space():
+    from facelivenet.benchmarks.attacks.report import REPLAY_TARGET, replay_target
+
+    assert replay_target(2) == 0.5 and replay_target(2, 2) == 0.5  # orders only: the blind bound
+    assert replay_target(2, 2_073_600) == REPLAY_TARGET == 0.01
