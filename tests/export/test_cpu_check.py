@@ -16,8 +16,6 @@ from facelivenet.edge_runtime.manifest import MANIFEST_NAME, load_manifest
 from facelivenet.export.cpu_check import (TARGETS, CheckFile, CpuTarget, check_on_cpus, markdown,
                                           passes_everywhere)
 
-pytestmark = pytest.mark.cpu_sensitive  # make cpu-check runs these on an emulated AVX2 x86 too
-
 NATIVE = TARGETS[0]
 
 
