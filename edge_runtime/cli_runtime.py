@@ -297,7 +297,7 @@ def cmd_auth(args: argparse.Namespace):
     steps = settings.challenge_config().steps
     payload.update(user=args.user, source=source.describe(), model=model, thresholds=result.thresholds(),
                    challenge_orders=orders,
-                   distinct_challenges=distinct_challenges(orders, 2 * steps, settings.positions, settings.timing, steps))
+                   distinct_challenges=distinct_challenges(orders, settings.positions, settings.timing, steps))
     lines = [f"{result.decision.upper()} {args.user!r}: challenge {' -> '.join(['neutral -> ' + e for e in result.challenge])}"]
     for r in result.reasons:
         lines.append(f"  reason {r}: {reasons.describe(r)}")

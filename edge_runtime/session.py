@@ -32,9 +32,12 @@ fails the first expression step (CHALLENGE_TIMEOUT), whatever expression it
 shows.
 
 Positions and timing (:mod:`.step_plan`, when the config has them): each
-step carries a target oval; a frame holds only while the face box sits in it
-(a face elsewhere, moving there, breaks the hold like a quality failure: the
-move is part of the step's deadline). A neutral step passes once the face has
+step carries a target oval (an expression step shares its neutral step's); a
+frame holds only while the face box sits in it (a face elsewhere, moving
+there, breaks the hold like a quality failure: the move is part of the step's
+deadline). With positions, expressions are judged against the rest held at
+the same place just before (each place has its own light), and a neutral
+step holds while the face is steady. A neutral step passes once the face has
 held at rest in place for ``hold_frames`` frames AND for the step's random
 hold; then the next prompt is shown (``prompt_s``). A challenge expression
 shown less than ``timing.min_reaction_s`` after its prompt rose before the
@@ -197,6 +200,7 @@ class AuthSession:
         self._rest_t0: float | None = None  # when the face last came into the step's target
         self._run, self._run_t0 = 0, 0.0
         self._rested: list[tuple[np.ndarray, np.ndarray]] = []  # the neutral step's longest hold streak
+        self._place_rest: list[tuple[np.ndarray, np.ndarray]] = []  # the last neutral step's, at its place
         self._last_miss: str | None = None  # why the last frame's face was not in the target
 
     # ---------------------------------------------------------------- state
@@ -326,8 +330,18 @@ class AuthSession:
         return (bool(self._rested) and holds and self._rest_t0 is not None
                 and t - self._rest_t0 >= step.hold_s)
 
+    def _reference(self, step: StepRecord) -> np.ndarray | None:
+        """With positions, what a frame is judged against: at a neutral step its own hold streak (a steady
+        face), at an expression step the rest held just before it at the same place (each place has its own
+        light: the rest profile of another place shifts the expression outputs)."""
+        frames = self._held if step.expected == NEUTRAL else self._place_rest
+        return self.expressions.reference_of([p for p, _ in frames])
+
     def _shown(self, step: StepRecord, probs: np.ndarray) -> str | None:
         """The challenge expression shown on this frame; before any rest profile, against the hold streak."""
+        if self.cfg.positions is not None:
+            reference = self._reference(step)
+            return None if reference is None else self.expressions.shown(probs, reference)
         if self.expressions.ready:
             return self.expressions.shown(probs)
         reference = self.expressions.reference_of([p for p, _ in self._held])
@@ -361,7 +375,8 @@ class AuthSession:
         if step.expected == NEUTRAL:
             holds, wrong = shown is None, False  # at rest: an expression only breaks the hold
         else:
-            rise = self.expressions.rises(probs)[step.expected]
+            rise = self.expressions.rises(probs, self._reference(step) if self.cfg.positions is not None
+                                          else None)[step.expected]
             step.margin = rise if step.margin is None else max(step.margin, rise)
             holds = shown == step.expected
             wrong = shown is not None and shown != step.expected
@@ -384,6 +399,8 @@ class AuthSession:
 
     def _pass_step(self, step: StepRecord, t: float) -> str:
         step.passed, step.ended_s = True, t
+        if step.expected == NEUTRAL:
+            self._place_rest = list(self._rested or self._held)
         for probs, embedding in self._rested or self._held:  # a neutral step's held frames are the face at rest
             self.expressions.add_rest(probs)
             self.identity.add_rest(embedding)

@@ -1,10 +1,11 @@
 """Where and when each step of a session happens: a target oval per step and a random rest before each prompt.
 
 A recorded genuine session (a replay) knows the order of the expressions only by luck (1 / orders); it
-cannot know where this session asks the face to be, nor when it shows each prompt. So every step (neutral
-steps included) carries a target oval in normalised frame coordinates, drawn from a grid with
-:mod:`secrets` per session (consecutive steps never share a cell: the face moves at every step), and each
-neutral step holds the face at rest for a random time before the next prompt.
+cannot know where this session asks the face to be, nor when it shows each prompt. So every step carries a
+target oval in normalised frame coordinates: each neutral step draws one from a grid with :mod:`secrets`
+per session (never the previous one's cell: the face moves before every prompt) and the expression step
+after it keeps it (the expression is judged against the rest held at the same place, under the same
+light), and each neutral step holds the face at rest for a random time before the next prompt.
 
 Position rule (:class:`PositionRule`): a frame is *in place* when the tracked face's box centre lies
 within ``tolerance`` of the target centre, in units of the oval's radii (an ellipse test), and the box
@@ -121,10 +122,10 @@ class PositionRule:
                     f"move {'closer' if size < self.min_size else 'back'}")
         return None
 
-    def sequences(self, steps: int) -> int:
-        """How many target sequences of ``steps`` steps :func:`draw_plan` can draw."""
+    def sequences(self, draws: int) -> int:
+        """How many target sequences :func:`draw_plan` can draw with ``draws`` neutral steps."""
         n = len(self.cells)
-        return n * (n - 1) ** (steps - 1) if steps else 1
+        return n * (n - 1) ** (draws - 1) if draws else 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"cells_x": list(self.cells_x), "cells_y": list(self.cells_y), "radius_x": self.radius_x,
@@ -188,15 +189,18 @@ class _Draw:
 
 def draw_plan(labels: Sequence[str], positions: PositionRule | None, timing: TimingRule | None,
               seed: int | Sequence[int] | None = None, neutral: str = "neutral") -> StepPlan:
-    """A target per step (never the previous step's cell) and a rest per neutral step, from :mod:`secrets`
-    (or seeded, for tests and evaluation)."""
+    """A target per neutral step (never the previous one's cell), kept by the expression step after it, and a
+    rest per neutral step, from :mod:`secrets` (or seeded, for tests and evaluation)."""
     key = None if seed is None else [*(seed if isinstance(seed, (tuple, list)) else (seed,)), 7]
     draw = _Draw(None if key is None else np.random.default_rng([int(k) for k in key]))
     targets: list[Target | None] = []
     previous = -1
-    for _ in labels:
+    for label in labels:
         if positions is None:
             targets.append(None)
+            continue
+        if label != neutral and targets:
+            targets.append(targets[-1])
             continue
         n = len(positions.cells)
         cell = draw.below(n - 1) if previous >= 0 else draw.below(n)
@@ -209,10 +213,10 @@ def draw_plan(labels: Sequence[str], positions: PositionRule | None, timing: Tim
     return StepPlan(tuple(targets), holds)
 
 
-def distinct_challenges(orders: int, steps: int, positions: PositionRule | None, timing: TimingRule | None,
+def distinct_challenges(orders: int, positions: PositionRule | None, timing: TimingRule | None,
                         neutral_steps: int) -> int:
     """Distinct (order x position x timing-bucket) challenges: orders times target sequences times holds."""
-    cells = positions.sequences(steps) if positions is not None else 1
+    cells = positions.sequences(neutral_steps) if positions is not None else 1
     holds = timing.buckets ** neutral_steps if timing is not None else 1
     return orders * cells * holds
 

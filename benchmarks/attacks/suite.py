@@ -157,7 +157,7 @@ def run_suite(cfg: SuiteConfig, pipeline: FacePipeline, out_dir: Path,
     records = run_plans(setup, plans, progress)
     rates = error_rates(records)
     orders = distinct_orders(ccfg)
-    challenges = distinct_challenges(orders, 2 * ccfg.steps, positions, timing, ccfg.steps)
+    challenges = distinct_challenges(orders, positions, timing, ccfg.steps)
     bpcer_target = BPCER_TARGETS[cfg.identity]
     ranges = {kind: {"min": min(r[kind]["threshold"] for r in calib.values()),
                      "max": max(r[kind]["threshold"] for r in calib.values())} for kind in next(iter(calib.values()))}
