@@ -5,10 +5,12 @@ The reference was recorded with ``python -m tests.training.test_trainer_referenc
 ``Trainer._run_stage`` was split into a per-stage plan and one loop (issue 18, point 6): the split must not
 change a single logged number. Three runs cover both stages, Stage 2 on cached frozen-stem features, and a
 run stopped mid Stage 1 and resumed. Single-threaded, so the numbers do not depend on the machine's core
-count. The comparison is exact (logged numbers and a hash of the final weights) only on the torch version
-AND the CPU kernel family the reference was recorded on (``torch`` and ``cpu_family`` in the file: torch's
-kernels differ between x86 with AVX-512, x86 with AVX2 only and ARM, and so do the last bits); elsewhere
-the logged numbers must agree within float rounding (relative 1e-4) and the weights hash does not apply.
+count. The comparison is exact (every logged number and a hash of the final weights) only on the torch
+version AND the CPU kernel family the reference was recorded on (``torch`` and ``cpu_family`` in the file:
+torch's kernels differ between x86 with AVX-512, x86 with AVX2 only and ARM, and so do the last bits, which
+a few SGD steps amplify: on an emulated AVX2 CPU stage 1's step-4 loss was 0.3 % off). Elsewhere the
+recorded numbers do not apply past the first step: the step sequence must match, the first step's numbers
+agree within rounding, and a resumed run must log exactly what an uninterrupted one logs on this machine.
 """
 
 from __future__ import annotations
@@ -82,20 +84,23 @@ def test_tiny_runs_match_the_recorded_reference(tmp_path, one_thread):
     ref = json.loads(REFERENCE.read_text())
     now = tiny_runs(tmp_path)
     assert set(now) == set(ref["runs"])
-    exact = ref["torch"] == torch.__version__ and ref.get("cpu_family") == kernel_family()
+    same_torch = ref["torch"] == torch.__version__
+    exact = same_torch and ref.get("cpu_family") == kernel_family()
     if not exact:
-        log.warning("trainer reference recorded with torch %s on %s; this is torch %s on %s: comparing within "
-                    "rounding, without the weights hash", ref["torch"], ref.get("cpu_family"), torch.__version__,
-                    kernel_family())
+        log.warning("trainer reference recorded with torch %s on %s; this is torch %s on %s: the per-step numbers "
+                    "drift apart (training amplifies the kernels' rounding: measured 0.3 %% by step 4 on AVX2), so "
+                    "only the steps, the first step's numbers%s and the resume are compared", ref["torch"],
+                    ref.get("cpu_family"), torch.__version__, kernel_family(),
+                    " (within 1e-4)" if same_torch else " (within 1e-3)")
     for name, run in ref["runs"].items():
         got = now[name]
         assert [(r["stage"], r["step"]) for r in got["logged"]] == [(r["stage"], r["step"]) for r in run["logged"]], name
         for a, b in zip(got["logged"], run["logged"]):
             for key in LOGGED:
-                if exact:
-                    assert a[key] == b[key], (name, a, b)
-                else:
-                    assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (name, a, b)
+                assert a[key] == b[key] if exact else a[key] == pytest.approx(
+                    b[key], rel=1e-4 if same_torch else 1e-3, abs=1e-6), (name, a, b)
+            if not exact:
+                break  # before any update: the same forward pass, up to rounding
         if exact:
             assert got["weights_sha256"] == run["weights_sha256"], name
     # a resumed run logs the same numbers as an uninterrupted one
