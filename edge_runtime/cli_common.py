@@ -221,7 +221,8 @@ def add_plan_options(p: argparse.ArgumentParser, note: str = RECORDED_NOTE) -> N
 
     g = p.add_argument_group("positions and timing", note)
     g.add_argument("--positions", choices=("on", "off"), default="on",
-                   help="a random target oval per step: the face must move into it (default on)")
+                   help="a random target oval before each prompt (kept by the expression step): the face "
+                        "must move into it (default on)")
     g.add_argument("--position-tolerance", type=positive_float, metavar="R",
                    help=f"the face box centre within R of the oval's radii of its centre "
                         f"(default {POSITION_TOLERANCE:g})")

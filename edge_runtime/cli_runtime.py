@@ -227,8 +227,9 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
         face at rest against the template, every frame close to the previous one
         and above a floor), and each asked expression, risen over the person's
         own face at rest, held for --hold-frames frames before its --step-timeout.
-        With --positions on (the default) every step also draws a target oval the
-        face must move into (the preview draws it); with --timing on (the default)
+        With --positions on (the default) every neutral step also draws a target
+        oval the face must move into and keep for the expression that follows;
+        with --timing on (the default)
         each neutral step holds the face at rest for a random 0.6-2.0 s before the
         next prompt, and an expression sooner than --min-reaction after its prompt
         rejects (EARLY_RESPONSE). Prints the decision with reason codes, per-step
