@@ -229,10 +229,9 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
         own face at rest, held for --hold-frames frames before its --step-timeout.
         With --positions on (the default) every neutral step also draws a target
         oval the face must move into and keep for the expression that follows;
-        with --timing on (the default)
-        each neutral step holds the face at rest for a random 0.6-2.0 s before the
-        next prompt, and an expression sooner than --min-reaction after its prompt
-        rejects (EARLY_RESPONSE). Prints the decision with reason codes, per-step
+        with --timing on (the default) each neutral step holds the face at rest
+        for a random 0.6-2.0 s before the next prompt, and an expression sooner
+        than --min-reaction after its prompt rejects (EARLY_RESPONSE). Prints the decision with reason codes, per-step
         timings and the evidence; exits 0 on accept, 4 on reject.
 
         --source: a camera index (0), a video file, a folder of frames (read in
