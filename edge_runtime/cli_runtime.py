@@ -231,8 +231,9 @@ def add_auth(sub: argparse._SubParsersAction) -> None:
         oval the face must move into and keep for the expression that follows;
         with --timing on (the default) each neutral step holds the face at rest
         for a random 0.6-2.0 s before the next prompt, and an expression sooner
-        than --min-reaction after its prompt rejects (EARLY_RESPONSE). Prints the decision with reason codes, per-step
-        timings and the evidence; exits 0 on accept, 4 on reject.
+        than --min-reaction after its prompt rejects (EARLY_RESPONSE). Prints the
+        decision with reason codes, per-step timings and the evidence; exits 0
+        on accept, 4 on reject.
 
         --source: a camera index (0), a video file, a folder of frames (read in
         name order at --fps) or frame files. A recording cannot answer a live
