@@ -25,7 +25,8 @@ from .conftest import HOLD, jaffe_frames, write_frames
 def engine(frame_dirs, detector_path, tmp_path):
     settings = DemoSettings().replace(source=(str(frame_dirs["genuine"]),), enroll_source=(str(frame_dirs["enroll"]),),
                                       db=str(tmp_path / "users.db"), detector=str(detector_path), fixed_order=True,
-                                      threshold=0.90, expression_threshold=0.3, step_timeout_s=2.0)
+                                      threshold=0.90, expression_threshold=0.3, step_timeout_s=2.0,
+                                      positions=None, timing=None)  # recorded frames: no live ovals or rests
     e = DemoEngine(settings, lossless=True)
     e.load_model()
     yield e
