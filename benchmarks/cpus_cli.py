@@ -7,11 +7,10 @@ printed, and with --write recorded); 2 a usage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-import os
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -119,7 +118,7 @@ def check_bundle(bundle: Path, data: Path, faces: int, targets, arm64_work: Path
 def write_into_manifest(bundle: Path, result: dict[str, Any], command: str) -> dict[str, Any]:
     """Record the check in ``bundle/manifest.json`` (atomically); a default file that fails anywhere is
     replaced by the first listed file that passes everywhere. What changed."""
-    from facelivenet.edge_runtime.manifest import MANIFEST_NAME, manifest_from_dict
+    from facelivenet.edge_runtime.manifest import MANIFEST_NAME, manifest_from_dict, save_manifest
     from facelivenet.export.cpu_check import file_record, passes_everywhere, provenance
 
     path = bundle / MANIFEST_NAME
@@ -130,19 +129,13 @@ def write_into_manifest(bundle: Path, result: dict[str, Any], command: str) -> d
     data["provenance"]["cpu_checks"] = {**provenance(result, ""), "command": command,
                                         "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     changed = {"families": checked}
-    default_key = next((f["format"] + "/" + f["precision"] + (f"/{f['variant']}" if f.get("variant") else "")
-                        for f in data["files"] if f["path"] == data.get("default_file")), None)
-    if default_key is not None and not passes_everywhere(result, default_key):
-        keys = {f["path"]: f["format"] + "/" + f["precision"] + (f"/{f['variant']}" if f.get("variant") else "")
-                for f in data["files"]}
-        new = next((p for p, k in keys.items() if passes_everywhere(result, k) and k in result["files"]), None)
-        changed["default_file"] = {"was": data["default_file"], "now": new}
-        data["default_file"] = new
-    manifest_from_dict(json.loads(json.dumps(data)))  # still a valid manifest
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=bundle)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    manifest = manifest_from_dict(data)
+    keys = {f.path: f.parity_key for f in manifest.files}
+    if manifest.default_file is not None and not passes_everywhere(result, keys[manifest.default_file]):
+        new = next((p for p, k in keys.items() if k in result["files"] and passes_everywhere(result, k)), None)
+        changed["default_file"] = {"was": manifest.default_file, "now": new}
+        manifest = dataclasses.replace(manifest, default_file=new)
+    save_manifest(manifest, bundle)
     if (bundle / "manifest.sig").is_file():
         log.warning("%s changed: its signature no longer matches; sign it again (facelive sign)", path)
     return changed

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import platform
 import resource
 import sys
 from pathlib import Path
+
+from facelivenet.edge_runtime.cpu_features import cpu_model  # noqa: F401 - the benchmarks' name for it
 
 
 def _status_field(name: str) -> int | None:
@@ -39,12 +40,3 @@ def thread_count() -> int | None:
     return _status_field("Threads")
 
 
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo, else the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"

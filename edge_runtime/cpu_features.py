@@ -34,16 +34,30 @@ def _numpy_features() -> frozenset[str]:
     return frozenset(k for k, on in table.items() if on)
 
 
-def _cpuinfo_features() -> frozenset[str]:
+def cpuinfo_field(*keys: str) -> str | None:
+    """The value of the first line of Linux's ``/proc/cpuinfo`` whose name starts with one of ``keys``
+    (case-insensitive); None where there is no such line or no such file."""
     try:
         text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
     except OSError:
-        return frozenset()
+        return None
+    wanted = tuple(k.lower() for k in keys)
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(f.upper().replace("AVX512_VNNI", "AVX512VNNI") for f in value.split())
-    return frozenset()
+        if key.strip().lower().startswith(wanted):
+            return value.strip()
+    return None
+
+
+def _cpuinfo_features() -> frozenset[str]:
+    flags = cpuinfo_field("flags", "features") or ""
+    return frozenset(f.upper().replace("AVX512_VNNI", "AVX512VNNI") for f in flags.split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; under emulation the host's), else the platform's word for it."""
+    return cpuinfo_field("model name", "hardware", "cpu model") or platform.processor() or platform.machine() \
+        or "unknown"
 
 
 @lru_cache(maxsize=1)
@@ -79,7 +93,7 @@ def cpu_identity() -> dict[str, object]:
     """What a per-device measurement depends on: the architecture, the kernel family, the features that
     pick kernels, and the model name the OS reports (under emulation: the host's)."""
     f = cpu_features()
-    return {"machine": machine(), "family": kernel_family(f), "model": _model_name(),
+    return {"machine": machine(), "family": kernel_family(f), "model": cpu_model(),
             "features": sorted(x for x in _FAMILY_FEATURES if x in f)}
 
 
@@ -87,15 +101,3 @@ def cpu_key() -> str:
     """A short stable key of :func:`cpu_identity` (16 hex digits) for per-CPU caches."""
     blob = json.dumps(cpu_identity(), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _model_name() -> str:
-    try:
-        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
-    except OSError:
-        return platform.processor() or "unknown"
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware"):
-            return " ".join(value.split())
-    return platform.processor() or "unknown"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -296,9 +298,17 @@ def verify_file(bundle_dir: str | Path, f: ModelFile) -> Path:
 
 
 def save_manifest(manifest: Manifest, bundle_dir: str | Path) -> Path:
-    """Write ``manifest.json`` (validated by a round trip first)."""
+    """Write ``manifest.json`` (validated by a round trip first), atomically: a reader sees the old manifest
+    or the new one, never a part."""
     data = manifest.to_dict()
     manifest_from_dict(json.loads(json.dumps(data)))
     path = Path(bundle_dir) / MANIFEST_NAME
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path

@@ -15,6 +15,7 @@ import platform
 import cv2
 import numpy as np
 
+from .cpu_features import cpuinfo_field
 from .detection import YuNetDetector, pick_face
 from .preprocess import PreprocessConfig, face_crop
 
@@ -98,16 +99,8 @@ SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "av
 
 def cpu_simd_flags() -> list[str]:
     """The SIMD features this CPU reports (Linux ``/proc/cpuinfo`` ``flags`` / ``Features``; [] elsewhere)."""
-    try:
-        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
-    except OSError:
-        return []
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            have = set(value.split())
-            return [f for f in SIMD_FLAGS if f in have]
-    return []
+    have = set((cpuinfo_field("flags", "features") or "").split())
+    return [f for f in SIMD_FLAGS if f in have]
 
 
 def alignment_platform() -> dict[str, object]:

@@ -18,18 +18,19 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from facelivenet.edge_runtime.manifest import MANIFEST_NAME, load_manifest, manifest_from_dict, sha256_file
+from facelivenet.edge_runtime.manifest import (MANIFEST_NAME, ModelFile, load_manifest, manifest_from_dict,
+                                                save_manifest, sha256_file)
 
 from .errors import ExportError
 
 
 def _key(f: dict[str, Any]) -> str:
-    return f"{f['format']}/{f['precision']}" + (f"/{f['variant']}" if f.get("variant") else "")
+    """A manifest ``files`` entry's parity key (``ModelFile.parity_key``)."""
+    return ModelFile(**{k: f[k] for k in ModelFile.__dataclass_fields__ if k in f}).parity_key
 
 
 def graft(source: Path, target: Path, key: str, reason: str) -> dict[str, Any]:
@@ -72,12 +73,9 @@ def graft(source: Path, target: Path, key: str, reason: str) -> dict[str, Any]:
               "grafted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": reason,
               "quantisation": record.get("quantisation")}
     dst["provenance"].setdefault("replaced_files", []).append(change)
-    manifest_from_dict(json.loads(json.dumps(dst)))  # still a valid manifest before anything is replaced
+    manifest = manifest_from_dict(json.loads(json.dumps(dst)))  # still a valid manifest before anything is replaced
     os.replace(tmp_file, target / entry["path"])
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=target)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(dst, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, target / MANIFEST_NAME)
+    save_manifest(manifest, target)
     load_manifest(target)  # every hash right after the swap
     return change
 
