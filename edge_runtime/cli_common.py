@@ -285,7 +285,7 @@ def session_settings(args: argparse.Namespace):
 
 def runtime_options(args: argparse.Namespace, **overrides: Any):
     """The :class:`~.options.RuntimeOptions` the model options (and challenge options, when present) describe."""
-    from .options import RuntimeOptions
+    from .options import OptionsError, RuntimeOptions
 
     values: dict[str, Any] = dict(bundle=args.bundle, format=args.format, precision=args.precision, variant=args.variant,
                                   threads=args.threads, detector=args.detector, public_key=args.public_key,
@@ -295,4 +295,7 @@ def runtime_options(args: argparse.Namespace, **overrides: Any):
     if hasattr(args, "challenge") and "session" not in overrides:
         values["session"] = session_settings(args)
     values.update(overrides)
-    return RuntimeOptions(**values)
+    try:
+        return RuntimeOptions(**values)
+    except OptionsError as exc:  # a bad combination of flags is a command-line error, as it always was
+        raise CommandLineError(str(exc)) from exc
