@@ -13,7 +13,8 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from facelivenet.edge_runtime.cli_common import HelpFormatter, add_json_flag, add_log_options
+from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_bundle_option, add_data_option,
+                                                 add_detector_option, add_json_flag, add_log_options)
 from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import EXIT_FAILURE, EXIT_OK
 
@@ -49,21 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--bundle", type=Path, metavar="B",
-                   help="bundle folder (default: $FACELIVE_BUNDLE, else the shipped default bundle)")
+    add_bundle_option(p, type=Path)
     p.add_argument("--threads", default="1", metavar="LIST", help="thread counts to time, e.g. 1,4 (default 1)")
     p.add_argument("--quick", action="store_true", help="30 timed runs after 5 warm-up per row")
     p.add_argument("--runs", type=int, metavar="N", help="timed runs per row (default 200; 30 with --quick)")
     p.add_argument("--warmup", type=int, metavar="N", help="untimed warm-up runs (default 20; 5 with --quick)")
-    p.add_argument("--data", type=Path, metavar="DIR",
-                   help="the face data copied to the device (lfw/images, fer2013/test, jaffe): real-face parity "
-                        "against the bundle's parity_reference.npz and the 640x480 pipeline (default: $FACELIVE_DATA)")
+    add_data_option(p, "the faces copied to the device (lfw/images, fer2013/test, jaffe)", type=Path,
+                    note="real-face parity against the bundle's parity_reference.npz and the 640x480 pipeline")
     p.add_argument("--faces", type=int, metavar="N",
                    help="at most N of the reference faces, evenly spread (a slow board or an emulator; default all)")
     p.add_argument("--gemm-n", type=int, metavar="N",
                    help="size of the float32 GEMM that measures the peak through numpy, onnxruntime and LiteRT "
                         "(default 2048; 1536 with --quick)")
-    p.add_argument("--detector", metavar="PATH", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
+    add_detector_option(p)
     p.add_argument("--out", type=Path, metavar="REPORT_DIR", help="write result.json, report.md, config.json here")
     add_json_flag(p)
     add_log_options(p)
