@@ -57,14 +57,23 @@ def run_job(job_path: Path, out_path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m facelivenet.edge_runtime.file_outputs",
-                                description=__doc__.split("\n\n")[0])
+    """Run the job; prints this CPU and what ran (``--json``: one object). Returns the exit code."""
+    from .cli_common import add_json_flag, add_log_options
+    from .cli_runner import run_command
+
+    prog = "python -m facelivenet.edge_runtime.file_outputs"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("job", type=Path, help="the job (.npz) written by the CPU check")
     p.add_argument("out", type=Path, help="where to write the outputs (.npz)")
-    args = p.parse_args(argv)
-    report = run_job(args.job, args.out)
-    print(json.dumps({"cpu": report["cpu"], "files": {k: sorted(v) for k, v in report["files"].items()}}))
-    return 0
+    add_json_flag(p)
+    add_log_options(p)
+
+    def run(args: argparse.Namespace):
+        report = run_job(args.job, args.out)
+        summary = {"cpu": report["cpu"], "files": {k: sorted(v) for k, v in report["files"].items()}}
+        return 0, summary, f"{report['cpu']['family']}: {len(report['files'])} file(s) run into {args.out}"
+
+    return run_command(prog, p, argv, run)
 
 
 if __name__ == "__main__":

@@ -81,19 +81,24 @@ def graft(source: Path, target: Path, key: str, reason: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m facelivenet.export.graft", description=__doc__.split("\n\n")[0])
+    """Graft one file; prints the change (``--json``: one object). Returns the exit code."""
+    from facelivenet.edge_runtime.cli_common import add_json_flag, add_log_options
+    from facelivenet.edge_runtime.cli_runner import run_command
+
+    prog = "python -m facelivenet.export.graft"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("source", type=Path, help="the bundle exported with the new recipe")
     p.add_argument("target", type=Path, help="the bundle whose file is replaced")
     p.add_argument("key", help="the file's parity key, e.g. onnx/int8/static")
     p.add_argument("--reason", default="", help="why (recorded in the target's provenance)")
-    args = p.parse_args(argv)
-    try:
+    add_json_flag(p)
+    add_log_options(p)
+
+    def run(args: argparse.Namespace):
         change = graft(args.source, args.target, args.key, args.reason)
-    except (ExportError, OSError) as exc:
-        print(f"graft: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(change))
-    return 0
+        return 0, change, f"{change['path']}: {change['sha256_was']} -> {change['sha256_now']}"
+
+    return run_command(prog, p, argv, run)
 
 
 if __name__ == "__main__":

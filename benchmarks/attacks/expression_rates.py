@@ -149,20 +149,30 @@ def markdown(result: dict, top: int = 12) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m facelivenet.benchmarks.attacks.expression_rates",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="folder holding jaffe/ and fer2013/")
+    """Measure the rates; write expression_rates.json / .md to --out. Returns the exit code."""
+    from facelivenet.edge_runtime.cli_common import add_data_option, add_detector_option, add_json_flag, add_log_options
+    from facelivenet.edge_runtime.cli_runner import run_command
+
+    prog = "python -m facelivenet.benchmarks.attacks.expression_rates"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    add_data_option(p, "jaffe/ and fer2013/", type=Path)
     p.add_argument("--per-class", type=int, default=150, help="FER2013 test images per class (default 150)")
-    p.add_argument("--detector", help="YuNet .onnx (default: $FACELIVE_DETECTOR, else the bundle's)")
+    add_detector_option(p)
     p.add_argument("--out", type=Path, required=True, help="folder for expression_rates.json / .md")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = measure(args.data, args.per_class, args.detector)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "expression_rates.json").write_text(json.dumps(result, indent=1))
-    (args.out / "expression_rates.md").write_text(markdown(result) + "\n")
-    log.info("%s", markdown(result))
-    return 0
+    add_json_flag(p)
+    add_log_options(p)
+
+    def run(args: argparse.Namespace):
+        if args.data is None:
+            raise ValueError("--data is required: the folder holding jaffe/ and fer2013/")
+        result = measure(args.data, args.per_class, args.detector)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "expression_rates.json").write_text(json.dumps(result, indent=1))
+        text = markdown(result)
+        (args.out / "expression_rates.md").write_text(text + "\n")
+        return 0, result, text
+
+    return run_command(prog, p, argv, run, user_errors=(ValueError,))
 
 
 if __name__ == "__main__":  # pragma: no cover

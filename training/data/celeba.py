@@ -112,23 +112,32 @@ def prepare(images_dir: str, identities_txt: str, exclude_txt: str, out_dir: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m facelivenet.training.data.celeba", description=__doc__.split("\n\n")[0])
+    """Prepare the CelebA identity folders. Returns the exit code."""
+    from facelivenet.edge_runtime.cli_common import add_detector_option, add_json_flag, add_log_options
+    from facelivenet.edge_runtime.cli_runner import run_command
+
+    prog = "python -m facelivenet.training.data.celeba"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--images", required=True)
     p.add_argument("--identities", required=True)
     p.add_argument("--exclude", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--teacher", default="arcface_fp")
-    p.add_argument("--detector", default=None)
+    add_detector_option(p)
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--outlier-cosine", type=float, required=True)
     p.add_argument("--merge-cosine", type=float, required=True)
     p.add_argument("--min-images", type=int, default=2)
     p.add_argument("--upscale-to", type=int, default=224)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-    prepare(args.images, args.identities, args.exclude, args.out, args.teacher, args.detector, args.cache_dir,
-            args.outlier_cosine, args.merge_cosine, args.min_images, args.upscale_to)
-    return 0
+    add_json_flag(p)
+    add_log_options(p)
+
+    def run(args: argparse.Namespace):
+        result = prepare(args.images, args.identities, args.exclude, args.out, args.teacher, args.detector,
+                         args.cache_dir, args.outlier_cosine, args.merge_cosine, args.min_images, args.upscale_to)
+        return 0, result, f"prepared {args.out}"
+
+    return run_command(prog, p, argv, run, user_errors=(ValueError,))
 
 
 if __name__ == "__main__":
