@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -m "not slow"
 $(BIN)/.installed: pyproject.toml .ci/constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -qq --upgrade pip
-	$(BIN)/pip install -qq -c .ci/constraints.txt -e ".[edge,train,export,dev,teacher,demo,sign,docs]"
+	$(BIN)/pip install -qq -c .ci/constraints.txt -e ".[edge,train,export,dev,teacher,demo,sign,docs,server]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -1,0 +1,1 @@
+"""facelivenet.server: the verification server (``facelive serve``), its stores and its client."""
