@@ -40,7 +40,7 @@ from .options import RuntimeOptions, bundle_or
 from .reasons import Decision
 from .session import AuthSession, SessionConfig, SessionResult
 from .sources import Frame, FrameSource, open_source
-from .step_plan import Target
+from .step_plan import StepPlan, Target
 from .store import ModelMismatchError, TemplateStore, UnknownUserError, UserInfo, validate_user_id
 
 __all__ = ["Authenticator", "LiveSession", "ModelMismatchError", "NoUsableFaceError", "UnknownUserError", "UserInfo",
@@ -237,15 +237,16 @@ class Authenticator:
     # ------------------------------------------------------------ authenticate
 
     def start_session(self, user: str, challenge: Sequence[str] | None = None,
-                      now: float | None = None) -> LiveSession:
-        """Start authenticating ``user`` with a drawn challenge (or ``challenge``); feed it frames with
-        :meth:`feed` (or the returned session's ``feed``). UnknownUserError (also when there is no database
-        yet) / ModelMismatchError when the user has no template for this model."""
+                      now: float | None = None, plan: StepPlan | None = None) -> LiveSession:
+        """Start authenticating ``user`` with a drawn challenge (or ``challenge``) and drawn targets and rests
+        (or ``plan``: e.g. a served session's, replayed offline); feed it frames with :meth:`feed` (or the
+        returned session's ``feed``). UnknownUserError (also when there is no database yet) /
+        ModelMismatchError when the user has no template for this model."""
         self.close()
         settings = self.options.session
         now = time.time() if now is None else now
         drawn = tuple(challenge) if challenge is not None else self.draw_challenge()
-        plan = settings.draw_plan(with_neutral_steps(drawn))
+        plan = plan if plan is not None else settings.draw_plan(with_neutral_steps(drawn))
         if not self.db.is_file():
             raise UnknownUserError(f"no template database at {self.db}: enroll {user!r} first")
         with TemplateStore(self.db, create=False) as store:

@@ -26,6 +26,10 @@ class Reason(StrEnum):
     BAD_FRAME = "BAD_FRAME"
     UNKNOWN_USER = "UNKNOWN_USER"
     MODEL_MISMATCH = "MODEL_MISMATCH"
+    # Server sessions (facelive serve)
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    ABANDONED = "ABANDONED"
+    TOO_MANY_FRAMES = "TOO_MANY_FRAMES"
     # Quality gates
     FACE_TOO_SMALL = "FACE_TOO_SMALL"
     BLURRY = "BLURRY"
@@ -57,6 +61,9 @@ LOCKED_OUT = Reason.LOCKED_OUT
 BAD_FRAME = Reason.BAD_FRAME
 UNKNOWN_USER = Reason.UNKNOWN_USER
 MODEL_MISMATCH = Reason.MODEL_MISMATCH
+SESSION_EXPIRED = Reason.SESSION_EXPIRED
+ABANDONED = Reason.ABANDONED
+TOO_MANY_FRAMES = Reason.TOO_MANY_FRAMES
 FACE_TOO_SMALL = Reason.FACE_TOO_SMALL
 BLURRY = Reason.BLURRY
 POSE = Reason.POSE
@@ -78,6 +85,9 @@ REASON_TEXT = {
     BAD_FRAME: "a frame could not be read",
     UNKNOWN_USER: "this user is not enrolled",
     MODEL_MISMATCH: "the user was enrolled with a different model; enroll again",
+    SESSION_EXPIRED: "the session expired: it ran past its time or no frame came for too long",
+    ABANDONED: "the session was ended before the challenge was complete",
+    TOO_MANY_FRAMES: "the session sent more frames than allowed",
     FACE_TOO_SMALL: "move closer: the face is too small",
     BLURRY: "hold still: the image is blurry",
     POSE: "look straight at the camera",

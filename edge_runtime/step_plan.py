@@ -176,6 +176,22 @@ class StepPlan:
     def hold(self, step: int) -> float | None:
         return self.holds[step] if step < len(self.holds) else None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON: ``{"targets": [Target.to_dict() | None, ...], "holds": [s | None, ...]}``; :meth:`from_dict`
+        rebuilds the very same plan (a server's admin read, an offline replay of a served session)."""
+        return {"targets": [None if t is None else t.to_dict() for t in self.targets], "holds": list(self.holds)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StepPlan":
+        """The plan :meth:`to_dict` wrote; PlanError naming what is malformed."""
+        try:
+            targets = tuple(None if t is None else Target(float(t["cx"]), float(t["cy"]), float(t["rx"]), float(t["ry"]))
+                            for t in d.get("targets", ()))
+            holds = tuple(None if h is None else float(h) for h in d.get("holds", ()))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise PlanError(f"not a step plan (targets: [{{cx, cy, rx, ry}} | null], holds: [s | null]): {exc!r}") from exc
+        return cls(targets, holds)
+
 
 @dataclass
 class _Draw:

@@ -1,0 +1,448 @@
+"""The HTTP service of ``facelive serve``: :func:`create_app` builds the FastAPI app of protocol v1.
+
+- Every route is under ``/v1``; the OpenAPI document is at ``/openapi.json``, Swagger UI at ``/docs``.
+- Every error is ``{"error": {"code", "message", "status"}}`` with a stable code (:mod:`.errors`): the
+  server's own refusals, FastAPI's validation errors, unknown routes and methods, a database that is down
+  (503 ``store_unavailable``), and anything unexpected (500 ``internal_error``: logged, never a trace to the
+  client). A bad request changes nothing and the server keeps serving.
+- Bodies are capped before they are read past the limit (:class:`BodyLimit`): the declared Content-Length
+  first, then the stream, stopping at the limit + 1 byte (413).
+- Per worker process: one pipeline (not thread-safe: one frame at a time under a lock; JPEG decoding and the
+  database work run outside it), a small pool of store connections (one per thread at a time), the rate
+  limiter, and a thread failing expired sessions closed every ``sweep_interval_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from functools import partial
+from typing import Any, Callable, Iterator
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..edge_runtime.api import open_pipeline
+from ..edge_runtime.enrollment import EnrollmentError, enroll_frames
+from ..edge_runtime.errors import ImageReadError, ImageTooLargeError
+from ..edge_runtime.face_pipeline import FacePipeline
+from ..edge_runtime.imageio import decode_image
+from ..edge_runtime import reasons
+from ..edge_runtime.sources import Frame
+from ..edge_runtime.store import ModelMismatchError, StoreError, UnknownUserError, validate_user_id
+from . import schemas
+from .config import CONFIG_ENV, ServerConfig
+from .errors import CODES, ApiError, error_body
+from .frames import check_jpeg_bytes, feed_served_frame
+from .keys import bearer_key, check_key
+from .ratelimit import Rate, RateLimiter
+from .sessions import Worker, admin_view, client_status, deliver_result, start_session, step_view
+from .session_state import loads as load_state
+from .store import KeyRecord, ServerStore, StoreUnavailableError, open_store, redact_url
+
+log = logging.getLogger("facelivenet.server")
+
+API = "v1"
+SMALL_BODY = 64 * 1024  # JSON bodies and bodiless calls
+FRAME_PATH = "/frames"
+JPEG_TYPES = ("image/jpeg", "image/jpg", "application/octet-stream", "")
+
+ERRORS = {status: {"model": schemas.ErrorOut, "description": ", ".join(c for c, s in CODES.items() if s == status)}
+          for status in sorted(set(CODES.values()))}
+
+
+# ------------------------------------------------------------------ the store pool
+
+
+class StorePool:
+    """One store connection per thread (an SQLite connection belongs to the thread that opened it; the thread
+    pool reuses its threads, so there are as many connections as threads that served requests). A
+    connection that lost its database is dropped: the thread's next call opens a fresh one."""
+
+    def __init__(self, factory: Callable[[], ServerStore]) -> None:
+        self.factory = factory
+        self._local = threading.local()
+        self._all: list[ServerStore] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[ServerStore]:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = self.factory()
+            with self._lock:
+                self._all.append(store)
+        try:
+            yield store
+        except StoreUnavailableError:
+            self._local.store = None
+            with self._lock:
+                if store in self._all:
+                    self._all.remove(store)
+            with contextlib.suppress(Exception):
+                store.close()
+            raise
+
+    def close(self) -> None:
+        """Close every thread's connection (at shutdown, when no request runs)."""
+        with self._lock:
+            stores, self._all = self._all, []
+        for store in stores:
+            with contextlib.suppress(Exception):
+                store.close()
+
+
+# ------------------------------------------------------------------ body limits
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a body over its route's limit with 413 before reading past the limit."""
+
+    def __init__(self, app, limit_for: Callable[[str, str], tuple[int, str]]) -> None:
+        self.app, self.limit_for = app, limit_for
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, code = self.limit_for(scope["method"], scope["path"])
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > limit
+            except ValueError:
+                await _send_error(send, "invalid_request", f"Content-Length {declared[:40]!r} is not a number", 400)
+                return
+            if too_large:
+                await _send_error(send, code, f"the body is {int(declared)} bytes; the limit here is {limit}")
+                return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _send_error(send, code, f"the body is over the limit of {limit} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, delivered = b"".join(chunks), False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _send_error(send, code: str, message: str, status: int | None = None) -> None:
+    status = status or CODES[code]
+    payload = json.dumps(error_body(code, message, status)).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+# ------------------------------------------------------------------ errors
+
+
+def _error_response(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, status), status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc.code, exc.message, exc.status, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()[:5]]
+        return _error_response("invalid_request", "; ".join(parts) or "invalid request", 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        return _error_response(code, str(exc.detail), exc.status_code, getattr(exc, "headers", None))
+
+    @app.exception_handler(UnknownUserError)
+    async def unknown_user(_request: Request, exc: UnknownUserError) -> JSONResponse:
+        return _error_response("unknown_user", "this user is not enrolled", 404)
+
+    @app.exception_handler(ModelMismatchError)
+    async def model_mismatch(_request: Request, exc: ModelMismatchError) -> JSONResponse:
+        return _error_response("model_mismatch", "the user was enrolled with another model: enroll again", 409)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_down(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.warning("store unavailable: %s", exc)
+        return _error_response("store_unavailable", "the database is unavailable; retry later", 503,
+                               {"Retry-After": "2"})
+
+    @app.exception_handler(StoreError)
+    async def store_error(_request: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error: %s", exc)
+        return _error_response("internal_error", "the database refused the operation (logged)", 500)
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return _error_response("internal_error", "internal error (logged)", 500)
+
+
+# ------------------------------------------------------------------ the app
+
+
+def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | None = None,
+               pipeline: FacePipeline | None = None) -> FastAPI:
+    """The server's app: ``config``'s bundle (opened here, hash-verified and signature-checked, unless
+    ``pipeline`` is given), its database (``store_factory`` opens one connection; default ``open_store(config.db)``)."""
+    worker = Worker(config, pipeline if pipeline is not None else open_pipeline(config.runtime_options()))
+    worker.session_config  # the thresholds resolve (or fail) now, not at the first session
+    pool = StorePool(store_factory or partial(open_store, config.db))
+    limiter = RateLimiter({"sessions": Rate.per_minute(config.rate_sessions_per_min),
+                           "frames": Rate.per_second(config.rate_frames_per_s),
+                           "admin": Rate.per_minute(config.rate_admin_per_min)})
+    public = config.to_dict()
+    public["db"] = redact_url(str(config.db))
+    log.info("server config %s; model %s", json.dumps(public, sort_keys=True), worker.pipeline.model.description)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        stop = threading.Event()
+        sweeper = threading.Thread(target=_sweep_loop, args=(pool, config, stop), name="facelive-sweep", daemon=True)
+        sweeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            sweeper.join(timeout=5)
+            pool.close()
+
+    app = FastAPI(title="facelivenet verification server", version=API, lifespan=lifespan,
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
+                  description="Challenge drawn and decision made on the server: enrol users, start a session, "
+                              "stream JPEG frames bound to a rolling one-time nonce, read the decision once.")
+    app.state.worker, app.state.pool, app.state.limiter, app.state.config = worker, pool, limiter, config
+    _install_error_handlers(app)
+
+    def limit_for(method: str, path: str) -> tuple[int, str]:
+        if method == "POST" and path.startswith(f"/{API}/sessions/") and path.endswith(FRAME_PATH):
+            return config.max_frame_bytes, "frame_too_large"
+        if method == "PUT" and path.startswith(f"/{API}/users/"):
+            return config.max_enroll_bytes, "body_too_large"
+        return SMALL_BODY, "body_too_large"
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer flk_<key id>_<secret>")
+
+    def authorize(store: ServerStore, request: Request, scope: str, budget: str) -> KeyRecord:
+        key = check_key(store, bearer_key(request.headers.get("authorization")), scope)
+        limiter.take(budget, f"key:{key.key_id}", f"addr:{request.client.host if request.client else '?'}")
+        return key
+
+    def admin_call(request: Request, fn: Callable[[ServerStore], Any]) -> Any:
+        with pool.store() as store:
+            authorize(store, request, "admin", "admin")
+            return fn(store)
+
+    # -------------------------------------------------------------- health
+
+    @app.get(f"/{API}/health", response_model=schemas.HealthOut, responses={503: ERRORS[503]}, tags=["service"])
+    def health() -> dict[str, Any]:
+        """Is the server up and its database reachable? (no key needed)"""
+        with pool.store() as store:
+            store.ping()
+            kind = store.kind
+        return {"status": "ok", "store": kind, "model": worker.fingerprint[:16], "api": API}
+
+    # -------------------------------------------------------------- sessions
+
+    @app.post(f"/{API}/sessions", status_code=201, response_model=schemas.SessionOut, tags=["sessions"],
+              responses={s: ERRORS[s] for s in (401, 403, 404, 409, 422, 429, 503)}, dependencies=[Depends(bearer)])
+    def post_session(request: Request, body: schemas.SessionIn) -> dict[str, Any]:
+        """Start a session for ``user``: the server draws the challenge, the places and the timing."""
+        user = _user_id(body.user)
+        now = time.time()
+        with pool.store() as store:
+            key = authorize(store, request, "app", "sessions")
+            store.expire_sessions(now, config.max_frame_gap_s)  # a vanished client's session counts for the lock-out
+            row, nonce = start_session(worker, store, user, key.key_id, now)
+        session, _ = load_state(row.state)
+        pending = row.status == reasons.Decision.PENDING
+        return {"session_id": row.session_id, "nonce": nonce if pending else None, "expires_at": row.expires_at,
+                "expires_in_s": round(row.expires_at - now, 3), "status": client_status(row.status),
+                "steps": len(session.step_labels), "step": step_view(session),
+                "limits": {"max_frame_bytes": config.max_frame_bytes, "max_frames": config.max_frames,
+                           "max_frame_gap_s": config.max_frame_gap_s, "max_clock_skew_s": config.max_clock_skew_s}}
+
+    @app.post(f"/{API}/sessions/{{session_id}}/frames", response_model=schemas.FrameOut, tags=["sessions"],
+              responses={s: ERRORS[s] for s in (401, 403, 404, 409, 410, 413, 415, 422, 429, 503)},
+              dependencies=[Depends(bearer)],
+              openapi_extra={"requestBody": {"required": True, "description": "one JPEG frame",
+                                             "content": {"image/jpeg": {"schema": {"type": "string",
+                                                                                   "format": "binary"}}}}})
+    async def post_frame(request: Request, session_id: str,
+                         seq: int = Query(ge=0, description="frames sent before this one"),
+                         t: float = Query(description="capture time, seconds on the client's monotonic clock"),
+                         nonce: str = Query(min_length=1, max_length=128, description="from the previous answer")):
+        """Send one frame (the body: JPEG bytes) taken at ``t``; the answer says the step now and the next nonce."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in JPEG_TYPES:
+            raise ApiError("not_a_jpeg", f"the frame must be sent as image/jpeg, not {content_type[:60]!r}")
+        body = await request.body()
+        check_jpeg_bytes(body)
+        return await run_in_threadpool(_frame, request, session_id, seq, t, nonce, body)
+
+    def _frame(request: Request, session_id: str, seq: int, t: float, nonce: str, body: bytes) -> dict[str, Any]:
+        with pool.store() as store:
+            key = authorize(store, request, "app", "frames")
+            return feed_served_frame(worker, store, session_id, key, seq, t, nonce, body, time.time())
+
+    @app.post(f"/{API}/sessions/{{session_id}}/result", response_model=schemas.ResultOut, tags=["sessions"],
+              responses={s: ERRORS[s] for s in (401, 403, 404, 409, 429, 503)}, dependencies=[Depends(bearer)])
+    def post_result(request: Request, session_id: str) -> dict[str, Any]:
+        """The decision, once (a pending session ends here, rejected as abandoned)."""
+        with pool.store() as store:
+            key = authorize(store, request, "app", "sessions")
+            row = store.session(session_id)
+            if row is None:
+                raise ApiError("unknown_session", f"no session {session_id!r}")
+            if row.key_id != key.key_id:
+                raise ApiError("session_not_yours", "this session was opened with another API key")
+            return deliver_result(store, row, time.time(), config.max_frame_gap_s)
+
+    # -------------------------------------------------------------- users (admin)
+
+    @app.put(f"/{API}/users/{{user}}", response_model=schemas.EnrollOut, tags=["users"],
+             responses={s: ERRORS[s] for s in (401, 403, 413, 415, 422, 429, 503)}, dependencies=[Depends(bearer)],
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["images"], "properties": {"images": {
+                     "type": "array", "items": {"type": "string", "format": "binary"},
+                     "description": "JPEG or PNG face images"}}}}}}})
+    async def put_user(request: Request, user: str) -> dict[str, Any]:
+        """Enroll (or re-enroll) ``user`` from one or more ``images`` parts, quality-gated as facelive enroll."""
+        user = _user_id(user)
+        await run_in_threadpool(admin_call, request, lambda store: None)
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise ApiError("unsupported_media_type", "send the images as multipart/form-data parts named 'images'")
+        form = await request.form(max_files=config.max_enroll_images, max_fields=16)
+        images = [await part.read() for part in form.getlist("images") if hasattr(part, "read")]
+        await form.close()
+        if not images:
+            raise ApiError("invalid_request", "no 'images' file parts in the form")
+        return await run_in_threadpool(_enroll, user, images)
+
+    def _enroll(user: str, images: list[bytes]) -> dict[str, Any]:
+        frames = []
+        for i, data in enumerate(images):
+            try:
+                frames.append(Frame(i, float(i), decode_image(data, f"image {i}"), f"image {i}"))
+            except ImageReadError as exc:
+                frames.append(Frame(i, float(i), None, f"image {i}", error=str(exc),
+                                    reason=reasons.IMAGE_TOO_LARGE if isinstance(exc, ImageTooLargeError)
+                                    else reasons.UNREADABLE))
+        with pool.store() as store, worker.lock:
+            try:
+                result = enroll_frames(worker.pipeline, _TemplateWriter(store), user, frames)
+            except EnrollmentError as exc:
+                raise ApiError("enrollment_failed", str(exc)) from exc
+        index = {f.name: f.index for f in frames}
+        return {"user": result.user, "images_used": result.images_used, "model": result.model_fingerprint,
+                "images_rejected": [{"index": index[r["path"]], "reasons": [r["reason"]]} for r in result.rejected]}
+
+    @app.get(f"/{API}/users", response_model=schemas.UsersOut, tags=["users"], dependencies=[Depends(bearer)],
+             responses={s: ERRORS[s] for s in (401, 403, 429, 503)})
+    def get_users(request: Request) -> dict[str, Any]:
+        """The enrolled users (every model's templates)."""
+        users = admin_call(request, lambda store: store.users())
+        return {"users": [{"user": u.user_id, "model_fingerprint": u.model_fingerprint, "images": u.images,
+                           "created": u.created} for u in users]}
+
+    @app.delete(f"/{API}/users/{{user}}", response_model=schemas.DeletedOut, tags=["users"],
+                dependencies=[Depends(bearer)], responses={s: ERRORS[s] for s in (401, 403, 404, 429, 503)})
+    def delete_user(request: Request, user: str) -> dict[str, Any]:
+        """Delete the user's templates and attempt history."""
+        user = _user_id(user)
+        return {"user": user, "templates": admin_call(request, lambda store: store.delete_user(user))}
+
+    # -------------------------------------------------------------- admin reads
+
+    @app.get(f"/{API}/admin/sessions/{{session_id}}", response_model=schemas.AdminSessionOut, tags=["admin"],
+             dependencies=[Depends(bearer)], responses={s: ERRORS[s] for s in (401, 403, 404, 429, 503)})
+    def admin_session(request: Request, session_id: str) -> dict[str, Any]:
+        """Everything about a session: challenge, plan, settings, result with scores and thresholds."""
+        row = admin_call(request, lambda store: store.session(session_id))
+        if row is None:
+            raise ApiError("unknown_session", f"no session {session_id!r}")
+        return admin_view(row)
+
+    @app.get(f"/{API}/admin/attempts", response_model=schemas.AttemptsOut, tags=["admin"],
+             dependencies=[Depends(bearer)], responses={s: ERRORS[s] for s in (401, 403, 429, 503)})
+    def admin_attempts(request: Request, user: str | None = None,
+                       limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
+        """The recorded attempts (newest first), of one user or all."""
+        return {"attempts": admin_call(request, lambda store: store.attempts(user, limit))}
+
+    @app.get(f"/{API}/admin/config", tags=["admin"], dependencies=[Depends(bearer)],
+             responses={s: ERRORS[s] for s in (401, 403, 429, 503)})
+    def admin_config(request: Request) -> dict[str, Any]:
+        """The server's resolved config (the database URL without its password) and model."""
+        admin_call(request, lambda store: None)
+        return {**public, "model": worker.pipeline.model.description, "model_fingerprint": worker.fingerprint}
+
+    return app
+
+
+class _TemplateWriter:
+    """enroll_frames' store: it only puts the template (in the server's store)."""
+
+    def __init__(self, store: ServerStore) -> None:
+        self.put = store.put_template
+
+
+def _user_id(user: str) -> str:
+    try:
+        return validate_user_id(user)
+    except StoreError as exc:
+        raise ApiError("invalid_request", str(exc)) from exc
+
+
+def _sweep_loop(pool: StorePool, config: ServerConfig, stop: threading.Event) -> None:
+    """Fail expired sessions closed every ``sweep_interval_s`` until ``stop`` (each exactly once, whichever
+    worker's sweep finds it)."""
+    while True:
+        try:
+            with pool.store() as store:
+                expired = store.expire_sessions(time.time(), config.max_frame_gap_s)
+            if expired:
+                log.info("expired %d session(s): %s", len(expired), ", ".join(expired))
+        except Exception as exc:  # noqa: BLE001 - the sweep must outlive a database outage
+            log.warning("expiry sweep failed: %s", exc)
+        if stop.wait(config.sweep_interval_s):
+            return
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``facelive serve`` worker process: its config from ``$FACELIVE_SERVER_CONFIG`` (JSON)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        raise RuntimeError(f"${CONFIG_ENV} is not set: start the server with facelive serve")
+    return create_app(ServerConfig.from_dict(json.loads(text)))
