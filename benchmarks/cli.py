@@ -63,6 +63,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attacks": ("facelivenet.benchmarks.attacks.cli", "liveness attacks: APCER per attack type, BPCER"),
     "device": ("facelivenet.benchmarks.device_cli", "latency + parity with only the edge extra (no torch)"),
     "cpus": ("facelivenet.benchmarks.cpus_cli", "every file on every CPU family (native, emulated AVX2 and arm64)"),
+    "serve": ("facelivenet.benchmarks.serve", "the verification server under load on loopback + decision equality"),
 }
 
 
