@@ -318,6 +318,23 @@ def _detect_line(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- serve, keys
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    """``facelive serve`` (facelivenet.server.cli: FastAPI and uvicorn are imported when it runs)."""
+    from ..server.cli import add_serve
+
+    add_serve(sub)
+
+
+def _add_keys(sub: argparse._SubParsersAction) -> None:
+    """``facelive keys`` (facelivenet.server.cli)."""
+    from ..server.cli import add_keys
+
+    add_keys(sub)
+
+
 # --------------------------------------------------------------------------- registry
 
 # Subcommands, in the order ``facelive --help`` lists them. The model-running
@@ -333,6 +350,8 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_detect,
     _add_keygen,
     _add_sign,
+    _add_serve,
+    _add_keys,
 ]
 
 
