@@ -25,6 +25,9 @@ import numpy as np
 
 from facelivenet.edge_runtime.store import (ModelMismatchError, StoreError, Template,  # noqa: F401 (re-exported)
                                             UnknownUserError, UserInfo)
+# the embeddings' storage format (little-endian float32 bytes), shared with the SQLite template store
+from facelivenet.edge_runtime.store import _blob as f32_bytes, _vec as f32_rows  # noqa: F401
+
 
 # The reason code of a pending session closed by the expiry sweep (or found expired by a frame).
 # TODO(lead): add SESSION_EXPIRED to edge_runtime.reasons.Reason and use it here.
@@ -66,7 +69,7 @@ class SessionRow:
     server_t0: float | None = None  # ... and the server's time.time()
     last_client_t: float | None = None
     last_server_t: float | None = None  # time.time() of the last accepted frame (the expiry sweep's idle clock)
-    state: bytes = b""  # the session_state blob
+    state: bytes = field(default=b"", repr=False)  # the session_state blob
     version: int = 0
     result_delivered: bool = False
     detail: dict = field(default_factory=dict)  # JSON: challenge, plan, settings, result once decided (admin read)
@@ -89,7 +92,8 @@ class ServerStore(Protocol):
     def delete_user(self, user_id: str) -> int: ...
 
     # attempts / lock-out
-    def locked_until(self, user_id: str, max_failures: int, window_s: float, now: float | None = None) -> float | None: ...
+    def locked_until(self, user_id: str, max_failures: int, window_s: float,
+                     now: float | None = None) -> float | None: ...
     def attempts(self, user_id: str | None = None, limit: int = 100) -> list[dict]: ...
 
     # keys
@@ -121,6 +125,11 @@ def open_store(url_or_path: str | Path) -> ServerStore:
                          "use postgresql://... or an SQLite file path")
     from .store_sqlite import SQLiteServerStore
     return SQLiteServerStore(text)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (drivers' messages span several)."""
+    return " ".join(str(exc).split())
 
 
 def redact_url(url: str) -> str:
@@ -157,6 +166,20 @@ def check_schema_version(applied: int, dialect: str, where: str) -> None:
     if applied > known:
         raise StoreError(f"{where} has server schema version {applied}; this server knows up to {known}: "
                          "upgrade facelivenet")
+
+
+def prepare_template(embeddings: np.ndarray, sources: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, list]:
+    """(unit embeddings, unit mean template, sources) as TemplateStore.put makes them (for the PostgreSQL store).
+    TODO(lead): one public helper in edge_runtime.store for this and TemplateStore.put."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[0] < 1 or not np.all(np.isfinite(emb)):
+        raise StoreError(f"need at least one finite embedding, got shape {emb.shape}")
+    sources = list(sources) if sources is not None else [""] * len(emb)
+    if len(sources) != len(emb):
+        raise StoreError("one source name per embedding")
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    mean = emb.mean(axis=0)
+    return emb, (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32), sources
 
 
 def check_session(row: SessionRow) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,10 +69,16 @@ class SQLiteServerStore:
 
     def __init__(self, path: str | Path, timeout_s: float = 10.0) -> None:
         self.path = Path(path)
-        self._templates = TemplateStore(self.path, timeout_s=timeout_s)
+        self._timeout_s = timeout_s
+        # TODO(lead): TemplateStore(check_same_thread=False) (notes/requests_P.md); until then one per thread
+        self._template_stores: dict[int, TemplateStore] = {}
+        self._templates_lock = threading.Lock()
         self._durable = True
+        # the TemplateStore creates or validates the file first (its schema, its checks)
+        self._template_stores[threading.get_ident()] = TemplateStore(self.path, timeout_s=timeout_s)
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+            self._conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None,
+                                         check_same_thread=False)
             self._conn.execute("PRAGMA synchronous = FULL")
             self._migrate()
         except sqlite3.OperationalError as exc:
@@ -80,6 +87,16 @@ class SQLiteServerStore:
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StoreError(f"{self.path} is not a usable server database ({exc}); it was left untouched") from exc
+
+    @property
+    def _templates(self) -> TemplateStore:
+        """This thread's TemplateStore (sqlite3 binds a connection to the thread that opened it)."""
+        tid = threading.get_ident()
+        with self._templates_lock:
+            store = self._template_stores.get(tid)
+            if store is None:
+                store = self._template_stores[tid] = TemplateStore(self.path, timeout_s=self._timeout_s)
+            return store
 
     def _migrate(self) -> None:
         with self._write() as c:
@@ -114,7 +131,13 @@ class SQLiteServerStore:
         conn = getattr(self, "_conn", None)
         if conn is not None:
             conn.close()
-        self._templates.close()
+        with self._templates_lock:
+            stores, self._template_stores = self._template_stores, {}
+        for store in stores.values():
+            try:
+                store.close()
+            except sqlite3.ProgrammingError:
+                pass  # opened by another thread: closed when collected
 
     def __enter__(self) -> "SQLiteServerStore":
         return self
@@ -194,7 +217,8 @@ class SQLiteServerStore:
     def revoke_key(self, key_id: str) -> bool:
         """Revoke the key; False when there is no such key or it was revoked already."""
         with self._write() as c:
-            return c.execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ? AND revoked = 0", (key_id,)).rowcount == 1
+            n = c.execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ? AND revoked = 0", (key_id,)).rowcount
+        return n == 1
 
     # ------------------------------------------------------------ sessions
 

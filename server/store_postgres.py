@@ -1,0 +1,311 @@
+"""The PostgreSQL server store (psycopg 3): templates, attempts, keys and sessions shared by every server instance.
+
+- The whole schema is versioned SQL in ``server/migrations/postgresql``; at open, the missing versions are
+  applied in one transaction under an advisory lock (two servers starting at once do not race) and recorded
+  in ``server_migrations`` (version, name, applied).
+- One connection per store object (the app keeps one store per worker thread). A database that is down raises
+  StoreUnavailableError; the next call connects again. A call whose connection turns out dead before its
+  COMMIT was sent is retried once on a new connection (nothing was written), so a database restart costs no request.
+- Templates: the semantics of edge_runtime.store.TemplateStore (embeddings as little-endian float32 bytea).
+- Sessions: optimistic concurrency through the version in the UPDATE's WHERE (no ``SELECT ... FOR UPDATE``);
+  the expiry sweep is one UPDATE whose row locks make each session expire exactly once across instances.
+- Pending-frame state updates commit with ``synchronous_commit = off`` (the PostgreSQL counterpart of SQLite's
+  NORMAL: a database crash may lose the last few; the session then fails closed); all other writes are durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+from facelivenet.edge_runtime.store import APPLICATION_ID, Template, UserInfo, validate_user_id
+
+from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, SESSION_UPDATE_COLUMNS, Attempt,
+                    KeyRecord, ModelMismatchError, SessionRow, StoreError, StoreUnavailableError, UnknownUserError,
+                    attempt_dict, attempt_row, check_key, check_schema_version, dumps, f32_bytes, f32_rows,
+                    key_from_values, migrations, one_line, prepare_template, redact_url, session_from_values,
+                    session_values)
+
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - the server extra installs it
+    psycopg = None
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_INSERT_ATTEMPT = "INSERT INTO attempts (user_id, ts, success, reasons) VALUES (%s, %s, %s, %s)"
+_JSON_COLUMNS = ("reasons", "detail")
+
+
+def _placeholder(name: str) -> str:
+    return "%s::jsonb" if name in _JSON_COLUMNS else "%s"
+
+
+class PostgresServerStore:
+    """The server store on the PostgreSQL database at ``url`` (``postgresql://user:pw@host:port/db``)."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, connect_timeout_s: int = 5) -> None:
+        if psycopg is None:
+            raise StoreError("a postgresql:// store needs psycopg 3: pip install 'facelivenet[server]'")
+        self.url = url
+        self._where = redact_url(url)
+        self._connect_timeout_s = connect_timeout_s
+        self._conn = None
+        self._run(self._migrate)
+
+    # ------------------------------------------------------------ connection and transactions
+
+    def _connection(self):
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self._connect_timeout_s,
+                                             application_name="facelive-serve")
+            except psycopg.Error as exc:
+                self._conn = None
+                raise StoreUnavailableError(f"cannot connect to {self._where}: {one_line(exc)}") from exc
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    def _run(self, work: Callable[["psycopg.Cursor"], T], durable: bool = True) -> T:
+        """``work(cursor)`` in one transaction; psycopg's errors as the store's (see the module docstring)."""
+        for first_try in (True, False):
+            reused = self._conn is not None and not self._conn.closed
+            conn = self._connection()
+            committing = False
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit = off")
+                    result = work(cur)
+                    committing = True
+                    cur.execute("COMMIT")
+                return result
+            except psycopg.OperationalError as exc:
+                self._rollback_or_drop()
+                if first_try and not committing and (reused or not conn.broken):
+                    log.info("retrying on a new connection to %s after: %s", self._where, one_line(exc))
+                    continue
+                unknown = " (the outcome of the last write is unknown)" if committing else ""
+                raise StoreUnavailableError(f"the database {self._where} is unavailable{unknown}: "
+                                            f"{one_line(exc)}") from exc
+            except psycopg.IntegrityError:
+                self._rollback_or_drop()
+                raise
+            except psycopg.Error as exc:
+                self._rollback_or_drop()
+                raise StoreError(f"database {self._where}: {one_line(exc)}") from exc
+            except BaseException:
+                self._rollback_or_drop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _rollback_or_drop(self) -> None:
+        """End a failed transaction; a connection that cannot even roll back is dropped (the next call reconnects)."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            self._drop()
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            self._drop()
+
+    def _migrate(self, cur) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPLICATION_ID,))
+        cur.execute("CREATE TABLE IF NOT EXISTS server_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied DOUBLE PRECISION NOT NULL)")
+        applied = cur.execute("SELECT COALESCE(MAX(version), 0) FROM server_migrations").fetchone()[0]
+        check_schema_version(applied, "postgresql", self._where)
+        for mig in migrations("postgresql")[applied:]:
+            cur.execute(mig.sql)
+            cur.execute("INSERT INTO server_migrations VALUES (%s, %s, %s)", (mig.version, mig.name, time.time()))
+            log.info("applied server migration %04d_%s to %s", mig.version, mig.name, self._where)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._drop()
+
+    def __enter__(self) -> "PostgresServerStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError when the database cannot be reached."""
+        self._run(lambda cur: cur.execute("SELECT 1").fetchone())
+
+    # ------------------------------------------------------------ templates
+
+    def put_template(self, user_id: str, model_fingerprint: str, embeddings: np.ndarray,
+                     sources: Sequence[str] | None = None) -> Template:
+        """Store (or replace) the user's template for this model, in one transaction."""
+        validate_user_id(user_id)
+        emb, template, sources = prepare_template(embeddings, sources)
+        now = time.time()
+
+        def work(cur) -> None:
+            cur.execute("DELETE FROM embeddings WHERE user_id = %s AND model_fingerprint = %s",
+                        (user_id, model_fingerprint))
+            cur.execute("INSERT INTO templates VALUES (%s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (user_id, model_fingerprint) DO UPDATE SET dim = EXCLUDED.dim, "
+                        "template = EXCLUDED.template, images = EXCLUDED.images, created = EXCLUDED.created",
+                        (user_id, model_fingerprint, emb.shape[1], f32_bytes(template), len(emb), now))
+            cur.executemany("INSERT INTO embeddings VALUES (%s, %s, %s, %s, %s)",
+                            ((user_id, model_fingerprint, i, f32_bytes(e), str(s))
+                             for i, (e, s) in enumerate(zip(emb, sources))))
+        self._run(work)
+        return Template(user_id, model_fingerprint, template, emb, now)
+
+    def template(self, user_id: str, model_fingerprint: str) -> Template:
+        """The user's template for this model; UnknownUserError / ModelMismatchError otherwise."""
+        # one statement: one snapshot, even while another instance replaces the template
+        rows = self._run(lambda cur: cur.execute(
+            "SELECT t.model_fingerprint, t.dim, t.template, t.created, "
+            "CASE WHEN t.model_fingerprint = %s THEN (SELECT array_agg(e.embedding ORDER BY e.idx) FROM embeddings e "
+            "WHERE e.user_id = t.user_id AND e.model_fingerprint = t.model_fingerprint) END "
+            "FROM templates t WHERE t.user_id = %s", (model_fingerprint, user_id)).fetchall())
+        if not rows:
+            raise UnknownUserError(f"user {user_id!r} is not enrolled in {self._where}")
+        for fp, dim, blob, created, embs in rows:
+            if fp == model_fingerprint:
+                return Template(user_id, fp, f32_rows(blob, dim)[0], f32_rows(b"".join(embs or []), dim), created)
+        others = ", ".join(sorted(r[0][:40] for r in rows))
+        raise ModelMismatchError(
+            f"user {user_id!r} was enrolled with another model ({others}), not {model_fingerprint[:40]}: "
+            "templates of different models are never compared; enroll the user again with this bundle")
+
+    def users(self) -> list[UserInfo]:
+        """Every (user, model) template, sorted by user."""
+        rows = self._run(lambda cur: cur.execute(
+            "SELECT user_id, model_fingerprint, images, created FROM templates ORDER BY user_id, created").fetchall())
+        return [UserInfo(*r) for r in rows]
+
+    def delete_user(self, user_id: str) -> int:
+        """Remove the user's templates (every model) and attempts; the number of templates removed."""
+        def work(cur) -> int:
+            n = cur.execute("DELETE FROM templates WHERE user_id = %s", (user_id,)).rowcount
+            cur.execute("DELETE FROM attempts WHERE user_id = %s", (user_id,))
+            return n
+        n = self._run(work)
+        if n == 0:
+            raise UnknownUserError(f"user {user_id!r} is not enrolled in {self._where}")
+        return n
+
+    # ------------------------------------------------------------ attempts / lock-out
+
+    def locked_until(self, user_id: str, max_failures: int, window_s: float, now: float | None = None) -> float | None:
+        """When ``max_failures`` failures (since the last success) fall within ``window_s``: the time the lock
+        ends; else None (TemplateStore's rule)."""
+        now = time.time() if now is None else now
+        fails = self._run(lambda cur: [r[0] for r in cur.execute(
+            "SELECT ts FROM attempts WHERE user_id = %s AND NOT success AND ts > %s AND ts > COALESCE("
+            "(SELECT MAX(ts) FROM attempts WHERE user_id = %s AND success), '-Infinity') ORDER BY ts DESC LIMIT %s",
+            (user_id, now - window_s, user_id, max_failures))])
+        if len(fails) < max_failures:
+            return None
+        return min(fails) + window_s
+
+    def attempts(self, user_id: str | None = None, limit: int = 100) -> list[dict]:
+        """The newest ``limit`` attempts (of one user, or all), newest first."""
+        where, params = ("WHERE user_id = %s", (user_id,)) if user_id is not None else ("", ())
+        rows = self._run(lambda cur: cur.execute(
+            f"SELECT user_id, ts, success, reasons FROM attempts {where} ORDER BY ts DESC, id DESC LIMIT %s",
+            (*params, int(limit))).fetchall())
+        return [attempt_dict(*r) for r in rows]
+
+    # ------------------------------------------------------------ keys
+
+    def add_key(self, rec: KeyRecord) -> None:
+        """Store a new key; StoreError if its id exists."""
+        check_key(rec)
+        try:
+            self._run(lambda cur: cur.execute(
+                f"INSERT INTO api_keys ({', '.join(KEY_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s)",
+                (rec.key_id, rec.name, rec.scope, rec.secret_sha256, rec.created, rec.revoked)))
+        except psycopg.IntegrityError as exc:
+            raise StoreError(f"an API key with id {rec.key_id!r} exists already") from exc
+
+    def key(self, key_id: str) -> KeyRecord | None:
+        """The key with this id (revoked or not), or None."""
+        r = self._run(lambda cur: cur.execute(
+            f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE key_id = %s", (key_id,)).fetchone())
+        return key_from_values(r) if r else None
+
+    def keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        rows = self._run(lambda cur: cur.execute(
+            f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys ORDER BY created, key_id").fetchall())
+        return [key_from_values(r) for r in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke the key; False when there is no such key or it was revoked already."""
+        return self._run(lambda cur: cur.execute(
+            "UPDATE api_keys SET revoked = TRUE WHERE key_id = %s AND NOT revoked", (key_id,)).rowcount == 1)
+
+    # ------------------------------------------------------------ sessions
+
+    def create_session(self, row: SessionRow) -> None:
+        """Insert a new session (StoreError if its id exists)."""
+        values = session_values(row)
+        marks = ", ".join(_placeholder(name) for name in SESSION_COLUMNS)
+        try:
+            self._run(lambda cur: cur.execute(
+                f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({marks})", values))
+        except psycopg.IntegrityError as exc:
+            raise StoreError(f"session {row.session_id!r} exists already") from exc
+
+    def session(self, session_id: str) -> SessionRow | None:
+        """The session, or None."""
+        r = self._run(lambda cur: cur.execute(
+            f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE session_id = %s", (session_id,)).fetchone())
+        return session_from_values(r) if r else None
+
+    def update_session(self, row: SessionRow, expected_version: int, attempt: Attempt | None = None) -> bool:
+        """Write ``row`` (version = expected_version + 1) if the stored version is ``expected_version``, with
+        ``attempt`` (success, reasons, ts) in the same transaction. True when written (``row.version`` is then
+        updated); False when another writer came first (nothing written)."""
+        values = session_values(row, SESSION_UPDATE_COLUMNS)
+        sets = ", ".join(f"{name} = {_placeholder(name)}" for name in SESSION_UPDATE_COLUMNS)
+
+        def work(cur) -> bool:
+            n = cur.execute(f"UPDATE sessions SET {sets}, version = %s WHERE session_id = %s AND version = %s",
+                            (*values, expected_version + 1, row.session_id, expected_version)).rowcount
+            if n == 1 and attempt is not None:
+                cur.execute(_INSERT_ATTEMPT, attempt_row(row.user_id, attempt))
+            return n == 1
+        written = self._run(work, durable=row.status != "pending" or attempt is not None)
+        if written:
+            row.version = expected_version + 1
+        return written
+
+    def claim_result(self, session_id: str) -> bool:
+        """Mark the session's result delivered; True only for the first caller (bumps the version)."""
+        return self._run(lambda cur: cur.execute(
+            "UPDATE sessions SET result_delivered = TRUE, version = version + 1 "
+            "WHERE session_id = %s AND NOT result_delivered", (session_id,)).rowcount == 1)
+
+    def expire_sessions(self, now: float, max_gap_s: float) -> list[str]:
+        """Reject (SESSION_EXPIRED, one failed attempt each) the pending sessions past ``expires_at`` or idle for
+        more than ``max_gap_s``; the ids this call expired (each session is expired by exactly one caller)."""
+        # a concurrent sweep waits on the row locks, then re-checks the WHERE and skips the rows already rejected
+        _, ts, success, reasons = attempt_row("", (False, [SESSION_EXPIRED], now))
+        rows = self._run(lambda cur: cur.execute(
+            "WITH expired AS (UPDATE sessions SET status = 'reject', reasons = %s::jsonb, version = version + 1 "
+            f"WHERE {EXPIRED_WHERE.format(p='%s')} RETURNING session_id, user_id), "
+            "logged AS (INSERT INTO attempts (user_id, ts, success, reasons) "
+            "SELECT user_id, %s, %s, %s FROM expired) SELECT session_id FROM expired",
+            (dumps([SESSION_EXPIRED]), now, now - max_gap_s, ts, success, reasons)).fetchall())
+        return [r[0] for r in rows]
