@@ -209,9 +209,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | None = None,
-               pipeline: FacePipeline | None = None) -> FastAPI:
+               pipeline: FacePipeline | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
     """The server's app: ``config``'s bundle (opened here, hash-verified and signature-checked, unless
-    ``pipeline`` is given), its database (``store_factory`` opens one connection; default ``open_store(config.db)``)."""
+    ``pipeline`` is given), its database (``store_factory`` opens one connection; default ``open_store(config.db)``).
+    ``clock``: the server's wall clock (unix seconds; tests drive it)."""
     worker = Worker(config, pipeline if pipeline is not None else open_pipeline(config.runtime_options()))
     worker.session_config  # the thresholds resolve (or fail) now, not at the first session
     pool = StorePool(store_factory or partial(open_store, config.db))
@@ -225,7 +226,7 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         stop = threading.Event()
-        sweeper = threading.Thread(target=_sweep_loop, args=(pool, config, stop), name="facelive-sweep", daemon=True)
+        sweeper = threading.Thread(target=_sweep_loop, args=(pool, config, stop, clock), name="facelive-sweep", daemon=True)
         sweeper.start()
         try:
             yield
@@ -278,7 +279,7 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
     def post_session(request: Request, body: schemas.SessionIn) -> dict[str, Any]:
         """Start a session for ``user``: the server draws the challenge, the places and the timing."""
         user = _user_id(body.user)
-        now = time.time()
+        now = clock()
         with pool.store() as store:
             key = authorize(store, request, "app", "sessions")
             store.expire_sessions(now, config.max_frame_gap_s)  # a vanished client's session counts for the lock-out
@@ -312,7 +313,7 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
     def _frame(request: Request, session_id: str, seq: int, t: float, nonce: str, body: bytes) -> dict[str, Any]:
         with pool.store() as store:
             key = authorize(store, request, "app", "frames")
-            return feed_served_frame(worker, store, session_id, key, seq, t, nonce, body, time.time())
+            return feed_served_frame(worker, store, session_id, key, seq, t, nonce, body, clock())
 
     @app.post(f"/{API}/sessions/{{session_id}}/result", response_model=schemas.ResultOut, tags=["sessions"],
               responses={s: ERRORS[s] for s in (401, 403, 404, 409, 429, 503)}, dependencies=[Depends(bearer)])
@@ -325,7 +326,7 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
                 raise ApiError("unknown_session", f"no session {session_id!r}")
             if row.key_id != key.key_id:
                 raise ApiError("session_not_yours", "this session was opened with another API key")
-            return deliver_result(store, row, time.time(), config.max_frame_gap_s)
+            return deliver_result(store, row, clock(), config.max_frame_gap_s)
 
     # -------------------------------------------------------------- users (admin)
 
@@ -423,13 +424,13 @@ def _user_id(user: str) -> str:
         raise ApiError("invalid_request", str(exc)) from exc
 
 
-def _sweep_loop(pool: StorePool, config: ServerConfig, stop: threading.Event) -> None:
+def _sweep_loop(pool: StorePool, config: ServerConfig, stop: threading.Event, clock: Callable[[], float]) -> None:
     """Fail expired sessions closed every ``sweep_interval_s`` until ``stop`` (each exactly once, whichever
     worker's sweep finds it)."""
     while True:
         try:
             with pool.store() as store:
-                expired = store.expire_sessions(time.time(), config.max_frame_gap_s)
+                expired = store.expire_sessions(clock(), config.max_frame_gap_s)
             if expired:
                 log.info("expired %d session(s): %s", len(expired), ", ".join(expired))
         except Exception as exc:  # noqa: BLE001 - the sweep must outlive a database outage
