@@ -23,6 +23,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from facelivenet.edge_runtime import reasons
 from facelivenet.edge_runtime.store import (ModelMismatchError, StoreError, Template,  # noqa: F401 (re-exported)
                                             UnknownUserError, UserInfo)
 # the embeddings' storage format (little-endian float32 bytes), shared with the SQLite template store
@@ -30,8 +31,7 @@ from facelivenet.edge_runtime.store import _blob as f32_bytes, _vec as f32_rows 
 
 
 # The reason code of a pending session closed by the expiry sweep (or found expired by a frame).
-# TODO(lead): add SESSION_EXPIRED to edge_runtime.reasons.Reason and use it here.
-SESSION_EXPIRED = "SESSION_EXPIRED"
+SESSION_EXPIRED = str(reasons.SESSION_EXPIRED)
 
 SESSION_STATUSES = ("pending", "accept", "reject")
 KEY_SCOPES = ("app", "admin")

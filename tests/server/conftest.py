@@ -75,7 +75,11 @@ class PostgresCluster:
                 raise RuntimeError("the tests run as root and there is no 'postgres' user to run it as") from exc
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
             self._as_user = [shutil.which("runuser") or "runuser", "-u", "postgres", "--"]
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        try:
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        except BaseException:
+            self.remove()
+            raise
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [*self._as_user, str(self.bin_dir / tool), *args]
