@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facelivenet.edge_runtime.store import SCHEMA_VERSION, TemplateStore
-from facelivenet.server.store import StoreError, migrations, open_store
+from facelivenet.server.store import SessionRow, StoreError, StoreUnavailableError, migrations, open_store
 from facelivenet.server.store_sqlite import SQLiteServerStore, split_statements
 
 
@@ -79,3 +79,21 @@ def test_split_statements_keeps_semicolons_in_comments_and_triggers():
               "CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END;\n-- trailing\n")
     assert split_statements(script) == ["-- a comment; with a semicolon\nCREATE TABLE a (x);",
                                         "CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END;"]
+
+
+def test_a_file_locked_past_the_timeout_is_unavailable_and_nothing_is_half_written(tmp_path):
+    db = tmp_path / "users.db"
+    store = SQLiteServerStore(db, timeout_s=0.2)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        row = SessionRow("s1", "alice", "k", "fp", "pending", [], 1.0, 91.0, "n")
+        with pytest.raises(StoreUnavailableError, match="locked"):
+            store.create_session(row)
+        other.execute("ROLLBACK")
+        assert store.session("s1") is None
+        store.create_session(row)  # served again once the lock is gone
+        assert store.session("s1") == row
+    finally:
+        other.close()
+        store.close()
