@@ -25,7 +25,7 @@ from .config import CONFIG_ENV, ConfigError, ServerConfig, load_yaml, session_fr
 log = logging.getLogger("facelivenet.server.cli")
 
 EXTRA = 'pip install "facelivenet[server]"'
-SERVER_MODULES = ("fastapi", "uvicorn", "pydantic", "multipart")
+SERVER_MODULES = ("fastapi", "uvicorn", "pydantic", "python_multipart")
 DB_HELP = f"an SQLite file (created if absent; the same file as facelive enroll --db) or a postgresql:// URL (default {DEFAULT_DB})"
 
 # flag dest -> ServerConfig field, for the limits (None: not given, the YAML's or the default holds)
