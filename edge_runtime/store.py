@@ -93,21 +93,40 @@ def validate_user_id(user_id: str) -> str:
     return user_id
 
 
-def _blob(vec: np.ndarray) -> bytes:
+def f32_bytes(vec: np.ndarray) -> bytes:
+    """An embedding (or several) as the stores keep them: little-endian float32 bytes."""
     return np.ascontiguousarray(vec, dtype="<f4").tobytes()
 
 
-def _vec(blob: bytes, dim: int) -> np.ndarray:
+def f32_rows(blob: bytes, dim: int) -> np.ndarray:
+    """Stored float32 bytes back as (rows, dim); StoreError when the length does not fit ``dim``."""
     v = np.frombuffer(blob, dtype="<f4")
     if v.size % dim:
         raise StoreError("a stored embedding has the wrong length: the database is damaged")
     return v.reshape(-1, dim).astype(np.float32)
 
 
-class TemplateStore:
-    """Open (or create) the store at ``path``. Use as a context manager or call :meth:`close`."""
+def prepare_template(embeddings: np.ndarray, sources: Sequence[str] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(unit embeddings, their unit-length mean: the template, one source name each), as every store keeps
+    them; StoreError on no, non-finite or mismatched input."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[0] < 1 or not np.all(np.isfinite(emb)):
+        raise StoreError(f"need at least one finite embedding, got shape {emb.shape}")
+    sources = [str(s) for s in sources] if sources is not None else [""] * len(emb)
+    if len(sources) != len(emb):
+        raise StoreError("one source name per embedding")
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    mean = emb.mean(axis=0)
+    return emb, (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32), sources
 
-    def __init__(self, path: str | Path, create: bool = True, timeout_s: float = 10.0) -> None:
+
+class TemplateStore:
+    """Open (or create) the store at ``path``. Use as a context manager or call :meth:`close`.
+    ``check_same_thread=False``: the store may be handed between threads (never used by two at once)."""
+
+    def __init__(self, path: str | Path, create: bool = True, timeout_s: float = 10.0,
+                 check_same_thread: bool = True) -> None:
         self.path = Path(path)
         exists = self.path.exists()
         if not exists and not create:
@@ -121,7 +140,8 @@ class TemplateStore:
             os.close(fd)
         old_umask = os.umask(0o077)  # the -wal and -shm files must not be world-readable either
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+            self._conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None,
+                                         check_same_thread=check_same_thread)
             self._init(fresh=not exists)
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
@@ -192,22 +212,14 @@ class TemplateStore:
             sources: Sequence[str] | None = None) -> Template:
         """Store (or replace) the user's template for this model, in one transaction."""
         validate_user_id(user_id)
-        emb = np.asarray(embeddings, dtype=np.float32)
-        if emb.ndim != 2 or emb.shape[0] < 1 or not np.all(np.isfinite(emb)):
-            raise StoreError(f"need at least one finite embedding, got shape {emb.shape}")
-        sources = list(sources) if sources is not None else [""] * len(emb)
-        if len(sources) != len(emb):
-            raise StoreError("one source name per embedding")
-        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        mean = emb.mean(axis=0)
-        template = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        emb, template, sources = prepare_template(embeddings, sources)
         now = time.time()
         with self._write() as c:
             c.execute("DELETE FROM embeddings WHERE user_id = ? AND model_fingerprint = ?", (user_id, model_fingerprint))
             c.execute("INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?, ?, ?)",
-                      (user_id, model_fingerprint, emb.shape[1], _blob(template), len(emb), now))
+                      (user_id, model_fingerprint, emb.shape[1], f32_bytes(template), len(emb), now))
             c.executemany("INSERT INTO embeddings VALUES (?, ?, ?, ?, ?)",
-                          [(user_id, model_fingerprint, i, _blob(e), str(s)) for i, (e, s) in enumerate(zip(emb, sources))])
+                          [(user_id, model_fingerprint, i, f32_bytes(e), str(s)) for i, (e, s) in enumerate(zip(emb, sources))])
         return Template(user_id, model_fingerprint, template, emb, now)
 
     def template(self, user_id: str, model_fingerprint: str) -> Template:
@@ -222,7 +234,7 @@ class TemplateStore:
             raise UnknownUserError(f"user {user_id!r} is not enrolled in {self.path}")
         for fp, dim, blob, created in rows:
             if fp == model_fingerprint:
-                return Template(user_id, fp, _vec(blob, dim)[0], _vec(b"".join(embs), dim), created)
+                return Template(user_id, fp, f32_rows(blob, dim)[0], f32_rows(b"".join(embs), dim), created)
         others = ", ".join(sorted(r[0][:40] for r in rows))
         raise ModelMismatchError(
             f"user {user_id!r} was enrolled with another model ({others}), not {model_fingerprint[:40]}: "

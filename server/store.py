@@ -27,7 +27,7 @@ from facelivenet.edge_runtime import reasons
 from facelivenet.edge_runtime.store import (ModelMismatchError, StoreError, Template,  # noqa: F401 (re-exported)
                                             UnknownUserError, UserInfo)
 # the embeddings' storage format (little-endian float32 bytes), shared with the SQLite template store
-from facelivenet.edge_runtime.store import _blob as f32_bytes, _vec as f32_rows  # noqa: F401
+from facelivenet.edge_runtime.store import f32_bytes, f32_rows, prepare_template  # noqa: F401 (the stores' one format)
 
 
 # The reason code of a pending session closed by the expiry sweep (or found expired by a frame).
@@ -166,20 +166,6 @@ def check_schema_version(applied: int, dialect: str, where: str) -> None:
     if applied > known:
         raise StoreError(f"{where} has server schema version {applied}; this server knows up to {known}: "
                          "upgrade facelivenet")
-
-
-def prepare_template(embeddings: np.ndarray, sources: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, list]:
-    """(unit embeddings, unit mean template, sources) as TemplateStore.put makes them (for the PostgreSQL store).
-    TODO(lead): one public helper in edge_runtime.store for this and TemplateStore.put."""
-    emb = np.asarray(embeddings, dtype=np.float32)
-    if emb.ndim != 2 or emb.shape[0] < 1 or not np.all(np.isfinite(emb)):
-        raise StoreError(f"need at least one finite embedding, got shape {emb.shape}")
-    sources = list(sources) if sources is not None else [""] * len(emb)
-    if len(sources) != len(emb):
-        raise StoreError("one source name per embedding")
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    mean = emb.mean(axis=0)
-    return emb, (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32), sources
 
 
 def check_session(row: SessionRow) -> None:

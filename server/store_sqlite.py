@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,12 +69,10 @@ class SQLiteServerStore:
     def __init__(self, path: str | Path, timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self._timeout_s = timeout_s
-        # TODO(lead): TemplateStore(check_same_thread=False) (notes/requests_P.md); until then one per thread
-        self._template_stores: dict[int, TemplateStore] = {}
-        self._templates_lock = threading.Lock()
         self._durable = True
         # the TemplateStore creates or validates the file first (its schema, its checks)
-        self._template_stores[threading.get_ident()] = TemplateStore(self.path, timeout_s=timeout_s)
+        # handed between threads by the app's pool (one at a time), as this object's own connection is
+        self._template_store = TemplateStore(self.path, timeout_s=timeout_s, check_same_thread=False)
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None,
                                          check_same_thread=False)
@@ -90,13 +87,8 @@ class SQLiteServerStore:
 
     @property
     def _templates(self) -> TemplateStore:
-        """This thread's TemplateStore (sqlite3 binds a connection to the thread that opened it)."""
-        tid = threading.get_ident()
-        with self._templates_lock:
-            store = self._template_stores.get(tid)
-            if store is None:
-                store = self._template_stores[tid] = TemplateStore(self.path, timeout_s=self._timeout_s)
-            return store
+        """The templates, embeddings and attempts: TemplateStore's tables on the same file."""
+        return self._template_store
 
     def _migrate(self) -> None:
         with self._write() as c:
@@ -131,13 +123,9 @@ class SQLiteServerStore:
         conn = getattr(self, "_conn", None)
         if conn is not None:
             conn.close()
-        with self._templates_lock:
-            stores, self._template_stores = self._template_stores, {}
-        for store in stores.values():
-            try:
-                store.close()
-            except sqlite3.ProgrammingError:
-                pass  # opened by another thread: closed when collected
+        store = getattr(self, "_template_store", None)
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> "SQLiteServerStore":
         return self
