@@ -137,3 +137,19 @@ def test_unknown_user_and_user_deletion(any_store_url, pipeline, jaffe):  # noqa
         assert r.status_code == 200 and r.json() == {"user": "KL", "templates": 1}
         s.error(s.client.delete("/v1/users/KL", headers=auth(s.admin)), 404, "unknown_user")
         s.error(s.client.post("/v1/sessions", json={"user": "KL"}, headers=auth(s.app)), 404, "unknown_user")
+
+
+def test_the_background_sweep_closes_an_abandoned_session(any_store_url, pipeline, jaffe):  # noqa: F811
+    import time
+
+    kl = Performer(jaffe, "KL")
+    with serve(any_store_url, pipeline, sweep_interval_s=0.05) as s:
+        s.enroll("KL", kl.enroll_images)
+        session = s.start("KL")
+        s.clock.advance(2.0)  # the client vanished: no frame, no further request
+        deadline = time.monotonic() + 10
+        while s.admin_read(session)["status"] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert s.admin_read(session)["reasons"] == ["SESSION_EXPIRED"]
+        time.sleep(0.2)  # more sweeps: still one attempt
+        assert [(a["success"], a["reasons"]) for a in s.attempts("KL")] == [(False, ["SESSION_EXPIRED"])]
