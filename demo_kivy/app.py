@@ -67,7 +67,12 @@ def _engine(args, db: str) -> DemoEngine:
     if args.headless and not args.user:
         args.user = DEFAULT_HEADLESS_USER
     settings = settings_from_args(args, db)
-    engine = DemoEngine(settings, lossless=args.headless)
+    if settings.server:  # the server decides: its client, no model here
+        from .server_engine import ServerEngine
+
+        engine = ServerEngine(settings, lossless=args.headless)
+    else:
+        engine = DemoEngine(settings, lossless=args.headless)
     try:
         engine.load_model()
     except ModelLoadError:

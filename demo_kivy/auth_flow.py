@@ -37,6 +37,7 @@ class AuthFlow(Flow):
         super().__init__(feed)
         self.auth, self.user = auth, user
         self.challenge, self.session_cfg = auth.draw_challenge(), auth.session_config
+        self.expression_threshold: float | None = self.session_cfg.expression_threshold  # the meters' mark
         self.publish(challenge=self.challenge, expected="neutral", step_count=len(self.challenge) * 2,
                      threshold=self.session_cfg.verification_threshold, guidance="Look at the camera")
 

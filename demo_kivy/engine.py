@@ -76,6 +76,11 @@ class DemoEngine:
         return self.auth.pipeline if self.auth is not None else None
 
     @property
+    def ready(self) -> bool:
+        """Can a flow start (the model is loaded)?"""
+        return self.auth is not None
+
+    @property
     def model_description(self) -> str:
         return self.auth.pipeline.model.description if self.auth is not None else "no model loaded"
 
@@ -114,30 +119,38 @@ class DemoEngine:
 
     # ----------------------------------------------------------------- flows
 
-    def _need_model(self) -> Authenticator:
-        if self.auth is None:
+    def _need_ready(self) -> None:
+        if not self.ready:
             raise ModelLoadError(self.model_error or "no model loaded")
+
+    def _need_model(self) -> Authenticator:
+        self._need_ready()
         return self.auth
 
-    def enroll(self, user: str) -> tuple[EnrollFlow, FrameFeed]:
+    def enroll(self, user: str) -> tuple[Flow, FrameFeed]:
         """Start enrolling ``user`` (from the enroll source, else the main source); SourceError when it
         cannot be opened."""
-        auth = self._need_model()
-        self.cancel()
-        s = self.settings
-        feed = self.feed(s.enroll_spec)
-        feed.start()
-        flow = EnrollFlow(feed, auth, user, s.enroll_frames, s.enroll_interval_s)
-        self.flow = flow.start()
-        return flow, feed
+        return self._start(self.settings.enroll_spec, lambda feed: self.enroll_flow(feed, user))
 
-    def authenticate(self, user: str) -> tuple[AuthFlow, FrameFeed]:
+    def authenticate(self, user: str) -> tuple[Flow, FrameFeed]:
         """Start authenticating ``user`` with a freshly drawn challenge."""
-        auth = self._need_model()
+        return self._start(self.settings.source, lambda feed: self.auth_flow(feed, user))
+
+    def enroll_flow(self, feed: FrameFeed, user: str) -> Flow:
+        """The (not yet started) enrollment of ``user`` from ``feed``."""
+        s = self.settings
+        return EnrollFlow(feed, self._need_model(), user, s.enroll_frames, s.enroll_interval_s)
+
+    def auth_flow(self, feed: FrameFeed, user: str) -> Flow:
+        """The (not yet started) authentication of ``user`` on ``feed``."""
+        return AuthFlow(feed, self._need_model(), user)
+
+    def _start(self, spec: tuple[str, ...], make) -> tuple[Flow, FrameFeed]:
+        self._need_ready()
         self.cancel()
-        feed = self.feed(self.settings.source)
+        feed = self.feed(spec)
         feed.start()
-        flow = AuthFlow(feed, auth, user)
+        flow = make(feed)
         self.flow = flow.start()
         return flow, feed
 

@@ -46,6 +46,10 @@ class EnrollmentCapture:
         if not analysis.analysed or analysis.reasons:
             self.last_guidance = guidance(list(analysis.reasons))
             return self.last_guidance
+        return self.take(frame)
+
+    def take(self, frame: Frame) -> str:
+        """Capture ``frame`` if it comes ``interval_s`` after the previous capture; returns the line to show."""
         if not self.frames or frame.t - self.frames[-1].t >= self.interval_s - 1e-6:  # float frame times
             self.frames.append(frame)
         return f"Hold still: captured {len(self.frames)} of {self.wanted}"
@@ -74,14 +78,21 @@ class EnrollFlow(Flow):
         self.capture = EnrollmentCapture(wanted, interval_s)
         self.publish(wanted=wanted, guidance="Look at the camera")
 
+    def look(self, frame: Frame) -> dict[str, Any]:
+        """One frame: offered to the capture; the live view's fields for it."""
+        analysis = analyse_frame(self.auth.pipeline, frame, track=False)
+        return view_of(analysis, guidance=self.capture.offer(frame, analysis))
+
+    def store(self, frames: list[Frame]) -> dict[str, Any]:
+        """Enroll from the captured frames (each checked again, stored in one transaction); the outcome."""
+        return self.auth.enroll(self.user, frames).to_dict()
+
     def work(self) -> dict[str, Any]:
         frames = self.feed.frames(self.stop)
         try:
             for frame in frames:
-                analysis = analyse_frame(self.auth.pipeline, frame, track=False)
-                line = self.capture.offer(frame, analysis)
-                self.publish(**view_of(analysis, frame_index=frame.index, frame_t=frame.t, image=frame.image,
-                                       guidance=line, captured=len(self.capture.frames)))
+                self.publish(**self.look(frame), frame_index=frame.index, frame_t=frame.t, image=frame.image,
+                             captured=len(self.capture.frames))
                 if self.capture.complete:
                     break
         finally:
@@ -90,7 +101,7 @@ class EnrollFlow(Flow):
             why = self.capture.last_guidance or "the source gave no frames"
             raise EnrollmentError(f"no usable frame of {self.user!r} before the source ended ({why}); nothing was stored")
         self.publish(guidance=f"Enrolling {self.user} from {len(self.capture.frames)} frame(s)...")
-        result = self.auth.enroll(self.user, self.capture.frames)
-        log.info("enrolled %r from %d frame(s)", self.user, result.images_used)
-        self.publish(guidance=f"Enrolled {self.user} from {result.images_used} frame(s)")
-        return result.to_dict()
+        outcome = self.store(self.capture.frames)
+        log.info("enrolled %r from %d frame(s)", self.user, outcome["images_used"])
+        self.publish(guidance=f"Enrolled {self.user} from {outcome['images_used']} frame(s)")
+        return outcome

@@ -57,6 +57,21 @@ def move_hint(box, frame_hw: tuple[int, int], target, mirror: bool = False, tole
     return f"Move {' and '.join(words)} into the oval" if words else ""
 
 
+# a verification server's coarse reasons (server/outcomes.py) in the words of the runtime reason behind them
+SERVER_REASON_TEXT = {
+    "not_verified": "the face or the expressions could not be verified",
+    "timeout": reasons.describe(reasons.CHALLENGE_TIMEOUT),
+    "no_face": reasons.describe(reasons.NO_FACE),
+    "locked_out": reasons.describe(reasons.LOCKED_OUT),
+    "expired": reasons.describe(reasons.SESSION_EXPIRED),
+    "bad_frame": reasons.describe(reasons.BAD_FRAME),
+    "abandoned": reasons.describe(reasons.ABANDONED),
+    "unknown_user": reasons.describe(reasons.UNKNOWN_USER),
+    "model_mismatch": reasons.describe(reasons.MODEL_MISMATCH),
+}
+
+
 def reason_lines(reason_codes: list[str]) -> list[str]:
-    """Each reason code of a result, in plain words (for the result screen and the JSON)."""
-    return [reasons.describe(code) for code in reason_codes]
+    """Each reason code of a result (the runtime's, or a server's coarse one), in plain words (for the result
+    screen and the JSON)."""
+    return [SERVER_REASON_TEXT.get(code) or reasons.describe(code) for code in reason_codes]

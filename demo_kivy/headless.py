@@ -119,6 +119,8 @@ class ScriptDriver:
         first = {}
 
         def asks_expression(v: LiveView) -> bool:
+            if v.frame_index < 0:  # no frame analysed yet (a server session shows its first step before one)
+                return False
             first.setdefault("index", v.frame_index)
             return v.expected not in (None, "neutral") or v.frame_index - first["index"] >= HOLD_AFTER_FRAMES
 

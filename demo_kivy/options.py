@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import textwrap
 from pathlib import Path
 
@@ -24,6 +25,11 @@ DESCRIPTION = """\
     expression challenge (neutral before each asked expression), on a camera,
     a video file or a folder of frames.
 
+    --server URL --api-key KEY runs the same screens with a verification
+    server (facelive serve) deciding: it draws the challenge and the target
+    ovals, judges the frames this app sends and keeps the templates; the app
+    needs no model then (enrollment needs an admin key).
+
     --headless --script enroll,auth drives the same screens without a window
     (SDL offscreen) and prints one JSON object with --json: the authentication
     result (decision, reasons, challenge, steps), the enrollment and the
@@ -41,7 +47,9 @@ EXAMPLES = (
     "facelive-demo --source clip.mp4 --db users.db",
     "facelive-demo --headless --source frames/ --user alice --script enroll,auth --screenshot shots/run --json",
     "facelive-demo --headless --enroll-source enroll/ --source attack/ --fixed-order --json",
+    "FACELIVE_API_KEY=flk_... facelive-demo --server http://127.0.0.1:8000",
 )
+API_KEY_ENV = "FACELIVE_API_KEY"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--enroll-frames", type=int, default=5, metavar="N", help="frames to capture (default 5)")
     users.add_argument("--enroll-interval", type=float, default=0.2, metavar="S",
                        help="seconds of source time between captures (default 0.2)")
+    server = p.add_argument_group("server mode")
+    server.add_argument("--server", metavar="URL",
+                        help="a verification server (facelive serve) decides instead of the model on this device")
+    server.add_argument("--api-key", metavar="KEY",
+                        help=f"the server's API key (default ${API_KEY_ENV}); enrollment and the user list need an "
+                             "admin key")
     add_challenge_options(p, rules=True)
     add_plan_options(p, "each step's target oval (drawn on the preview) and the random rest before each prompt; "
                         "a recorded --source cannot follow them: it is judged with --positions off --timing off "
@@ -125,4 +139,5 @@ def settings_from_args(args: argparse.Namespace, db: str) -> DemoSettings:
     return DemoSettings(
         runtime=runtime, enroll_frames=args.enroll_frames, enroll_interval_s=args.enroll_interval,
         source=tuple(args.source or ("0",)), enroll_source=tuple(args.enroll_source) if args.enroll_source else None,
-        fps=args.fps, mirror=args.mirror, user=args.user or "")
+        fps=args.fps, mirror=args.mirror, user=args.user or "", server=args.server,
+        api_key=(args.api_key or os.environ.get(API_KEY_ENV, "")) if args.server else "")

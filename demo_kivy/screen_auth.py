@@ -78,9 +78,11 @@ class AuthScreen(CaptureScreen):
             self.meters[label] = meter
             self.ids.expressions.add_widget(meter)
 
-    def start(self, expression_threshold: float) -> None:
+    def start(self, expression_threshold: float | None) -> None:
+        """A new attempt; without a threshold (the server decides, its scores stay there) the meters have no
+        mark."""
         for meter in self.meters.values():
-            meter.mark = expression_threshold
+            meter.mark = -1.0 if expression_threshold is None else expression_threshold
             meter.set(None)
         self.ids.identity.set(None)
 

@@ -76,9 +76,14 @@ def _num(v: Any) -> str:
 
 
 def evidence_lines(outcome: dict[str, Any]) -> str:
-    """The session's identity evidence and expression margin, each against its threshold ('' when absent)."""
+    """The session's identity evidence and expression margin, each against its threshold ('' when absent); in
+    server mode, which server decided which session."""
     ev, ex = outcome.get("identity") or {}, outcome.get("expression") or {}
     lines = []
+    if outcome.get("server"):  # server mode: the evidence stays on the server (its admin read)
+        lines.append(f"decided by the server {outcome['server']}")
+        if outcome.get("session_id"):
+            lines.append(f"session {outcome['session_id']}, {outcome.get('frames', 0)} frames sent")
     if ev:
         lines.append(f"identity at rest {_num(ev.get('aggregate'))} (>= {_num(ev.get('aggregate_threshold'))}, "
                      f"{ev.get('neutral_frames', 0)} frames)")

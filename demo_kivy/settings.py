@@ -39,6 +39,9 @@ class DemoSettings:
     fps: float = DEFAULT_FPS
     mirror: bool | None = None  # None: mirror camera previews only
     user: str = ""
+    # server mode: the verification server decides (its URL and API key); None: the model on this device
+    server: str | None = None
+    api_key: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         checks = [
@@ -47,6 +50,8 @@ class DemoSettings:
             (self.enroll_interval_s >= 0, f"the enroll interval must be >= 0 s, got {self.enroll_interval_s}"),
             (self.fps > 0, f"fps must be > 0, got {self.fps}"),
             (bool(self.source), "a source is needed: a camera index, a video file or a folder of frames"),
+            (self.server is None or bool(self.api_key), "server mode needs an API key: pass --api-key or set "
+                                                        "FACELIVE_API_KEY"),
         ]
         for ok, message in checks:
             if not ok:
@@ -82,8 +87,9 @@ class DemoSettings:
         return dataclasses.replace(self, **changes)
 
     def model_key(self) -> tuple:
-        """Settings that need the model reloaded when they change."""
-        return tuple(getattr(self.runtime, name) for name in MODEL_FIELDS)
+        """Settings that need the model reloaded (or, in server mode, the server reached again) when they
+        change."""
+        return (*(getattr(self.runtime, name) for name in MODEL_FIELDS), self.server, self.api_key)
 
     @property
     def enroll_spec(self) -> tuple[str, ...]:

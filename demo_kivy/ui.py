@@ -98,7 +98,7 @@ class DemoApp(App):
             users = e.users()
         except FaceLiveError as exc:
             users, problem = [], problem or str(exc)
-        self.screen("home").refresh(users, e.model_description, e.pipeline is not None, problem,
+        self.screen("home").refresh(users, e.model_description, e.ready, problem,
                                     offer_source, e.matches_model)
 
     def go_home(self, problem: str = "", offer_source: bool = False) -> None:
@@ -143,7 +143,7 @@ class DemoApp(App):
         """Authenticate screen with a running session (None when it could not start)."""
         flow = self._start("auth", self.engine.authenticate, user)
         if flow is not None:
-            self.screen("auth").start(flow.session_cfg.expression_threshold)
+            self.screen("auth").start(flow.expression_threshold)
         return flow
 
     def show_result(self, outcome: dict[str, Any]) -> None:

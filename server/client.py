@@ -27,7 +27,7 @@ import ssl
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from facelivenet.edge_runtime.errors import FaceLiveError
 
@@ -76,7 +76,7 @@ class SessionExpired(ServerError):
 
 
 class InvalidRequest(ServerError):
-    """400/413/415/422: the request itself is unusable (``frame_too_large``, ``not_a_jpeg``, ``bad_frame``,
+    """400/405/413/415/422: the request itself is unusable (``frame_too_large``, ``not_a_jpeg``, ``bad_frame``,
     ``enrollment_failed``, ...)."""
 
 
@@ -90,8 +90,8 @@ class ServerUnavailable(ServerError):
 
 
 ERROR_FAMILIES: dict[int, type[ServerError]] = {
-    400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 410: SessionExpired,
-    413: InvalidRequest, 415: InvalidRequest, 422: InvalidRequest, 429: RateLimited,
+    400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: InvalidRequest, 409: Conflict,
+    410: SessionExpired, 413: InvalidRequest, 415: InvalidRequest, 422: InvalidRequest, 429: RateLimited,
 }
 
 
@@ -278,10 +278,12 @@ def multipart(field_name: str, parts: Iterable[tuple[bytes, str, str]]) -> tuple
 
 class Client:
     """One server at ``url`` (``http://`` or ``https://``, optionally with a path prefix when a proxy serves the
-    API under one) with one API key. ``ssl_context`` verifies an https server (default: the system's CAs)."""
+    API under one) with one API key. ``ssl_context`` verifies an https server (default: the system's CAs).
+    ``trace``, when given, is called with each exchange (method, path, status, the JSON request and answer;
+    an image body as its size and type, the key never), for logs and transcripts."""
 
     def __init__(self, url: str, api_key: str, timeout_s: float = 10.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, trace: Callable[[dict[str, Any]], None] | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FaceLiveError(f"server URL must look like http://host:port or https://host, got {url!r}")
@@ -294,6 +296,7 @@ class Client:
         self._host, self._port = parts.hostname, parts.port
         self._prefix = parts.path.rstrip("/")
         self._ssl = ssl_context
+        self._trace = trace
         self._conn: http.client.HTTPConnection | None = None
 
     # --------------------------------------------------------------- transport
@@ -329,6 +332,9 @@ class Client:
         if content_type is not None:
             headers["Content-Type"] = content_type
         status, reply, retry_after = self._exchange(method, target, body, headers)
+        if self._trace is not None:
+            self._trace({"method": method, "path": target, "status": status, "request": _shown(body, content_type),
+                         "response": _shown(reply, "application/json")})
         if status >= 400:
             raise server_error(status, reply, retry_after)
         if not reply:
@@ -404,6 +410,18 @@ class Client:
         """The recorded attempts, newest first (an admin key), of one user or of all."""
         d = self.request("GET", "/admin/attempts", query={"user": user} if user is not None else None)
         return list(d["attempts"] if isinstance(d, dict) else d)
+
+
+def _shown(body: bytes | None, content_type: str | None) -> Any:
+    """A body as a trace shows it: JSON parsed, anything else as its size and type."""
+    if not body:
+        return None
+    if content_type == "application/json":
+        try:
+            return json.loads(body)
+        except ValueError:
+            pass
+    return f"<{len(body)} bytes {(content_type or 'unknown').split(';')[0]}>"
 
 
 def _quote(segment: str) -> str:

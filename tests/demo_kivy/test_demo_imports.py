@@ -1,5 +1,6 @@
-"""The demo depends on facelivenet.edge_runtime only (ARCHITECTURE.md, "Layers"): it imports and runs its
-Kivy-free parts with torch blocked, and never loads training, export or benchmarks code."""
+"""The demo depends on facelivenet.edge_runtime only (ARCHITECTURE.md, "Layers"), and in server mode on the
+server's stdlib client: it imports and runs its Kivy-free parts with torch blocked, and never loads training,
+export, benchmarks or server-side code."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ for name in names:
 from facelivenet.demo_kivy.app import main
 assert main(["--headless", "--bundle", sys.argv[1], "--source", "x"]) == 1  # a one-line error, no crash
 loaded = sorted(m for m in sys.modules if m.startswith("facelivenet.") and not m.startswith(
-    ("facelivenet.edge_runtime", "facelivenet.demo_kivy")))
+    ("facelivenet.edge_runtime", "facelivenet.demo_kivy")) and m not in ("facelivenet.server",
+                                                                           "facelivenet.server.client"))
 assert not loaded, loaded
 print("ok", len(names))
 """
