@@ -190,7 +190,8 @@ def test_an_expired_session_and_the_rate_limit(tmp_path, jaffe):
                 session.send(kl.frame(1, session.opened["step"]), 0.1)
             assert (err.value.status, err.value.code) == (410, "session_expired")
             assert session.result().reason == "expired"
-            with pytest.raises(RateLimited) as err:  # a start and a result spent the 2 calls a minute
+            admin.start_session("KL")
+            with pytest.raises(RateLimited) as err:  # the third start in a minute
                 admin.start_session("KL")
             assert err.value.code == "rate_limited" and err.value.retry_after > 0
 
@@ -227,3 +228,20 @@ def test_https_with_the_servers_certificate(tmp_path):
             assert c.health()["status"] == "ok"
         with Client(live.url, live.admin_key) as untrusted, pytest.raises(ServerConnectionError, match="CERTIFICATE"):
             untrusted.health()
+
+
+def test_the_protocol_page_names_every_path_and_code(server):
+    """docs/server/protocol.md against the running server's OpenAPI document and the code table."""
+    import json
+    import urllib.request
+
+    from facelivenet.server.errors import CODES
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "server" / "protocol.md").read_text(encoding="utf-8")
+    with urllib.request.urlopen(server.url + "/openapi.json", timeout=10) as answer:
+        paths = json.load(answer)["paths"]
+    for path, operations in paths.items():
+        for method in operations:
+            assert f"`{method.upper()} {path}" in page, f"{method.upper()} {path} is not on the protocol page"
+    missing = [code for code, status in CODES.items() if f"| {status} | `{code}` |" not in page]
+    assert not missing, f"codes missing from the protocol page's table: {missing}"
