@@ -451,7 +451,9 @@ class ServerSession:
 
     def send(self, frame: Any, t: float) -> FrameReply:
         """Send one frame (a BGR array or JPEG bytes) captured at ``t`` seconds of the client's monotonic clock;
-        the server's answer. ServerError when it refuses the frame."""
+        the server's answer. ServerError when it refuses the frame (the session is as it was). After a
+        ServerConnectionError the server may or may not have taken the frame: end the session with
+        :meth:`result` (a pending one is rejected) and start another."""
         data = jpeg_bytes(frame)
         query = {"seq": self.seq, "t": repr(float(t)), "nonce": self.nonce or ""}
         d = self.client.request("POST", f"/sessions/{_quote(self.session_id)}/frames", data, "image/jpeg",

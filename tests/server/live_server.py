@@ -49,8 +49,8 @@ def running_server(db: Path, uvicorn_options: dict | None = None, **settings) ->
     port = sock.getsockname()[1]
     config = ServerConfig(host="127.0.0.1", port=port, db=str(db), **settings)
     admin, app = add_key(config.db, "test-admin", "admin"), add_key(config.db, "test-app", "app")
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", lifespan="on",
-                                           timeout_keep_alive=30, **(uvicorn_options or {})))
+    options = {"timeout_keep_alive": 30, **(uvicorn_options or {})}
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", lifespan="on", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -178,17 +178,21 @@ def test_refused_frames_leave_the_session_as_it_was(server, kl):
         assert (outcome.decision, outcome.reason) == ("reject", "abandoned")
 
 
-def test_an_expired_session_and_the_rate_limit(tmp_path, jaffe):
+def test_an_expired_session_the_rate_limit_and_a_reconnect(tmp_path, jaffe):
+    """The server closes idle connections after 0.2 s here: the client reconnects once, by itself."""
     kl = Performer(jaffe, "KL")
-    with running_server(tmp_path / "limits.db", max_frame_gap_s=0.3, rate_sessions_per_min=2, **FAST) as live:
+    with running_server(tmp_path / "limits.db", uvicorn_options={"timeout_keep_alive": 0.2}, max_frame_gap_s=0.3,
+                        rate_sessions_per_min=2, **FAST) as live:
         with Client(live.url, live.admin_key) as admin:
             admin.enroll("KL", kl.enroll_images)
             session = admin.start_session("KL")
             session.send(kl.frame(0, session.opened["step"]), 0.0)
+            idle = admin._conn.sock
             time.sleep(0.5)
             with pytest.raises(SessionExpired) as err:
                 session.send(kl.frame(1, session.opened["step"]), 0.1)
             assert (err.value.status, err.value.code) == (410, "session_expired")
+            assert admin._conn.sock is not idle, "a new connection after the server closed the idle one"
             assert session.result().reason == "expired"
             admin.start_session("KL")
             with pytest.raises(RateLimited) as err:  # the third start in a minute
