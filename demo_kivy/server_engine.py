@@ -14,7 +14,7 @@ from typing import Any
 
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.api import UserInfo
-from facelivenet.server.client import Client
+from facelivenet.server.client import Client, Forbidden
 
 from .engine import DemoEngine, ModelLoadError
 from .feed import FrameFeed
@@ -93,11 +93,15 @@ class ServerEngine(DemoEngine):
     # ------------------------------------------------------------------ users
 
     def users(self) -> list[UserInfo]:
-        """The users enrolled on the server (an admin key; an app key gets the server's refusal)."""
+        """The users enrolled on the server; none shown with an app key (only an admin key may list them)."""
         if self.health is None:
             return []
-        return [UserInfo(u["user"], u.get("model_fingerprint", u.get("model", "")), int(u.get("images", 0)),
-                         float(u.get("created", 0.0))) for u in self.client.users()]
+        try:
+            listed = self.client.users()
+        except Forbidden:
+            log.info("an app key cannot list the server's users")
+            return []
+        return [UserInfo(u["user"], u["model_fingerprint"], int(u["images"]), float(u["created"])) for u in listed]
 
     def matches_model(self, info: UserInfo) -> bool:
         model = (self.health or {}).get("model")

@@ -92,6 +92,27 @@ def test_server_mode_errors_are_one_line(frame_dirs, tmp_path):
     assert no_key.code == 1 and "--api-key" in no_key.payload["error"], no_key.payload
 
 
+def test_the_engine_lists_the_servers_users_with_an_admin_key_only(frame_dirs, tmp_path):
+    """Kivy-free: the home screen's list comes from the server; an app key lists nobody (and is no error)."""
+    from facelivenet.demo_kivy.server_engine import ServerEngine
+    from facelivenet.demo_kivy.settings import DemoSettings
+    from facelivenet.server.client import Client
+
+    with running_server(tmp_path / "server.db", session=recorded(**SESSION)) as server:
+        with Client(server.url, server.admin_key) as admin:
+            admin.enroll("KL", sorted(frame_dirs["enroll"].glob("*.png"))[:2])
+        listed, engines = {}, {}
+        for scope, key in (("app", server.app_key), ("admin", server.admin_key)):
+            engines[scope] = engine = ServerEngine(DemoSettings(server=server.url, api_key=key))
+            engine.load_model()
+            listed[scope] = [(u.user_id, engine.matches_model(u)) for u in engine.users()]
+        engines["admin"].delete_user("KL")
+        listed["after delete"] = engines["admin"].users()
+        for engine in engines.values():
+            engine.close()
+    assert listed == {"app": [], "admin": [("KL", True)], "after delete": []}
+
+
 @pytest.fixture(autouse=True)
 def _no_key_in_the_environment(monkeypatch):
     monkeypatch.delenv("FACELIVE_API_KEY", raising=False)
