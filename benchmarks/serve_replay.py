@@ -80,17 +80,18 @@ def _replay(jobs: Sequence[ReplayJob]) -> dict[str, Any]:
     from facelivenet.edge_runtime.step_plan import StepPlan
 
     pipeline, spool, cfg = _worker["pipeline"], Path(_worker["options"].spool), _worker["config"]
-    out, busy, frames = [], 0.0, 0
+    out, busy, cpu, frames = [], 0.0, 0.0, 0
     for job in jobs:
         data = [(t, (spool / f"{digest}.jpg").read_bytes()) for t, digest in job.frames]
         session = AuthSession(job.template, job.challenge, cfg, StepPlan.from_dict(job.plan))
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         pipeline.reset()
         for k, (t, jpeg) in enumerate(data):
             feed_frame(pipeline, session, Frame(k, t, decode_image(jpeg), f"frame {k}"))
             if session.status != Decision.PENDING:
                 break
         busy += time.perf_counter() - start
+        cpu += time.process_time() - cpu0
         # still pending: the server closed it without a frame deciding (the client ended it, or its clock did)
         closing = job.server_reasons[-1] if job.server_reasons and job.server_reasons[-1] in CLOSING else \
             reasons.ABANDONED
@@ -99,7 +100,7 @@ def _replay(jobs: Sequence[ReplayJob]) -> dict[str, Any]:
         out.append({"session_id": job.session_id, "kind": job.kind, "decision": result.decision,
                     "reasons": list(result.reasons), "frames": result.frames,
                     "thresholds": result.thresholds()})
-    return {"sessions": out, "busy_s": busy, "frames": frames}
+    return {"sessions": out, "busy_s": busy, "cpu_s": cpu, "frames": frames}
 
 
 def _split(jobs: Sequence[ReplayJob], parts: int) -> list[list[ReplayJob]]:
@@ -138,6 +139,8 @@ def replay_sessions(jobs: Sequence[ReplayJob], options: ReplayOptions, processes
                     "busy_s": [round(p["busy_s"], 2) for p in parts],
                     "fps_per_process": [round(r, 1) for r in per_process],
                     "fps": round(sum(per_process), 1),
+                    "fps_per_cpu_s": round(sum(p["frames"] for p in parts) / max(1e-9, sum(p["cpu_s"] for p in parts)),
+                                           1),
                     "what": "decode + FacePipeline + AuthSession per frame (run_session), the server's exact JPEGs, "
                             "one pipeline at 1 thread per process, all processes at once"}
     return {"sessions": rows, "agree": agree, "offline": offline_rate}

@@ -105,6 +105,16 @@ def health(port: int, timeout: float = 2.0) -> dict | None:
         conn.close()
 
 
+def _end_with_parent() -> None:
+    """In the server's process (Linux): SIGTERM it when the bench dies, so a killed bench leaves no server."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass
 class ServerProcess:
     """One run of ``facelive serve`` (start it with :meth:`start`; a context manager stops it)."""
@@ -129,7 +139,8 @@ class ServerProcess:
         with open(self.log_path, "ab") as out:
             out.write(f"\n# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(cmd)}\n".encode())
             out.flush()
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_end_with_parent)
         self.started_at = time.time()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

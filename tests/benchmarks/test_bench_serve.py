@@ -1,0 +1,149 @@
+"""facelive-bench serve: the load test's parts, and a tiny run through the real server (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelivenet.benchmarks.attacks.render import BASE, FrameSpec, Renderer
+from facelivenet.benchmarks.errors import BenchError
+from facelivenet.benchmarks.serve_load import JpegMemo, LoadSession, SentFrame
+from facelivenet.benchmarks.serve_replay import ReplayJob, _split
+from facelivenet.benchmarks.serve_report import percentiles, sizing, throughput
+from facelivenet.benchmarks.attacks.scenarios import SessionPlan
+
+DATA = Path(os.environ.get("FACELIVE_DATA", "/work/shared/data"))
+JAFFE = DATA / "jaffe"
+needs_jaffe = pytest.mark.skipif(not JAFFE.is_dir(), reason=f"no JAFFE images at {JAFFE} (set FACELIVE_DATA)")
+
+
+def _a_face() -> str:
+    return str(sorted(JAFFE.glob("*.NE*.tiff"))[0])
+
+
+@needs_jaffe
+def test_jpeg_memo_encodes_each_spec_once_and_spools_its_bytes(tmp_path):
+    memo = JpegMemo(Renderer(cache_frames=2), tmp_path / "spool", budget=10 * 2**20)
+    a, b = (FrameSpec((BASE.layer(_a_face()),), "live", v) for v in (0, 1))
+    first, digest = memo.get(a)
+    again, digest_again = memo.get(a)
+    memo.get(b)
+    assert first is again and digest == digest_again
+    assert (memo.hits, memo.misses) == (1, 2)
+    assert (tmp_path / "spool" / f"{digest}.jpg").read_bytes() == first
+    assert first[:3] == b"\xff\xd8\xff"
+
+
+@needs_jaffe
+def test_jpeg_memo_keeps_to_its_budget(tmp_path):
+    memo = JpegMemo(Renderer(cache_frames=2), tmp_path / "spool", budget=1)
+    specs = [FrameSpec((BASE.layer(_a_face()),), "live", v) for v in range(3)]
+    for spec in specs:
+        memo.get(spec)
+    memo.get(specs[0])  # evicted (only the newest entry is kept): rendered again, the same bytes
+    assert memo.misses == 4 and len(list((tmp_path / "spool").iterdir())) == 3
+
+
+def _session(frames: list[tuple[float, float]]) -> LoadSession:
+    rec = LoadSession(SessionPlan("bona_fide", 0, "KA", None, ("happy",), (0,)))
+    rec.frames = [SentFrame(i, i / 10, "d", lat, done, 0.0) for i, (lat, done) in enumerate(frames)]
+    return rec
+
+
+def test_throughput_counts_the_middle_of_the_run():
+    # 100 frames over 10 s, all answered in the first half: the middle 80 % (1..9 s) holds the ones from 1 to 5 s
+    s = _session([(5.0, 0.05 * k) for k in range(100)])
+    out = throughput([s], 0.0, 10.0)
+    assert out["frames"] == 100 and out["fps_overall"] == 10.0
+    assert out["fps_sustained"] == pytest.approx(sum(1 <= 0.05 * k <= 9 for k in range(100)) / 8.0, abs=0.1)
+
+
+def test_percentiles_and_empty():
+    assert percentiles([]) == {"p50": None, "p95": None, "p99": None, "max": None}
+    p = percentiles(list(range(1, 101)))
+    assert p["p50"] == pytest.approx(50.5) and p["p95"] == pytest.approx(95.05) and p["max"] == 100
+
+
+def test_sizing_scales_with_logins():
+    s = sizing(100.0, 60.0, "test")
+    small, big = s["rows"]
+    assert small["frames_per_s"] == pytest.approx(1000 * 60 / 3600, abs=0.05)
+    assert big["cores_mean"] == pytest.approx(100_000 * 60 / 3600 / 100, abs=0.01)
+    assert big["db_writes_per_s_mean"] == pytest.approx(100_000 * 62 / 3600, abs=0.05)
+    assert sizing(None, 60.0, "none")["rows"][0]["cores_mean"] is None
+
+
+def test_replay_shares_balance_frames():
+    jobs = [ReplayJob(str(k), "x", np.zeros(2), (), {}, tuple((0.0, "d") for _ in range(n)), "reject", ())
+            for k, n in enumerate([10, 9, 5, 4, 1])]
+    shares = _split(jobs, 2)
+    assert sorted(sum(len(j.frames) for j in s) for s in shares) == [14, 15]
+    assert len(_split(jobs[:1], 4)) == 1
+
+
+def test_bad_options_name_the_problem(tmp_path):
+    from facelivenet.benchmarks.serve import ServeBenchConfig
+
+    with pytest.raises(BenchError, match="--concurrency"):
+        ServeBenchConfig(data=tmp_path, concurrency=0)
+    with pytest.raises(BenchError, match="unknown session type"):
+        ServeBenchConfig(data=tmp_path, types=("selfie",))
+
+
+def _server_extra() -> bool:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_server = pytest.mark.skipif(not _server_extra(), reason="the server extra (fastapi, uvicorn) is not installed")
+
+
+@needs_jaffe
+@needs_server
+def test_tiny_run_through_the_real_server(tmp_path, capsys):
+    """Two short sessions (a second face, a track jump: each decided within a second), one worker: the report's
+    structure, and every decision equal to the offline runtime's on the same frames."""
+    from facelivenet.benchmarks.cli import main
+
+    out = tmp_path / "out"
+    code = main(["serve", "--data", str(DATA), "--types", "two_faces,track_jump", "--sessions-per-type", "1",
+                 "--concurrency", "2", "--workers", "1", "--no-per-frame-row", "--out", str(out), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sessions"] == 2 and result["errors"] == 0
+    assert set(result["types"]) == {"two_faces", "track_jump"}
+    assert result["load"]["frames"] > 0 and result["latency_ms"]["p95"] > 0
+    eq = result["equality"]
+    assert eq["total"] == 2 and eq["agree_total"] == 2, eq["sessions"]
+    assert eq["offline"]["fps"] > 0
+    assert result["targets"]["decisions_identical"] is True
+    assert result["cpu"]["family"] and result["sizing"]["rows"][0]["logins_per_hour"] == 1000
+    for name in ("result.json", "report.md", "sessions.jsonl", "command.txt", "server.log"):
+        assert (out / name).is_file(), name
+    assert len((out / "sessions.jsonl").read_text().splitlines()) == 2
+
+
+@needs_jaffe
+@needs_server
+def test_fault_trial_kill9_fails_open_sessions_closed_and_loses_nothing(tmp_path, capsys):
+    """kill -9 mid-session and a restart: every check of the trial passes and its log is written."""
+    from facelivenet.benchmarks.cli import main
+
+    out = tmp_path / "fault"
+    code = main(["serve", "--data", str(DATA), "--fault-trial", "--out", str(out), "--json"])
+    assert code == 0
+    trial = json.loads(capsys.readouterr().out)
+    assert trial["passed"], trial["checks"]
+    assert set(trial["checks"]) >= {"templates_intact", "one_attempt_per_session", "open_sessions_fail_closed",
+                                    "lockout_still_counts"}
+    events = [e["event"] for e in trial["log"]]
+    assert events.index("kill -9 the server's process group") < events.index("server restarted")
+    assert "kill -9" in (out / "fault_trial.log").read_text()
