@@ -19,6 +19,7 @@ One run:
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import logging
 import os
@@ -155,7 +156,8 @@ def replay_jobs(sessions: Sequence[Any], reads: dict[str, dict[str, Any]], templ
             challenge=tuple(read["challenge"]), plan=read["plan"],
             frames=tuple((f.t, f.digest) for f in s.frames),
             server_decision=str(result.get("decision", read.get("status"))),
-            server_reasons=tuple(result.get("reasons", read.get("reasons", ())))))
+            server_reasons=tuple(result.get("reasons", read.get("reasons", ()))),
+            server_thresholds=read.get("thresholds")))
     return jobs
 
 
@@ -234,9 +236,11 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
         result["equality"] = _equality(cfg, sessions, reads, db, work, subjects)
     if cfg.per_frame_row:
         result["per_frame_row"] = _per_frame_row(cfg)
-    _finish(result, cfg)
+    _finish(result, cfg, sessions)
     result["elapsed_s"] = round(time.time() - started, 1)
     result["session_records"] = [s.to_dict() for s in sessions]
+    result["frame_records"] = [(s.session_id, s.plan.kind, f.seq, f.t, round(f.latency_ms, 3), round(f.lag_ms, 3),
+                                f.digest) for s in sessions for f in s.frames]
     return result
 
 
@@ -266,7 +270,7 @@ def _per_frame_row(cfg: ServeBenchConfig) -> dict[str, Any]:
                             QUICK_RUNS * 4, QUICK_WARMUP * 2, 1)
 
 
-def _finish(result: dict[str, Any], cfg: ServeBenchConfig) -> None:
+def _finish(result: dict[str, Any], cfg: ServeBenchConfig, sessions: Sequence[Any]) -> None:
     """Ratios, the sizing and the targets."""
     from .serve_report import LATENCY_TARGET_MS, OFFLINE_RATIO_TARGET, SATURATED, THROUGHPUT_TARGET_FPS, sizing
 
@@ -275,11 +279,14 @@ def _finish(result: dict[str, Any], cfg: ServeBenchConfig) -> None:
     off = (result.get("equality") or {}).get("offline")
     per_cpu = result["load"]["frames"] / result["server_cpu_s"] if result["server_cpu_s"] > 0 else None
     result["server_fps_per_cpu_s"] = None if per_cpu is None else round(per_cpu, 1)
-    # the server's rate is its capacity only when the offered load saturated it; else compare per CPU second
-    saturated = fps < SATURATED * offered
+    # the server's rate is its capacity only when the load saturated it (the paced sessions then wait for their
+    # replies: most frames go out after their slot); else compare per CPU second
+    late = [f.lag_ms > 0 for s in sessions for f in s.frames]
+    saturated = bool(late) and sum(late) / len(late) >= SATURATED
     ratio = {"throughput": round(fps / off["fps"], 3) if off and off["fps"] else None,
              "per_cpu_s": round(per_cpu / off["fps_per_cpu_s"], 3) if off and off["fps_per_cpu_s"] and per_cpu
-             else None, "saturated": saturated}
+             else None, "saturated": saturated,
+             "frames_sent_late": round(sum(late) / len(late), 3) if late else None}
     ratio["basis"] = "throughput" if saturated else "per_cpu_s"
     result["server_vs_offline"] = ratio
     result["sizing"] = sizing(per_cpu, result["frames_per_login"],
@@ -300,14 +307,19 @@ def _finish(result: dict[str, Any], cfg: ServeBenchConfig) -> None:
 
 
 def write_results(result: dict[str, Any], out: Path, argv: Sequence[str]) -> dict[str, str]:
-    """result.json (without the per-session records), sessions.jsonl, report.md and command.txt into ``out``."""
+    """result.json (without the per-session and per-frame records), sessions.jsonl, frames.csv.gz (every answered
+    frame: its latency and send lag), report.md and command.txt into ``out``."""
     from .serve_report import markdown
 
     out.mkdir(parents=True, exist_ok=True)
     records = result.pop("session_records", [])
+    frames = result.pop("frame_records", [])
     files = {"result.json": out / "result.json", "sessions.jsonl": out / "sessions.jsonl",
-             "report.md": out / "report.md", "command.txt": out / "command.txt"}
+             "frames.csv.gz": out / "frames.csv.gz", "report.md": out / "report.md", "command.txt": out / "command.txt"}
     files["sessions.jsonl"].write_text("".join(json.dumps(r) + "\n" for r in records))
+    with gzip.open(files["frames.csv.gz"], "wt") as f:
+        f.write("session_id,kind,seq,t,latency_ms,send_lag_ms,jpeg_blake2b\n")
+        f.writelines(",".join(map(str, row)) + "\n" for row in frames)
     files["report.md"].write_text(markdown(result) + "\n")
     files["command.txt"].write_text(" ".join(["facelive-bench", "serve", *map(shlex.quote, argv)]) + "\n")
     result["files"] = {k: str(v) for k, v in files.items()}
@@ -404,6 +416,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]):
         if cfg.out is not None:
             write_results(result, cfg.out, argv)
         result.pop("session_records", None)
+        result.pop("frame_records", None)
         return EXIT_OK, result, markdown(result)
     finally:
         shutil.rmtree(work, ignore_errors=True)

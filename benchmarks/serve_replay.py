@@ -18,6 +18,7 @@ compared with.
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import time
@@ -42,6 +43,7 @@ class ReplayJob:
     frames: tuple[tuple[float, str], ...]  # (t as the session was fed, JPEG digest) in order
     server_decision: str
     server_reasons: tuple[str, ...]
+    server_thresholds: dict[str, Any] | None = None  # the admin read's (None: not given)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _replay(jobs: Sequence[ReplayJob]) -> dict[str, Any]:
         frames += len(data)
         out.append({"session_id": job.session_id, "kind": job.kind, "decision": result.decision,
                     "reasons": list(result.reasons), "frames": result.frames,
-                    "thresholds": result.thresholds()})
+                    "thresholds": json.loads(json.dumps(result.thresholds(), default=float))})
     return {"sessions": out, "busy_s": busy, "cpu_s": cpu, "frames": frames}
 
 
@@ -127,10 +129,11 @@ def replay_sessions(jobs: Sequence[ReplayJob], options: ReplayOptions, processes
     for job in jobs:
         offline = by_id[job.session_id]
         same = offline["decision"] == job.server_decision and tuple(offline["reasons"]) == job.server_reasons
+        same_thresholds = None if job.server_thresholds is None else offline["thresholds"] == job.server_thresholds
         rows.append({"session_id": job.session_id, "kind": job.kind, "server": [job.server_decision,
                                                                                 list(job.server_reasons)],
                      "offline": [offline["decision"], offline["reasons"]], "frames": len(job.frames),
-                     "agree": same})
+                     "agree": same, "same_thresholds": same_thresholds})
         a = agree.setdefault(job.kind, {"agree": 0, "total": 0})
         a["total"] += 1
         a["agree"] += int(same)
@@ -143,4 +146,6 @@ def replay_sessions(jobs: Sequence[ReplayJob], options: ReplayOptions, processes
                                            1),
                     "what": "decode + FacePipeline + AuthSession per frame (run_session), the server's exact JPEGs, "
                             "one pipeline at 1 thread per process, all processes at once"}
-    return {"sessions": rows, "agree": agree, "offline": offline_rate}
+    checked = [r["same_thresholds"] for r in rows if r["same_thresholds"] is not None]
+    return {"sessions": rows, "agree": agree, "offline": offline_rate,
+            "thresholds_equal": f"{sum(checked)}/{len(checked)}"}

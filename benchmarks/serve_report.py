@@ -14,7 +14,7 @@ LATENCY_TARGET_MS = 50.0  # p95 at 10 concurrent sessions of 10 fps (issue 26)
 THROUGHPUT_TARGET_FPS = 100.0  # with 2 workers on a 2-core machine
 OFFLINE_RATIO_TARGET = 0.70
 LOGINS_PER_HOUR = (1_000, 100_000)
-SATURATED = 0.9  # a run whose sustained rate is under this fraction of the offered rate saturated the server
+SATURATED = 0.5  # a run in which at least this fraction of the frames went out after their slot saturated the server
 PEAK_FACTOR = 3.0  # the busiest minute against the hour's mean (an assumption, stated in the text)
 
 
@@ -121,7 +121,8 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{'-' if a is None else '%d/%d' % (a['agree'], a['total'])} |")
     eq = result.get("equality")
     if eq:
-        lines += ["", f"Decisions equal to the offline runtime on the same frames: {eq['agree_total']}/{eq['total']}"]
+        lines += ["", f"Decisions equal to the offline runtime on the same frames: {eq['agree_total']}/{eq['total']} "
+                      f"(thresholds equal: {eq.get('thresholds_equal')})"]
         off = eq.get("offline")
         if off:
             r = result["server_vs_offline"]

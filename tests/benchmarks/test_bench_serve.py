@@ -15,6 +15,7 @@ from facelivenet.benchmarks.serve_load import JpegMemo, LoadSession, SentFrame
 from facelivenet.benchmarks.serve_replay import ReplayJob, _split
 from facelivenet.benchmarks.serve_report import percentiles, sizing, throughput
 from facelivenet.benchmarks.attacks.scenarios import SessionPlan
+from tests.server.conftest import pg_cluster, pg_url  # noqa: F401 (the PostgreSQL fixtures)
 
 DATA = Path(os.environ.get("FACELIVE_DATA", "/work/shared/data"))
 JAFFE = DATA / "jaffe"
@@ -106,18 +107,22 @@ def _server_extra() -> bool:
 needs_server = pytest.mark.skipif(not _server_extra(), reason="the server extra (fastapi, uvicorn) is not installed")
 
 
+def _tiny_run(out: Path, capsys, *extra: str) -> dict:
+    from facelivenet.benchmarks.cli import main
+
+    code = main(["serve", "--data", str(DATA), "--types", "two_faces,track_jump", "--sessions-per-type", "1",
+                 "--concurrency", "2", "--workers", "1", "--no-per-frame-row", "--out", str(out), "--json", *extra])
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
 @needs_jaffe
 @needs_server
 def test_tiny_run_through_the_real_server(tmp_path, capsys):
     """Two short sessions (a second face, a track jump: each decided within a second), one worker: the report's
     structure, and every decision equal to the offline runtime's on the same frames."""
-    from facelivenet.benchmarks.cli import main
-
     out = tmp_path / "out"
-    code = main(["serve", "--data", str(DATA), "--types", "two_faces,track_jump", "--sessions-per-type", "1",
-                 "--concurrency", "2", "--workers", "1", "--no-per-frame-row", "--out", str(out), "--json"])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out)
+    result = _tiny_run(out, capsys)
     assert result["sessions"] == 2 and result["errors"] == 0
     assert set(result["types"]) == {"two_faces", "track_jump"}
     assert result["load"]["frames"] > 0 and result["latency_ms"]["p95"] > 0
@@ -126,9 +131,14 @@ def test_tiny_run_through_the_real_server(tmp_path, capsys):
     assert eq["offline"]["fps"] > 0
     assert result["targets"]["decisions_identical"] is True
     assert result["cpu"]["family"] and result["sizing"]["rows"][0]["logins_per_hour"] == 1000
-    for name in ("result.json", "report.md", "sessions.jsonl", "command.txt", "server.log"):
+    for name in ("result.json", "report.md", "sessions.jsonl", "frames.csv.gz", "command.txt", "server.log"):
         assert (out / name).is_file(), name
     assert len((out / "sessions.jsonl").read_text().splitlines()) == 2
+    import gzip
+
+    rows = gzip.open(out / "frames.csv.gz", "rt").read().splitlines()
+    assert len(rows) == 1 + result["load"]["frames"] and rows[0].startswith("session_id,kind,seq,t,latency_ms")
+    assert eq["thresholds_equal"] == "2/2"
 
 
 @needs_jaffe
@@ -147,3 +157,12 @@ def test_fault_trial_kill9_fails_open_sessions_closed_and_loses_nothing(tmp_path
     events = [e["event"] for e in trial["log"]]
     assert events.index("kill -9 the server's process group") < events.index("server restarted")
     assert "kill -9" in (out / "fault_trial.log").read_text()
+
+
+@needs_jaffe
+@needs_server
+def test_tiny_run_on_postgresql(pg_url, tmp_path, capsys):
+    """The same run with the server on PostgreSQL: the store says so and the decisions agree."""
+    result = _tiny_run(tmp_path / "out", capsys, "--db", pg_url)
+    assert result["server"]["store"] == "postgresql" and result["config"]["db"].startswith("postgresql://")
+    assert result["equality"]["agree_total"] == result["equality"]["total"] == 2
