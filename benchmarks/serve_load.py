@@ -3,7 +3,9 @@
 Each session runs in one of ``concurrency`` client threads (one kept-alive :class:`Client` each). Its actor
 (:func:`~.attacks.scenarios.build_actor`, the very one the offline suite uses) is asked for frame ``i``
 with what the server's last reply asked (the step's expected expression and target oval; None once
-decided), and the frame is sent at its capture time ``t = i / fps`` after the session's first frame. A
+decided), and the frame is sent at its capture time ``t = i / fps`` after the session's first frame; a
+frame captured while a reply was awaited is dropped for the newest, as a camera app does
+(:func:`run_load_session`). A
 frame is rendered and JPEG-encoded once per frame spec (:class:`JpegMemo`) and its bytes are spooled on
 disk by digest: the offline replay reads the exact bytes the server answered.
 """
@@ -85,12 +87,13 @@ class JpegMemo:
 class SentFrame:
     """One frame the server answered 200: what was sent (``t``, the JPEG's digest) and how long it took."""
 
-    seq: int
+    seq: int  # the server's frame count
+    index: int  # the camera's frame index (t = index / fps); frames captured while a reply was awaited are skipped
     t: float
     digest: str
     latency_ms: float
     done_at: float  # perf_counter when the reply was read
-    lag_ms: float  # how late it was sent against its schedule (the previous reply came late)
+    lag_ms: float  # how long after its capture it was sent (the previous reply came after its capture time)
 
 
 @dataclass
@@ -102,7 +105,8 @@ class LoadSession:
     opened_status: str | None = None
     start_ms: float | None = None
     frames: list[SentFrame] = field(default_factory=list)
-    refused: dict[str, Any] | None = None  # the first refused frame: {"seq", "status", "code"}
+    refused: dict[str, Any] | None = None  # the first refused frame: {"seq", "index", "status", "code"}
+    skipped: int = 0  # frames the camera captured while waiting for a reply, never sent
     ended_by: str = ""  # "decided" | "source_ended" | "max_frames" | "refused" | "error"
     decision: str | None = None
     reason: str | None = None
@@ -112,7 +116,7 @@ class LoadSession:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.plan.kind, "index": self.plan.index, "subject": self.plan.subject,
                 "attacker": self.plan.attacker, "session_id": self.session_id, "opened_status": self.opened_status,
-                "frames": len(self.frames), "refused": self.refused, "ended_by": self.ended_by,
+                "frames": len(self.frames), "skipped": self.skipped, "refused": self.refused, "ended_by": self.ended_by,
                 "decision": self.decision, "reason": self.reason, "error": self.error, "detail": self.detail}
 
 
@@ -138,7 +142,10 @@ def _target(oval: Any) -> Target | None:
 
 
 def run_load_session(setup: LoadSetup, client: Any, plan: SessionPlan) -> LoadSession:
-    """One session of ``plan`` through the server, paced at ``setup.fps``."""
+    """One session of ``plan`` through the server, as a camera app at ``setup.fps`` sends it: frame ``i`` is
+    captured at ``t = i / fps`` (after the session's first frame) and sent then; while a reply is awaited the
+    camera goes on, so the next frame sent is the newest one captured (the ones in between are dropped,
+    counted in ``skipped``), and the client's clock never falls behind the server's."""
     from facelivenet.server.client import ServerError
 
     rec = LoadSession(plan)
@@ -154,10 +161,13 @@ def run_load_session(setup: LoadSetup, client: Any, plan: SessionPlan) -> LoadSe
         max_frames = int(session.limits.get("max_frames", 600))
         expected, target = session.step.expected if session.step else None, \
             _target(session.step.target if session.step else None)
-        t0 = None
-        for i in range(max_frames):
+        t0, i = None, 0
+        while True:
             if not session.pending:
                 rec.ended_by = "decided"
+                break
+            if len(rec.frames) >= max_frames:
+                rec.ended_by = "max_frames"
                 break
             spec = actor.spec(i, expected, target)
             if spec is None:
@@ -175,14 +185,16 @@ def run_load_session(setup: LoadSetup, client: Any, plan: SessionPlan) -> LoadSe
             try:
                 reply = session.send(jpeg, t)
             except ServerError as exc:
-                rec.refused = {"seq": i, "status": exc.status, "code": exc.code}
+                rec.refused = {"seq": len(rec.frames), "index": i, "status": exc.status, "code": exc.code}
                 rec.ended_by = "refused"
                 break
             done = time.perf_counter()
-            rec.frames.append(SentFrame(i, t, digest, (done - sent) * 1e3, done, max(0.0, -wait) * 1e3))
+            rec.frames.append(SentFrame(len(rec.frames), i, t, digest, (done - sent) * 1e3, done,
+                                        max(0.0, -wait) * 1e3))
             expected, target = reply.expected, _target(reply.target)
-        else:
-            rec.ended_by = "max_frames"
+            newest = int((done - t0) * setup.fps)  # the newest frame the camera has captured by now
+            rec.skipped += max(0, newest - (i + 1))
+            i = max(i + 1, newest)
         outcome = session.result()
         rec.decision, rec.reason = outcome.decision, outcome.reason
     except Exception as exc:  # noqa: BLE001 - a failed session is counted and reported, the run goes on

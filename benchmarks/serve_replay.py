@@ -144,7 +144,7 @@ def replay_sessions(jobs: Sequence[ReplayJob], options: ReplayOptions, processes
                     "fps": round(sum(per_process), 1),
                     "fps_per_cpu_s": round(sum(p["frames"] for p in parts) / max(1e-9, sum(p["cpu_s"] for p in parts)),
                                            1),
-                    "what": "decode + FacePipeline + AuthSession per frame (run_session), the server's exact JPEGs, "
+                    "what": "decode + FacePipeline + AuthSession per frame (feed_frame), the server's exact JPEGs, "
                             "one pipeline at 1 thread per process, all processes at once"}
     checked = [r["same_thresholds"] for r in rows if r["same_thresholds"] is not None]
     return {"sessions": rows, "agree": agree, "offline": offline_rate,

@@ -51,7 +51,7 @@ def test_jpeg_memo_keeps_to_its_budget(tmp_path):
 
 def _session(frames: list[tuple[float, float]]) -> LoadSession:
     rec = LoadSession(SessionPlan("bona_fide", 0, "KA", None, ("happy",), (0,)))
-    rec.frames = [SentFrame(i, i / 10, "d", lat, done, 0.0) for i, (lat, done) in enumerate(frames)]
+    rec.frames = [SentFrame(i, i, i / 10, "d", lat, done, 0.0) for i, (lat, done) in enumerate(frames)]
     return rec
 
 
@@ -131,13 +131,13 @@ def test_tiny_run_through_the_real_server(tmp_path, capsys):
     assert eq["offline"]["fps"] > 0
     assert result["targets"]["decisions_identical"] is True
     assert result["cpu"]["family"] and result["sizing"]["rows"][0]["logins_per_hour"] == 1000
-    for name in ("result.json", "report.md", "sessions.jsonl", "frames.csv.gz", "command.txt", "server.log"):
+    for name in ("result.json", "report.md", "sessions.jsonl", "frames.csv.gz", "command.txt", "server.log.gz"):
         assert (out / name).is_file(), name
     assert len((out / "sessions.jsonl").read_text().splitlines()) == 2
     import gzip
 
     rows = gzip.open(out / "frames.csv.gz", "rt").read().splitlines()
-    assert len(rows) == 1 + result["load"]["frames"] and rows[0].startswith("session_id,kind,seq,t,latency_ms")
+    assert len(rows) == 1 + result["load"]["frames"] and rows[0].startswith("session_id,kind,seq,camera_index,t,latency_ms")
     assert eq["thresholds_equal"] == "2/2"
 
 
