@@ -208,6 +208,7 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
         reads = admin_reads(server.url, admin_key, [s.session_id for s in sessions if s.session_id])
         health = server.health_info
     load = throughput(sessions, timing["start"], timing["end"])
+    load["fps_captured"] = round((load["frames"] + sum(s.skipped for s in sessions)) / load["wall_s"], 1)
     bona = [len(s.frames) for s in sessions if s.plan.kind == "bona_fide"]
     login_basis = "the bona fide sessions' mean" if bona else "no bona fide session ran: every session's mean"
     bona = bona or [len(s.frames) for s in sessions]

@@ -85,7 +85,8 @@ def sizing_text(s: dict[str, Any], cpu: str) -> str:
     """The sizing paragraph."""
     if s["frames_per_core_s"] is None:
         return "Sizing: no server CPU time was measured."
-    lines = [f"Sizing on paper ({cpu}): the server answered {s['frames_per_core_s']:g} frames per second of server "
+    lines = [f"Sizing on paper ({cpu}; the server's own processes: a PostgreSQL server's CPU is not in it): the "
+             f"server answered {s['frames_per_core_s']:g} frames per second of server "
              f"CPU time ({s['basis']}); a login took {s['frames_per_login']:g} frames (measured: "
              f"{s['login_basis']}). Database writes per login: the session insert, one state update per frame (the "
              f"decision's attempt in the same transaction as the last) and the result claim "
@@ -104,7 +105,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"CPU: {result['cpu']['model']} ({cpu}); {result['cpu']['cores']} cores; load average at start "
              f"{result['cpu']['loadavg_start']}", "",
              f"Load: {result['sessions']} sessions, {result['concurrency']} at a time at {result['fps']:g} fps "
-             f"(offered {result['concurrency'] * result['fps']:g} frames/s): {load['frames']} frames in "
+             f"(at most {result['concurrency'] * result['fps']:g} frames/s; the cameras captured "
+             f"{load.get('fps_captured')} frames/s, sent or dropped): {load['frames']} frames in "
              f"{load['wall_s']} s: {load['fps_sustained']} frames/s sustained ({load['fps_overall']} overall) "
              f"[{cpu}]",
              f"Per-frame latency (client side, ms): p50 {lat['p50']}, p95 {lat['p95']}, p99 {lat['p99']}, "
