@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,6 +38,7 @@ from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import DATA_ENV, DEFAULT_CHALLENGE, DEFAULT_FPS, EXIT_OK
 
 from .errors import BenchError
+from .serve_load import MEMO_BUDGET_BYTES
 
 PROG = "facelive-bench serve"
 log = logging.getLogger("facelivenet.benchmarks.serve")
@@ -66,7 +67,7 @@ class ServeBenchConfig:
     out: Path | None = None
     replay: bool = True
     per_frame_row: bool = True
-    memo_mib: int = 512
+    memo_mib: int = MEMO_BUDGET_BYTES // 2**20
 
     def __post_init__(self) -> None:
         from .attacks.scenarios import SESSION_MODELS, SESSION_TYPES
@@ -98,16 +99,6 @@ class ServeBenchConfig:
         d.update(data=str(self.data), out=None if self.out is None else str(self.out),
                  db=None if self.db is None else redact_url(self.db), types=list(self.session_types))
         return d
-
-
-@dataclass
-class Prepared:
-    """What the load needs once the server is up."""
-
-    subjects: list
-    admin_key: str
-    app_key: str
-    enrolled: dict[str, Any] = field(default_factory=dict)
 
 
 def cpu_description() -> dict[str, Any]:
@@ -372,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"jitter variants per image (default {DEFAULT_VARIANTS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the session plans and actors (default 0)")
     p.add_argument("--session-model", choices=tuple(SESSION_MODELS), default="smooth")
-    p.add_argument("--memo-mib", type=int, default=512, help="JPEG memo budget in MiB (default 512)")
+    p.add_argument("--memo-mib", type=int, default=MEMO_BUDGET_BYTES // 2**20,
+                   help=f"JPEG memo budget in MiB (default {MEMO_BUDGET_BYTES // 2**20})")
     p.add_argument("--no-replay", dest="replay", action="store_false",
                    help="skip the offline replay (decision equality and the offline rate)")
     p.add_argument("--no-per-frame-row", dest="per_frame_row", action="store_false",

@@ -55,7 +55,7 @@ class TrialLog:
         log.info("%s %s", what, info or "")
 
 
-def _call(trial: TrialLog, name: str, fn, *args) -> dict[str, Any]:
+def _call(fn, *args) -> dict[str, Any]:
     """Call ``fn``; what happened as a dict (ok + value, or the server's status and code, or unreachable)."""
     from facelivenet.server.client import ServerConnectionError, ServerError
 
@@ -83,7 +83,7 @@ def _stream(trial: TrialLog, name: str, session: Any, actor: Any, memo: Any, fps
         wait = t0 + i / fps - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-        got = _call(trial, name, session.send, jpeg, time.perf_counter() - t0)
+        got = _call(session.send, jpeg, time.perf_counter() - t0)
         if not got["ok"]:
             trial.add("frame refused", session=name, seq=i, status=got["status"], code=got["code"])
             state["stream_end"] = got
@@ -108,8 +108,7 @@ def _counts(db: str, users: Sequence[str]) -> dict[str, Any]:
             templates[user] = hashlib.sha256(np.ascontiguousarray(t.embeddings).tobytes()
                                              + np.ascontiguousarray(t.template).tobytes()).hexdigest()[:16]
         attempts = {u: store.attempts(u, limit=100_000) for u in users}
-        return {"templates": templates, "attempts": {u: len(a) for u, a in attempts.items()},
-                "attempt_rows": {u: a for u, a in attempts.items()}}
+        return {"templates": templates, "attempts": {u: len(a) for u, a in attempts.items()}}
     finally:
         store.close()
 
@@ -196,27 +195,27 @@ def run_fault_trial(cfg: Any, work: Path) -> dict[str, Any]:
             s = sessions[role]
             s.client = app
             t = time.perf_counter() - states[role]["t0"] if role in states else 0.0  # the client's clock goes on
-            frame = _call(trial, role, s.send, memo.get(_any_spec(subjects[0]))[0], t)
-            first = _call(trial, role, s.result)
-            second = _call(trial, role, s.result)
+            frame = _call(s.send, memo.get(_any_spec(subjects[0]))[0], t)
+            first = _call(s.result)
+            second = _call(s.result)
             got[role].update(frame_after_restart=_brief(frame), result=_brief(first), result_again=_brief(second),
                              stream_end=_brief(states.get(role, {}).get("stream_end")),
                              frames_before_kill=states.get(role, {}).get("frames_answered", 0))
             trial.add("after restart", session=role, frame=_brief(frame), result=_brief(first),
                       result_again=_brief(second))
         sessions["done"].client = app
-        again = _call(trial, "done", sessions["done"].result)
+        again = _call(sessions["done"].result)
         got["done"]["result_again"] = _brief(again)
         trial.add("after restart", session="done", result_again=_brief(again))
         s = app.start_session(user["lockout"])
         out = s.result()
         trial.add("lockout failure", n=LOCKOUT_FAILURES, decision=out.decision, reason=out.reason)
         s = app.start_session(user["lockout"])
-        locked = {"status": s.status, "outcome": _brief(_call(trial, "lockout", s.result))}
+        locked = {"status": s.status, "outcome": _brief(_call(s.result))}
         got["lockout"].update(after=locked)
         trial.add("lockout: next start", **locked)
         with Client(server.url, admin_key) as admin:
-            reads = {role: _call(trial, role, admin.admin_session, sessions[role].session_id)
+            reads = {role: _call(admin.admin_session, sessions[role].session_id)
                      for role in sessions}
         after = _counts(db, list(user.values()))
         trial.add("counted after", templates=len(after["templates"]), attempts=after["attempts"])
