@@ -68,6 +68,7 @@ class ServeBenchConfig:
     replay: bool = True
     per_frame_row: bool = True
     memo_mib: int = MEMO_BUDGET_BYTES // 2**20
+    frame_cache: Path | None = None  # keep the JPEGs and their index here across runs (None: a temporary folder)
 
     def __post_init__(self) -> None:
         from .attacks.scenarios import SESSION_MODELS, SESSION_TYPES
@@ -97,6 +98,7 @@ class ServeBenchConfig:
 
         d = asdict(self)
         d.update(data=str(self.data), out=None if self.out is None else str(self.out),
+                 frame_cache=None if self.frame_cache is None else str(self.frame_cache),
                  db=None if self.db is None else redact_url(self.db), types=list(self.session_types))
         return d
 
@@ -169,7 +171,6 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
     from facelivenet.edge_runtime.challenge import ChallengeConfig
 
     from .attacks.data import load_subjects
-    from .attacks.render import Renderer
     from .attacks.scenarios import plan_sessions
     from .serve_load import JpegMemo, LoadSetup, run_load
     from .serve_report import percentiles, session_table, throughput
@@ -177,6 +178,7 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
 
     started = time.time()
     cpu = cpu_description()
+    spool = cfg.frame_cache or work / "spool"
     db = cfg.db or str(work / "server.db")
     log_dir = cfg.out or work
     spec = ServerSpec(db=db, workers=cfg.workers, bundle=cfg.bundle, public_key=cfg.public_key)
@@ -185,7 +187,7 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
     admin_key, app_key = add_key(db, "bench-admin", "admin"), add_key(db, "bench-app", "app")
     plans = [p for kind in cfg.session_types for p in plan_sessions(kind, cfg.sessions_per_type, subjects, ccfg,
                                                                       cfg.seed)]
-    memo = JpegMemo(Renderer(cache_frames=4, seed=cfg.seed), work / "spool", cfg.memo_mib * 2**20)
+    memo = JpegMemo(spool, cfg.seed, cfg.memo_mib * 2**20)
     with ServerProcess(spec, Path(log_dir) / "server.log") as server:
         server.start()
         enrolled = enroll_subjects(server.url, admin_key, subjects)
@@ -198,6 +200,7 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
         server_cpu = server.cpu_seconds() - cpu0
         reads = admin_reads(server.url, admin_key, [s.session_id for s in sessions if s.session_id])
         health = server.health_info
+    memo.save()
     load = throughput(sessions, timing["start"], timing["end"])
     load["fps_captured"] = round((load["frames"] + sum(s.skipped for s in sessions)) / load["wall_s"], 1)
     bona = [len(s.frames) for s in sessions if s.plan.kind == "bona_fide"]
@@ -225,7 +228,7 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
         "frames_per_login_basis": login_basis,
     }
     if cfg.replay:
-        result["equality"] = _equality(cfg, sessions, reads, db, work, subjects)
+        result["equality"] = _equality(cfg, sessions, reads, db, spool, subjects)
     if cfg.per_frame_row:
         result["per_frame_row"] = _per_frame_row(cfg)
     _finish(result, cfg, sessions)
@@ -236,7 +239,7 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
     return result
 
 
-def _equality(cfg: ServeBenchConfig, sessions, reads, db: str, work: Path, subjects) -> dict[str, Any]:
+def _equality(cfg: ServeBenchConfig, sessions, reads, db: str, spool: Path, subjects) -> dict[str, Any]:
     from facelivenet.server.config import session_from_dict
 
     from .serve_replay import ReplayOptions, replay_sessions
@@ -244,7 +247,7 @@ def _equality(cfg: ServeBenchConfig, sessions, reads, db: str, work: Path, subje
     templates = stored_templates(db, [s.name for s in subjects])
     jobs = replay_jobs(sessions, reads, templates)
     settings = session_from_dict(reads[""]["session"])
-    options = ReplayOptions(cfg.bundle, cfg.public_key, str(work / "spool"), settings)
+    options = ReplayOptions(cfg.bundle, cfg.public_key, str(spool), settings)
     log.info("replaying %d sessions offline in %d process(es)", len(jobs), cfg.workers)
     eq = replay_sessions(jobs, options, cfg.workers)
     eq["total"] = len(jobs)
@@ -365,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session-model", choices=tuple(SESSION_MODELS), default="smooth")
     p.add_argument("--memo-mib", type=int, default=MEMO_BUDGET_BYTES // 2**20,
                    help=f"JPEG memo budget in MiB (default {MEMO_BUDGET_BYTES // 2**20})")
+    p.add_argument("--frame-cache", type=Path, metavar="DIR",
+                   help="keep the rendered JPEGs and their index here: a later run reads the frames it has seen "
+                        "instead of rendering them (less load-generator CPU beside the server)")
     p.add_argument("--no-replay", dest="replay", action="store_false",
                    help="skip the offline replay (decision equality and the offline rate)")
     p.add_argument("--no-per-frame-row", dest="per_frame_row", action="store_false",
@@ -388,7 +394,7 @@ def config_from_args(args: argparse.Namespace) -> ServeBenchConfig:
                             concurrency=args.concurrency, fps=args.fps, workers=args.workers, db=args.db,
                             bundle=args.bundle, public_key=args.public_key, variants=args.variants, seed=args.seed,
                             session_model=args.session_model, out=args.out, replay=args.replay,
-                            per_frame_row=args.per_frame_row, memo_mib=args.memo_mib)
+                            per_frame_row=args.per_frame_row, memo_mib=args.memo_mib, frame_cache=args.frame_cache)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -120,7 +120,6 @@ def run_fault_trial(cfg: Any, work: Path) -> dict[str, Any]:
     from facelivenet.server.client import Client
 
     from .attacks.data import load_subjects
-    from .attacks.render import Renderer
     from .attacks.scenarios import BONA_FIDE, SessionPlan, build_actor
     from .errors import BenchError
     from .serve import enroll_subjects
@@ -138,7 +137,7 @@ def run_fault_trial(cfg: Any, work: Path) -> dict[str, Any]:
         raise BenchError(f"the fault trial needs {len(roles)} subjects (one user per session), got {len(subjects)}")
     user = {role: s.name for role, s in zip(roles, subjects)}
     admin_key, app_key = add_key(db, "trial-admin", "admin"), add_key(db, "trial-app", "app")
-    memo = JpegMemo(Renderer(cache_frames=4, seed=cfg.seed), work / "spool")
+    memo = JpegMemo(cfg.frame_cache or work / "spool", cfg.seed)
     server = ServerProcess(spec, Path(cfg.out or work) / "fault_server.log")
     sessions: dict[str, Any] = {}
     got: dict[str, dict[str, Any]] = {role: {"user": user[role]} for role in roles}

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import pickle
 import threading
 import time
 from collections import OrderedDict
@@ -35,21 +37,57 @@ log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 90  # what a phone app would send (the client's own default)
 MEMO_BUDGET_BYTES = 512 * 2**20
+INDEX = "index.pkl"  # the spool's spec -> digest index (JpegMemo.save)
 
 
 class JpegMemo:
     """JPEG bytes per frame spec (rendered and encoded once while they fit ``budget`` bytes, least recently used
-    out first); every distinct JPEG is written once to ``spool`` as ``<digest>.jpg``. Thread-safe."""
+    out first); every distinct JPEG is written once to ``spool`` as ``<digest>.jpg``. Thread-safe.
 
-    def __init__(self, renderer: Renderer, spool: Path, budget: int = MEMO_BUDGET_BYTES,
+    :meth:`save` keeps the spec -> digest index in the spool (``index.pkl``): a later run on the same spool
+    (``facelive-bench serve --frame-cache DIR``) reads a frame it has seen from disk instead of rendering it,
+    so the load generator takes less of the CPU it shares with the server. The index is ours (a local cache
+    folder), and it is only used when the renderer's seed, the canvas, the JPEG quality and OpenCV match."""
+
+    def __init__(self, spool: Path, seed: int = 0, budget: int = MEMO_BUDGET_BYTES,
                  quality: int = JPEG_QUALITY) -> None:
-        self.renderer, self.spool, self.budget, self.quality = renderer, spool, budget, quality
+        # the renderer keeps only a few arrays: the JPEGs are what is memoised
+        self.renderer = Renderer(cache_frames=4, seed=seed)
+        self.spool, self.budget, self.quality = spool, budget, quality
         self.spool.mkdir(parents=True, exist_ok=True)
         self._cache: OrderedDict[FrameSpec, tuple[bytes, str]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.from_disk = 0
         self.render_s = 0.0  # thread CPU seconds spent rendering and encoding
+        self._key = (seed, tuple(self.renderer.canvas_hw), quality, cv2.__version__)
+        self._index: dict[FrameSpec, str] = self._load_index()
+
+    def _load_index(self) -> dict[FrameSpec, str]:
+        try:
+            saved = pickle.loads((self.spool / INDEX).read_bytes())
+            return dict(saved["index"]) if saved.get("key") == self._key else {}
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, KeyError, TypeError):
+            return {}
+
+    def save(self) -> None:
+        """Write the spec -> digest index into the spool (atomically)."""
+        with self._lock:
+            blob = pickle.dumps({"key": self._key, "index": self._index}, protocol=5)
+        tmp = self.spool / f"{INDEX}.tmp"
+        tmp.write_bytes(blob)
+        os.replace(tmp, self.spool / INDEX)
+
+    def _stored(self, spec: FrameSpec) -> tuple[bytes, str] | None:
+        digest = self._index.get(spec)
+        if digest is None:
+            return None
+        try:
+            jpeg = (self.spool / f"{digest}.jpg").read_bytes()
+        except OSError:
+            return None
+        self.from_disk += 1
+        return jpeg, digest
 
     def get(self, spec: FrameSpec) -> tuple[bytes, str]:
         """(JPEG bytes, hex digest) of ``spec``."""
@@ -58,6 +96,10 @@ class JpegMemo:
             if held is not None:
                 self._cache.move_to_end(spec)
                 self.hits += 1
+                return held
+            held = self._stored(spec)
+            if held is not None:
+                self._keep(spec, held)
                 return held
             start = time.thread_time()
             ok, data = cv2.imencode(".jpg", self.renderer.render(spec), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
@@ -70,16 +112,21 @@ class JpegMemo:
                 path.write_bytes(jpeg)
             self.render_s += time.thread_time() - start
             self.misses += 1
-            self._cache[spec] = (jpeg, digest)
-            self._bytes += len(jpeg)
-            while self._bytes > self.budget and len(self._cache) > 1:
-                _, (old, _) = self._cache.popitem(last=False)
-                self._bytes -= len(old)
+            self._index[spec] = digest
+            self._keep(spec, (jpeg, digest))
             return jpeg, digest
 
+    def _keep(self, spec: FrameSpec, held: tuple[bytes, str]) -> None:
+        self._cache[spec] = held
+        self._bytes += len(held[0])
+        while self._bytes > self.budget and len(self._cache) > 1:
+            _, (old, _) = self._cache.popitem(last=False)
+            self._bytes -= len(old)
+
     def stats(self) -> dict[str, Any]:
-        calls = self.hits + self.misses
-        return {"frames": calls, "rendered": self.misses, "hit_rate": round(self.hits / calls, 4) if calls else None,
+        calls = self.hits + self.misses + self.from_disk
+        return {"frames": calls, "rendered": self.misses, "read_from_cache_folder": self.from_disk,
+                "hit_rate": round((self.hits + self.from_disk) / calls, 4) if calls else None,
                 "render_encode_cpu_s": round(self.render_s, 2), "budget_mib": self.budget // 2**20}
 
 

@@ -113,7 +113,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"max {lat['max']} [{cpu}]; session start p50 {result['start_latency_ms']['p50']} ms",
              f"CPU seconds: server {result['server_cpu_s']}, load generator {result['bench_cpu_s']} "
              f"(render + encode {result['memo']['render_encode_cpu_s']}, {result['memo']['rendered']} frames "
-             f"rendered, memo hit rate {result['memo']['hit_rate']})", ""]
+             f"rendered, {result['memo']['read_from_cache_folder']} read from the frame cache, memo hit rate "
+             f"{result['memo']['hit_rate']})", ""]
     lines += ["| type | sessions | accept | reject | frames/session | dropped | coarse reasons | refused | errors | "
               "decisions agreeing |", "|---|---|---|---|---|---|---|---|---|---|"]
     agree = result.get("equality", {}).get("agree", {})

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelivenet.benchmarks.attacks.render import BASE, FrameSpec, Renderer
+from facelivenet.benchmarks.attacks.render import BASE, FrameSpec
 from facelivenet.benchmarks.errors import BenchError
 from facelivenet.benchmarks.serve_load import JpegMemo, LoadSession, SentFrame
 from facelivenet.benchmarks.serve_replay import ReplayJob, _split
@@ -28,7 +28,7 @@ def _a_face() -> str:
 
 @needs_jaffe
 def test_jpeg_memo_encodes_each_spec_once_and_spools_its_bytes(tmp_path):
-    memo = JpegMemo(Renderer(cache_frames=2), tmp_path / "spool", budget=10 * 2**20)
+    memo = JpegMemo(tmp_path / "spool", budget=10 * 2**20)
     a, b = (FrameSpec((BASE.layer(_a_face()),), "live", v) for v in (0, 1))
     first, digest = memo.get(a)
     again, digest_again = memo.get(a)
@@ -41,12 +41,24 @@ def test_jpeg_memo_encodes_each_spec_once_and_spools_its_bytes(tmp_path):
 
 @needs_jaffe
 def test_jpeg_memo_keeps_to_its_budget(tmp_path):
-    memo = JpegMemo(Renderer(cache_frames=2), tmp_path / "spool", budget=1)
+    memo = JpegMemo(tmp_path / "spool", budget=1)
     specs = [FrameSpec((BASE.layer(_a_face()),), "live", v) for v in range(3)]
     for spec in specs:
         memo.get(spec)
     memo.get(specs[0])  # evicted (only the newest entry is kept): rendered again, the same bytes
-    assert memo.misses == 4 and len(list((tmp_path / "spool").iterdir())) == 3
+    assert memo.misses == 3 and memo.from_disk == 1 and len(list((tmp_path / "spool").iterdir())) == 3
+
+
+@needs_jaffe
+def test_a_saved_memo_serves_the_next_run_from_its_folder(tmp_path):
+    spec = FrameSpec((BASE.layer(_a_face()),), "photo", 2)
+    first = JpegMemo(tmp_path / "cache")
+    jpeg, digest = first.get(spec)
+    first.save()
+    again = JpegMemo(tmp_path / "cache")
+    assert again.get(spec) == (jpeg, digest) and (again.misses, again.from_disk) == (0, 1)
+    other_seed = JpegMemo(tmp_path / "cache", seed=1)  # frames of another renderer: the index is not used
+    assert other_seed.get(spec)[1] != digest and other_seed.misses == 1
 
 
 def _session(frames: list[tuple[float, float]]) -> LoadSession:
