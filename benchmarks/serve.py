@@ -253,6 +253,7 @@ def _equality(cfg: ServeBenchConfig, sessions, reads, db: str, spool: Path, subj
     eq["total"] = len(jobs)
     eq["agree_total"] = sum(r["agree"] for r in eq["sessions"])
     eq["not_replayed"] = len(sessions) - len(jobs)
+    eq["same_model"] = eq.get("model_fingerprints") == [reads[""].get("model_fingerprint")]
     return eq
 
 
@@ -292,7 +293,8 @@ def _finish(result: dict[str, Any], cfg: ServeBenchConfig, sessions: Sequence[An
     eq = result.get("equality")
     chosen = ratio[ratio["basis"]]
     result["targets"] = {
-        "decisions_identical": None if not eq else eq["agree_total"] == eq["total"] and eq["total"] > 0,
+        "decisions_identical": None if not eq else (eq["agree_total"] == eq["total"] and eq["total"] > 0
+                                                    and eq["same_model"]),
         "p95_le_50ms_at_10x10fps": (result["latency_ms"]["p95"] is not None
                                     and result["latency_ms"]["p95"] <= LATENCY_TARGET_MS)
         if cfg.concurrency == 10 and cfg.fps == 10 else None,

@@ -102,7 +102,7 @@ def _replay(jobs: Sequence[ReplayJob]) -> dict[str, Any]:
         out.append({"session_id": job.session_id, "kind": job.kind, "decision": result.decision,
                     "reasons": list(result.reasons), "frames": result.frames,
                     "thresholds": json.loads(json.dumps(result.thresholds(), default=float))})
-    return {"sessions": out, "busy_s": busy, "cpu_s": cpu, "frames": frames}
+    return {"sessions": out, "busy_s": busy, "cpu_s": cpu, "frames": frames, "fingerprint": pipeline.model.fingerprint}
 
 
 def _split(jobs: Sequence[ReplayJob], parts: int) -> list[list[ReplayJob]]:
@@ -148,4 +148,5 @@ def replay_sessions(jobs: Sequence[ReplayJob], options: ReplayOptions, processes
                             "one pipeline at 1 thread per process, all processes at once"}
     checked = [r["same_thresholds"] for r in rows if r["same_thresholds"] is not None]
     return {"sessions": rows, "agree": agree, "offline": offline_rate,
+            "model_fingerprints": sorted({p["fingerprint"] for p in parts}),
             "thresholds_equal": f"{sum(checked)}/{len(checked)}"}

@@ -140,7 +140,7 @@ def test_tiny_run_through_the_real_server(tmp_path, capsys):
     assert result["load"]["frames"] > 0 and result["latency_ms"]["p95"] > 0
     eq = result["equality"]
     assert eq["total"] == 2 and eq["agree_total"] == 2, eq["sessions"]
-    assert eq["offline"]["fps"] > 0
+    assert eq["offline"]["fps"] > 0 and eq["same_model"]
     assert result["targets"]["decisions_identical"] is True
     assert result["cpu"]["family"] and result["sizing"]["rows"][0]["logins_per_hour"] == 1000
     for name in ("result.json", "report.md", "sessions.jsonl", "frames.csv.gz", "command.txt", "server.log.gz"):
