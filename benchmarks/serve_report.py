@@ -103,7 +103,7 @@ def markdown(result: dict[str, Any]) -> str:
     load, lat, cpu = result["load"], result["latency_ms"], result["cpu"]["family"]
     lines = [f"# facelive-bench serve ({result['server']['workers']} worker(s), {result['server']['store']})", "",
              f"CPU: {result['cpu']['model']} ({cpu}); {result['cpu']['cores']} cores; load average at start "
-             f"{result['cpu']['loadavg_start']}", "",
+             f"{result['cpu']['loadavg_start']}", "", f"Server settings: {result['lockout_note']}", "",
              f"Load: {result['sessions']} sessions, {result['concurrency']} at a time at {result['fps']:g} fps "
              f"(at most {result['concurrency'] * result['fps']:g} frames/s; the cameras captured "
              f"{load.get('fps_captured')} frames/s, sent or dropped): {load['frames']} frames in "
