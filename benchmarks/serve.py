@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -256,6 +257,10 @@ def _equality(cfg: ServeBenchConfig, sessions, reads, db: str, spool: Path, subj
     eq["agree_total"] = sum(r["agree"] for r in eq["sessions"])
     eq["not_replayed"] = len(sessions) - len(jobs)
     eq["same_model"] = eq.get("model_fingerprints") == [reads[""].get("model_fingerprint")]
+    by_type: dict[str, Counter] = {}
+    for row in eq["sessions"]:  # the server's full reason codes (the admin read), per session type
+        by_type.setdefault(row["kind"], Counter())[",".join(row["server"][1]) or "ACCEPT"] += 1
+    eq["server_reasons_by_type"] = {k: dict(v) for k, v in by_type.items()}
     return eq
 
 

@@ -127,7 +127,9 @@ def markdown(result: dict[str, Any]) -> str:
     eq = result.get("equality")
     if eq:
         lines += ["", f"Decisions equal to the offline runtime on the same frames: {eq['agree_total']}/{eq['total']} "
-                      f"(thresholds equal: {eq.get('thresholds_equal')})"]
+                      f"(thresholds equal: {eq.get('thresholds_equal')})",
+                  "Server reason codes (admin read): " + "; ".join(
+                      f"{kind} {_counts(codes)}" for kind, codes in eq.get("server_reasons_by_type", {}).items())]
         off = eq.get("offline")
         if off:
             r = result["server_vs_offline"]
