@@ -2,9 +2,11 @@
 
 OUT gets ``main.py``, ``buildozer.spec``, and a ``facelivenet`` package holding
 ``edge_runtime`` (with the bundle as its default bundle, TFLite model files
-only: the ONNX ones stay out of the APK; the YuNet detector stays in) and
-``demo_kivy``. Nothing else of the repository goes in: no torch, no training or
-export code. Then ``cd OUT && buildozer android debug`` (see ANDROID.md).
+only: the ONNX ones stay out of the APK; the YuNet detector stays in),
+``demo_kivy``, and of ``server`` only its client (``__init__.py``, ``client.py``:
+the standard library, for ``--server``). Nothing else of the repository goes in:
+no torch, no training or export code, no server. Then
+``cd OUT && buildozer android debug`` (see ANDROID.md).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from facelivenet import edge_runtime
+from facelivenet import edge_runtime, server
 from facelivenet.edge_runtime.bundle import resolve_bundle_dir
 from facelivenet.edge_runtime.cli_common import HelpFormatter, add_bundle_option, add_json_flag, add_log_options, epilog
 from facelivenet.edge_runtime.cli_runner import run_command
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parent
 EDGE_DIR = Path(edge_runtime.__file__).resolve().parent
+SERVER_DIR = Path(server.__file__).resolve().parent
+SERVER_CLIENT = ("__init__.py", "client.py")  # the demo's server mode; the rest of server/ is the server itself
 MAIN_PY = '"""FaceLiveNet demo (Android entry point, written by android_stage)."""\n' \
           "from facelivenet.demo_kivy.android_main import run\n\nrun()\n"
 KEEP_OUT = ("__pycache__", "*.pyc", "default_bundle", "buildozer.spec", "*.md", "*.png")
@@ -50,6 +54,9 @@ def stage(out: Path, bundle: str | None = None, force: bool = False) -> list[str
     package = out / "facelivenet"
     shutil.copytree(EDGE_DIR, package / "edge_runtime", ignore=shutil.ignore_patterns(*KEEP_OUT))
     shutil.copytree(DEMO_DIR, package / "demo_kivy", ignore=shutil.ignore_patterns(*KEEP_OUT))
+    (package / "server").mkdir()
+    for name in SERVER_CLIENT:
+        shutil.copy2(SERVER_DIR / name, package / "server" / name)
     (package / "__init__.py").write_text('"""facelivenet, as packaged for Android."""\n', encoding="utf-8")
     files = _copy_bundle(resolve_bundle_dir(bundle), package / "edge_runtime" / "default_bundle")
     if not any(f.endswith(".tflite") for f in files):

@@ -27,6 +27,7 @@ ENROLL = ["KL.NE1.155", "KL.NE3.157"] * 5  # KL's neutral faces for the template
 GENUINE = ["KL.NE2.156"] * HOLD + ["KL.HA2.159"] * HOLD + ["KL.NE2.156"] * HOLD + ["KL.SU3.166"] * HOLD
 PHOTO = ["KL.NE2.156"] * 30  # one neutral photo held up for 3 s
 ENROLL_FRAMES = 9  # 5 captures one every 0.2 s at 10 fps: frames 0, 2, 4, 6, 8
+RECORDED = ["--positions", "off", "--timing", "off"]  # recorded frames cannot follow a live oval or rest
 
 
 @dataclass

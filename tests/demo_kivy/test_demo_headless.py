@@ -26,9 +26,8 @@ import pytest
 
 from facelivenet.demo_kivy.guidance import INSTRUCTIONS
 
-from .conftest import needs_kivy, run_demo
+from .conftest import RECORDED, needs_kivy, run_demo
 
-RECORDED = ["--positions", "off", "--timing", "off"]  # recorded frames cannot follow a live oval or rest
 SESSION = ["--fixed-order", "--challenge", "happy,surprise", "--threshold", "0.90", "--expression-threshold", "0.3",
            "--step-timeout", "2", "--fps", "10", "--user", "KL", *RECORDED]
 OVAL = np.array([255, 255, 255])  # preview.TARGET, BGR = RGB for white
