@@ -320,7 +320,7 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
     def post_result(request: Request, session_id: str) -> dict[str, Any]:
         """The decision, once (a pending session ends here, rejected as abandoned)."""
         with pool.store() as store:
-            key = authorize(store, request, "app", "sessions")
+            key = authorize(store, request, "app", "frames")  # a result is one call per session: the frames' budget
             row = store.session(session_id)
             if row is None:
                 raise ApiError("unknown_session", f"no session {session_id!r}")

@@ -69,6 +69,7 @@ class Served:
     db: str
     admin: str
     app: str
+    frame_clients: tuple = ()  # other instances on the same database: frame k goes to frame_clients[k % n]
 
     def error(self, response, status: int, code: str) -> dict:
         """Assert ``response`` is the JSON error ``code`` with ``status`` and that the server still serves."""
@@ -86,7 +87,8 @@ class Served:
 
     def send(self, session: dict, seq: int, t: float, nonce: str, body: bytes, key: str | None = None,
              content_type: str = "image/jpeg"):
-        return self.client.post(f"/v1/sessions/{session['session_id']}/frames", params={"seq": seq, "t": t,
+        client = self.frame_clients[seq % len(self.frame_clients)] if self.frame_clients else self.client
+        return client.post(f"/v1/sessions/{session['session_id']}/frames", params={"seq": seq, "t": t,
                                 "nonce": nonce}, content=body, headers={**auth(key or self.app),
                                                                          "Content-Type": content_type})
 

@@ -153,3 +153,40 @@ def test_the_background_sweep_closes_an_abandoned_session(any_store_url, pipelin
         assert s.admin_read(session)["reasons"] == ["SESSION_EXPIRED"]
         time.sleep(0.2)  # more sweeps: still one attempt
         assert [(a["success"], a["reasons"]) for a in s.attempts("KL")] == [(False, ["SESSION_EXPIRED"])]
+
+
+def test_any_worker_serves_any_frame_and_one_nonce_wins_a_race(any_store_url, pipeline, jaffe):  # noqa: F811
+    """Two app instances (two workers' pipelines) on one database take turns at one session's frames: the
+    session passes as on one; two requests racing with the same nonce: exactly one is taken."""
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
+
+    from fastapi.testclient import TestClient
+
+    from facelivenet.edge_runtime.api import open_pipeline
+    from facelivenet.edge_runtime.options import RuntimeOptions
+    from facelivenet.server.app import create_app
+    from facelivenet.server.config import ServerConfig
+    from facelivenet.server.store import open_store
+
+    kl = Performer(jaffe, "KL")
+    with serve(any_store_url, pipeline) as s:
+        s.enroll("KL", kl.enroll_images)
+        other = create_app(ServerConfig(db=any_store_url), store_factory=partial(open_store, any_store_url),
+                           pipeline=open_pipeline(RuntimeOptions()), clock=s.clock)
+        with TestClient(other, raise_server_exceptions=False) as second:
+            s.frame_clients = (s.client, second)
+            session = s.start("KL")
+            perform(s, kl, session)
+            assert s.result(session).json()["decision"] == "accept"
+
+            race = s.start("KL")
+            body = Performer(jaffe, "KL").frame(0, race["step"])
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda c: c.post(
+                    f"/v1/sessions/{race['session_id']}/frames", params={"seq": 0, "t": 0.0, "nonce": race["nonce"]},
+                    content=body, headers={**auth(s.app), "Content-Type": "image/jpeg"}), s.frame_clients))
+            codes = sorted(a.status_code for a in answers)
+            assert codes == [200, 409], [a.text for a in answers]
+            assert [a.json()["error"]["code"] for a in answers if a.status_code == 409] == ["bad_nonce"]
+            assert s.admin_read(race)["frames"] == 1
