@@ -8,8 +8,8 @@
 - Bodies are capped before they are read past the limit (:class:`BodyLimit`): the declared Content-Length
   first, then the stream, stopping at the limit + 1 byte (413).
 - Per worker process: one pipeline (not thread-safe: one frame at a time under a lock; JPEG decoding and the
-  database work run outside it), a small pool of store connections (one per thread at a time), the rate
-  limiter, and a thread failing expired sessions closed every ``sweep_interval_s``.
+  database work run outside it), ``request_threads`` threads working requests, each with its own store
+  connection, the rate limiter, and a thread failing expired sessions closed every ``sweep_interval_s``.
 """
 
 from __future__ import annotations
@@ -225,6 +225,10 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
+        import anyio.to_thread
+
+        # the thread pool runs the routes; each thread keeps a database connection: bound them
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.request_threads
         stop = threading.Event()
         sweeper = threading.Thread(target=_sweep_loop, args=(pool, config, stop, clock), name="facelive-sweep", daemon=True)
         sweeper.start()

@@ -45,6 +45,8 @@ LIMIT_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("rate_admin_per_min", "rate_admin_per_min", positive_float,
      "admin calls per minute, per key and per client address (default 120)"),
     ("sweep_interval", "sweep_interval_s", positive_float, "seconds between expiry sweeps (default 2)"),
+    ("request_threads", "request_threads", count(1, 1000),
+     "requests each worker works at once, each with its own database connection (default 16)"),
 )
 
 

@@ -57,11 +57,12 @@ class ServerConfig:
     rate_frames_per_s: float = 50.0  # frames, per key and per client address
     rate_admin_per_min: float = 120.0  # admin calls (users, admin reads), per key and per client address
     sweep_interval_s: float = 2.0  # how often each worker fails expired sessions closed
+    request_threads: int = 16  # per worker: requests worked at once (each holds a database connection)
 
     def __post_init__(self) -> None:
         positive = ("session_ttl_s", "max_frame_gap_s", "max_clock_skew_s", "max_frame_bytes", "max_frame_pixels",
                     "max_frames", "max_enroll_bytes", "max_enroll_images", "max_image_pixels", "rate_sessions_per_min",
-                    "rate_frames_per_s", "rate_admin_per_min", "sweep_interval_s")
+                    "rate_frames_per_s", "rate_admin_per_min", "sweep_interval_s", "request_threads")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
