@@ -307,16 +307,16 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
                          t: float = Query(description="capture time, seconds on the client's monotonic clock"),
                          nonce: str = Query(min_length=1, max_length=128, description="from the previous answer")):
         """Send one frame (the body: JPEG bytes) taken at ``t``; the answer says the step now and the next nonce."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in JPEG_TYPES:
-            raise ApiError("not_a_jpeg", f"the frame must be sent as image/jpeg, not {content_type[:60]!r}")
-        body = await request.body()
-        check_jpeg_bytes(body)
+        body = await request.body()  # capped by BodyLimit
         return await run_in_threadpool(_frame, request, session_id, seq, t, nonce, body)
 
     def _frame(request: Request, session_id: str, seq: int, t: float, nonce: str, body: bytes) -> dict[str, Any]:
         with pool.store() as store:
             key = authorize(store, request, "app", "frames")
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type not in JPEG_TYPES:
+                raise ApiError("not_a_jpeg", f"the frame must be sent as image/jpeg, not {content_type[:60]!r}")
+            check_jpeg_bytes(body)
             return feed_served_frame(worker, store, session_id, key, seq, t, nonce, body, clock())
 
     @app.post(f"/{API}/sessions/{{session_id}}/result", response_model=schemas.ResultOut, tags=["sessions"],

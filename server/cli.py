@@ -135,6 +135,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
 
 def cmd_serve(args: argparse.Namespace):
     config = server_config(args)
+    if not args.quiet and not args.verbose:  # a server's log is its record: settings, decisions with their evidence
+        logging.getLogger("facelivenet.server").setLevel(logging.INFO)
     require_server_extra()
     from ..edge_runtime.api import open_pipeline
 
@@ -151,16 +153,17 @@ def cmd_serve(args: argparse.Namespace):
 
     import uvicorn
 
+    uvicorn_level = "warning" if args.quiet else "info"
     log.info("serving protocol v1 on http://%s:%d with %d worker(s), database %s", config.host, config.port,
              config.workers, summary["db"])
     if config.workers == 1:
         from .app import create_app
 
-        uvicorn.run(create_app(config, pipeline=pipeline), host=config.host, port=config.port, log_level="info")
+        uvicorn.run(create_app(config, pipeline=pipeline), host=config.host, port=config.port, log_level=uvicorn_level)
     else:
         os.environ[CONFIG_ENV] = config.to_json()
         uvicorn.run("facelivenet.server.app:app_from_env", factory=True, host=config.host, port=config.port,
-                    workers=config.workers, log_level="info")
+                    workers=config.workers, log_level=uvicorn_level)
     return None
 
 

@@ -223,3 +223,10 @@ def test_app_scope_answers_carry_no_scores(s, session):
     text = repr(r) + repr(session) + repr(s.result(session).json())
     for word in ("identity", "threshold", "score", "aggregate", "margin", "probab"):
         assert word not in text
+
+
+def test_the_key_is_checked_before_the_body(s, session):
+    s.error(s.send(session, 0, 0.0, session["nonce"], b"not a jpeg", key="flk_00000000_" + "a" * 43), 401, "bad_key")
+    s.error(s.client.post(f"/v1/sessions/{session['session_id']}/frames", params={"seq": 0, "t": 0.0,
+                                                                                  "nonce": session["nonce"]},
+                          content=b"not a jpeg", headers={"Content-Type": "image/jpeg"}), 401, "missing_key")
