@@ -22,11 +22,15 @@ import json
 import logging
 import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from .errors import BenchError
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +125,14 @@ def replay_sessions(jobs: Sequence[ReplayJob], options: ReplayOptions, processes
     if not jobs:
         return {"sessions": [], "agree": {}, "offline": None}
     shares = _split(jobs, max(1, processes))
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no state from the load's threads
-    with ctx.Pool(len(shares), initializer=_init_worker, initargs=(options,)) as pool:
-        parts = pool.map(_replay, shares, chunksize=1)
+    # fresh interpreters (no state from the load's threads); a worker that cannot start breaks the pool and
+    # the run stops with its error (multiprocessing.Pool would start it again and again)
+    with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                             initargs=(options,)) as pool:
+        try:
+            parts = list(pool.map(_replay, shares))
+        except BrokenProcessPool as exc:
+            raise BenchError(f"the offline replay's worker processes could not run: {exc}") from exc
     by_id = {s["session_id"]: s for part in parts for s in part["sessions"]}
     rows, agree = [], {}
     for job in jobs:
