@@ -15,6 +15,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from fastapi import Body, Request  # module level: the routes below are annotated with them
 
 from .app_fixtures import FPS, Performer, jaffe, jpeg, perform, pipeline, serve  # noqa: F401
 
@@ -81,3 +82,61 @@ def test_per_frame_time_server_vs_offline(tmp_path, pipeline, jaffe, monkeypatch
     print(f"sessions {len(decisions)} ({', '.join(decisions)}), frames at {FPS:g} fps of client time")
     assert len(served_ms) == len(offline_ms)
     assert np.percentile(served_ms, 50) < np.percentile(offline_ms, 50) + 25.0  # the server's own work stays small
+
+
+@pytest.mark.slow
+def test_sync_route_vs_async_route_with_run_in_threadpool():
+    """The two ways to run a route's blocking work in the thread pool, on uvicorn over loopback (keep-alive,
+    a 30 KB body): ``def`` (FastAPI reads the body, then calls it in the pool) and ``async def`` reading the
+    body itself and calling ``run_in_threadpool`` (what the frames route does, to see the raw body). Both are
+    one hop to the pool; the measured difference is within the noise."""
+    import hashlib
+    import http.client
+    import socket
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.concurrency import run_in_threadpool
+
+    app = FastAPI()
+
+    def work(body: bytes) -> dict:
+        return {"sha": hashlib.sha256(body).hexdigest()[:8]}
+
+    @app.post("/async")
+    async def in_pool(request: Request):
+        return await run_in_threadpool(work, await request.body())
+
+    @app.post("/sync")
+    def sync(body: bytes = Body(media_type="image/jpeg")):
+        return work(body)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY on accepted sockets
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    conn = http.client.HTTPConnection(*sock.getsockname())
+    body, results = bytes(30_000), {"/async": [], "/sync": []}
+    try:
+        for _ in range(4):
+            for path, ms in results.items():
+                for _ in range(500):
+                    t0 = time.perf_counter()
+                    conn.request("POST", path, body=body, headers={"Content-Type": "image/jpeg"})
+                    r = conn.getresponse()
+                    r.read()
+                    assert r.status == 200
+                    ms.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        conn.close()
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+    for path, ms in results.items():
+        print(f"\n{path:7s} {percentiles(ms)}", end="")
+    print()
+    assert all(np.percentile(ms, 50) < 20 for ms in results.values())  # no Nagle / delayed-ACK stall
