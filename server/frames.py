@@ -2,7 +2,8 @@
 session rules, store the new state.
 
 Order (each refusal leaves the session as it was unless said): the session exists (404 unknown_session), the
-key opened it (403 session_not_yours), it is pending (409 session_decided), it is not expired nor idle (410
+key opened it (403 session_not_yours), it is pending (409 session_decided), this worker runs the model it
+was started on (else 409 model_mismatch: rejected), it is not expired nor idle (410
 session_expired: the session is rejected and its attempt recorded, once), the nonce is the current one
 (409 bad_nonce), ``seq`` is the number of frames so far (409 frame_out_of_order), ``t`` increases (409
 frame_time_not_increasing), the client's elapsed time keeps to the server's within the clock skew (409
@@ -70,6 +71,10 @@ def _check_order(worker: Worker, store: ServerStore, row: SessionRow, key: KeyRe
         raise ApiError("session_not_yours", "this session was opened with another API key")
     if row.status != Decision.PENDING:
         raise ApiError("session_decided", "the session is decided: fetch its result")
+    if row.model_fingerprint != worker.fingerprint:  # an instance on another bundle never judges this session
+        close_session(store, row, reasons.MODEL_MISMATCH, now)
+        raise ApiError("model_mismatch", "the session was started on another model (the servers sharing this "
+                                         "database run different bundles): it is rejected")
     if is_expired(row, now, cfg.max_frame_gap_s):
         close_session(store, row, reasons.SESSION_EXPIRED, now)
         raise ApiError("session_expired", "the session expired (past its time, or no frame for more than "

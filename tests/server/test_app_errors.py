@@ -230,3 +230,24 @@ def test_the_key_is_checked_before_the_body(s, session):
     s.error(s.client.post(f"/v1/sessions/{session['session_id']}/frames", params={"seq": 0, "t": 0.0,
                                                                                   "nonce": session["nonce"]},
                           content=b"not a jpeg", headers={"Content-Type": "image/jpeg"}), 401, "missing_key")
+
+
+def test_a_session_started_on_another_model_is_rejected_not_judged(s, session):
+    import dataclasses
+
+    from facelivenet.server.sessions import nonce_pair
+    from facelivenet.server.store import open_store
+
+    nonce, digest = nonce_pair()
+    other = {"session_id": "started-elsewhere"}
+    store = open_store(s.db)
+    try:  # as a server on another bundle, sharing this database, would have written it
+        row = store.session(session["session_id"])
+        store.create_session(dataclasses.replace(row, session_id=other["session_id"], nonce_sha256=digest,
+                                                 model_fingerprint="facelivenet:another-model", version=0))
+    finally:
+        store.close()
+    s.error(s.send(other, 0, 0.0, nonce, BLANK), 409, "model_mismatch")
+    read = s.admin_read(other)
+    assert read["reasons"] == ["MODEL_MISMATCH"] and read["frames"] == 0
+    assert [a["reasons"] for a in s.attempts("KL")] == [["MODEL_MISMATCH"]]
