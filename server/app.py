@@ -342,8 +342,8 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
                      "description": "JPEG or PNG face images"}}}}}}})
     async def put_user(request: Request, user: str) -> dict[str, Any]:
         """Enroll (or re-enroll) ``user`` from one or more ``images`` parts, quality-gated as facelive enroll."""
-        user = _user_id(user)
         await run_in_threadpool(admin_call, request, lambda store: None)
+        user = _user_id(user)
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise ApiError("unsupported_media_type", "send the images as multipart/form-data parts named 'images'")
         form = await request.form(max_files=config.max_enroll_images, max_fields=16)

@@ -17,7 +17,6 @@ transaction. The JPEG is decoded before the pipeline is taken (decoding needs no
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from typing import Any
 
@@ -34,8 +33,6 @@ from .errors import ApiError
 from .sessions import (Worker, client_status, close_session, decided_detail, is_expired, log_decision, nonce_matches,
                        nonce_pair, step_view)
 from .store import KeyRecord, ServerStore, SessionRow
-
-log = logging.getLogger("facelivenet.server.frames")
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
