@@ -96,6 +96,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", help=DB_HELP)
     p.add_argument("--workers", type=count(1, 256), help="worker processes, each with its own pipeline (default 1)")
     p.add_argument("--config", metavar="YAML", type=Path, help="server settings file (flags given override it)")
+    p.add_argument("--access-log", action="store_true", help="log one line per HTTP request (off by default: a "
+                   "frame's URL carries its one-time nonce, and the line costs CPU on every frame; the server logs "
+                   "each decision either way)")
     p.add_argument("--check", action="store_true", help="resolve the settings, open the bundle and the database, "
                    "print the settings and exit without serving")
     g = p.add_argument_group("model")
@@ -159,11 +162,12 @@ def cmd_serve(args: argparse.Namespace):
     if config.workers == 1:
         from .app import create_app
 
-        uvicorn.run(create_app(config, pipeline=pipeline), host=config.host, port=config.port, log_level=uvicorn_level)
+        uvicorn.run(create_app(config, pipeline=pipeline), host=config.host, port=config.port, log_level=uvicorn_level,
+                    access_log=args.access_log)
     else:
         os.environ[CONFIG_ENV] = config.to_json()
         uvicorn.run("facelivenet.server.app:app_from_env", factory=True, host=config.host, port=config.port,
-                    workers=config.workers, log_level=uvicorn_level)
+                    workers=config.workers, log_level=uvicorn_level, access_log=args.access_log)
     return None
 
 
