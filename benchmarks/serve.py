@@ -70,6 +70,7 @@ class ServeBenchConfig:
     per_frame_row: bool = True
     memo_mib: int = MEMO_BUDGET_BYTES // 2**20
     frame_cache: Path | None = None  # keep the JPEGs and their index here across runs (None: a temporary folder)
+    server_args: tuple[str, ...] = ()  # more `facelive serve` flags (e.g. --request-threads 2), passed as they are
 
     def __post_init__(self) -> None:
         from .attacks.scenarios import SESSION_MODELS, SESSION_TYPES
@@ -182,7 +183,8 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
     spool = cfg.frame_cache or work / "spool"
     db = cfg.db or str(work / "server.db")
     log_dir = cfg.out or work
-    spec = ServerSpec(db=db, workers=cfg.workers, bundle=cfg.bundle, public_key=cfg.public_key)
+    spec = ServerSpec(db=db, workers=cfg.workers, bundle=cfg.bundle, public_key=cfg.public_key,
+                      extra_args=cfg.server_args)
     ccfg = ChallengeConfig(DEFAULT_CHALLENGE, 0)
     subjects = load_subjects(cfg.data, ccfg.expressions)
     admin_key, app_key = add_key(db, "bench-admin", "admin"), add_key(db, "bench-app", "app")
@@ -364,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", metavar="K", help="the bundle's signing key (as facelive serve takes it)")
     p.add_argument("--db", metavar="D", help="postgresql://... to run on PostgreSQL (default: a fresh SQLite file)")
     p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+    p.add_argument("--server-args", metavar="FLAGS", default="", help="more facelive serve flags, one string "
+                   "(e.g. \"--request-threads 2\"); the report's command line keeps them")
     p.add_argument("--sessions-per-type", type=int, default=DEFAULT_SESSIONS_PER_TYPE, metavar="M",
                    help=f"sessions of each type (default {DEFAULT_SESSIONS_PER_TYPE}; the issue's target: 100)")
     p.add_argument("--types", metavar="LIST", help=f"session types (default all: {','.join(SESSION_TYPES)})")
@@ -403,7 +407,8 @@ def config_from_args(args: argparse.Namespace) -> ServeBenchConfig:
                             concurrency=args.concurrency, fps=args.fps, workers=args.workers, db=args.db,
                             bundle=args.bundle, public_key=args.public_key, variants=args.variants, seed=args.seed,
                             session_model=args.session_model, out=args.out, replay=args.replay,
-                            per_frame_row=args.per_frame_row, memo_mib=args.memo_mib, frame_cache=args.frame_cache)
+                            per_frame_row=args.per_frame_row, memo_mib=args.memo_mib, frame_cache=args.frame_cache,
+                            server_args=tuple(shlex.split(args.server_args)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
