@@ -36,7 +36,7 @@ from typing import Any, Sequence
 from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_bundle_option, add_data_option, add_json_flag,
                                                  add_log_options)
 from facelivenet.edge_runtime.cli_runner import run_command
-from facelivenet.edge_runtime.constants import DATA_ENV, DEFAULT_CHALLENGE, DEFAULT_FPS, EXIT_OK
+from facelivenet.edge_runtime.constants import DEFAULT_CHALLENGE, DEFAULT_FPS, EXIT_OK
 
 from .errors import BenchError
 from .serve_load import MEMO_BUDGET_BYTES
@@ -397,13 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ServeBenchConfig:
-    from .attacks.data import resolve_jaffe_dir
+    from .attacks.cli import jaffe_and_types
 
-    data = args.data or os.environ.get(DATA_ENV)
-    if not data:
-        raise BenchError(f"no data: pass --data DIR (a folder holding jaffe/) or set ${DATA_ENV}")
-    types = tuple(t.strip() for t in args.types.split(",") if t.strip()) if args.types else ()
-    return ServeBenchConfig(data=resolve_jaffe_dir(data), sessions_per_type=args.sessions_per_type, types=types,
+    data, types = jaffe_and_types(args, ())
+    return ServeBenchConfig(data=data, sessions_per_type=args.sessions_per_type, types=types,
                             concurrency=args.concurrency, fps=args.fps, workers=args.workers, db=args.db,
                             bundle=args.bundle, public_key=args.public_key, variants=args.variants, seed=args.seed,
                             session_model=args.session_model, out=args.out, replay=args.replay,

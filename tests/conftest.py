@@ -43,6 +43,15 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def jaffe(data_root: Path) -> Path:
+    """The JAFFE folder of the real data (skips without it)."""
+    root = data_root / "jaffe"
+    if not (root / "KL.NE1.155.tiff").is_file():
+        pytest.skip("JAFFE is not in the data folder")
+    return root
+
+
+@pytest.fixture(scope="session")
 def detector_path() -> Path:
     path = find_detector()
     if path is None:

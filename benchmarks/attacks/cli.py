@@ -105,15 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def suite_config(args: argparse.Namespace) -> SuiteConfig:
-    """The SuiteConfig the arguments describe; FaceLiveError / ValueError name a bad one."""
+def jaffe_and_types(args: argparse.Namespace, default_types: tuple[str, ...]) -> tuple[Path, tuple[str, ...]]:
+    """The JAFFE folder (--data, else ``$FACELIVE_DATA``; FaceLiveError naming both when neither is set) and the
+    session types of --types (``default_types`` when not given)."""
     data = args.data or os.environ.get(DATA_ENV)
     if not data:
         raise FaceLiveError(f"no data: pass --data DIR (a folder holding jaffe/) or set ${DATA_ENV}")
-    types = tuple(t.strip() for t in args.types.split(",") if t.strip()) if args.types else ATTACK_TYPES
+    types = tuple(t.strip() for t in args.types.split(",") if t.strip()) if args.types else default_types
+    return resolve_jaffe_dir(data), types
+
+
+def suite_config(args: argparse.Namespace) -> SuiteConfig:
+    """The SuiteConfig the arguments describe; FaceLiveError / ValueError name a bad one."""
+    data, types = jaffe_and_types(args, ATTACK_TYPES)
     positions, timing = plan_rules(args)
     return SuiteConfig(
-        data=resolve_jaffe_dir(data),
+        data=data,
         sessions_per_type=args.sessions if args.sessions is not None else (QUICK_SESSIONS if args.quick
                                                                            else FULL_SESSIONS),
         variants=args.variants if args.variants is not None else (QUICK_VARIANTS if args.quick else FULL_VARIANTS),

@@ -38,14 +38,6 @@ class DemoRun:
     stderr: str
 
 
-@pytest.fixture(scope="session")
-def jaffe(data_root: Path) -> Path:
-    root = data_root / "jaffe"
-    if not (root / "KL.NE1.155.tiff").is_file():
-        pytest.skip("JAFFE is not in the data folder")
-    return root
-
-
 def write_frames(images: list[np.ndarray], folder: Path) -> Path:
     folder.mkdir(parents=True)
     for i, image in enumerate(images):

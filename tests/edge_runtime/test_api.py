@@ -50,14 +50,6 @@ def test_decisions_and_reasons_are_their_strings():
     assert f"{Decision.ACCEPT}" == "accept" and str(Reason.POSE) == "POSE"
 
 
-@pytest.fixture(scope="module")
-def jaffe(data_root):
-    root = data_root / "jaffe"
-    if not (root / "KL.NE1.155.tiff").is_file():
-        pytest.skip("JAFFE is not in the data folder")
-    return root
-
-
 def test_live_session_fed_frame_by_frame(jaffe, tmp_path):
     # recorded frames: the order fixed, no live ovals or rests (SessionSettings' positions / timing None)
     options = RuntimeOptions(db=tmp_path / "users.db",

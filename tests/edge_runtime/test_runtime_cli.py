@@ -26,14 +26,6 @@ SESSION_FLAGS = ["--fixed-order", "--positions", "off", "--timing", "off", "--th
                  "--fps", "10"]  # recorded frames: no live ovals or random rests
 
 
-@pytest.fixture(scope="module")
-def jaffe(data_root) -> Path:
-    root = data_root / "jaffe"
-    if not (root / "KL.NE1.155.tiff").is_file():
-        pytest.skip("JAFFE is not in the data folder")
-    return root
-
-
 def run_cli(capsys, *argv: str) -> tuple[int, dict, str]:
     code = cli.main(["-q", *argv, "--json"])
     out, err = capsys.readouterr()

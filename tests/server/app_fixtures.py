@@ -139,14 +139,6 @@ def pipeline():
     return open_pipeline(RuntimeOptions())
 
 
-@pytest.fixture(scope="session")
-def jaffe(data_root: Path) -> Path:
-    root = data_root / "jaffe"
-    if not (root / "KL.NE1.155.tiff").is_file():
-        pytest.skip("JAFFE is not in the data folder")
-    return root
-
-
 class Performer:
     """A JAFFE subject in front of a camera doing what the server asks (the attack suite's Performer, smooth
     transitions, live jitter), one rendered frame every 1/FPS s."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from .app_fixtures import Performer, auth, jaffe, perform, pipeline, replay_offline, serve  # noqa: F401
+from .app_fixtures import Performer, auth, perform, pipeline, replay_offline, serve  # noqa: F401
 
 NOT_ENROLLED = "nobody"
 

@@ -9,7 +9,7 @@ import pytest
 
 from facelivenet.server.errors import CODES
 
-from .app_fixtures import Performer, auth, jaffe, jpeg, pipeline, serve  # noqa: F401
+from .app_fixtures import Performer, auth, jpeg, pipeline, serve  # noqa: F401
 
 BLANK = jpeg(np.full((480, 640, 3), 128, np.uint8))  # decodes; no face in it
 

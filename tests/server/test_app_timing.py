@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from fastapi import Body, Request  # module level: the routes below are annotated with them
 
-from .app_fixtures import FPS, Performer, jaffe, jpeg, perform, pipeline, serve  # noqa: F401
+from .app_fixtures import FPS, Performer, jpeg, perform, pipeline, serve  # noqa: F401
 
 SEEDS = (0, 1, 2, 3)
 

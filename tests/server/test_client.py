@@ -24,7 +24,7 @@ from facelivenet.server.client import (Client, Conflict, Forbidden, InvalidReque
                                        ServerConnectionError, ServerError, ServerUnavailable, SessionExpired,
                                        Unauthorized, server_error)
 
-from .app_fixtures import Performer, jaffe  # noqa: F401 - jaffe is a fixture
+from .app_fixtures import Performer
 from .live_server import perform, running_server
 
 FAST = {"max_clock_skew_s": 1e6}  # frames as fast as they are rendered

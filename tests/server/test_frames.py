@@ -18,7 +18,7 @@ from facelivenet.server.errors import ApiError
 from facelivenet.server.frames import decode_jpeg
 from facelivenet.server.session_state import TrackerState
 
-from .app_fixtures import Performer, jaffe, jpeg, pipeline  # noqa: F401
+from .app_fixtures import Performer, jpeg, pipeline  # noqa: F401
 
 
 def test_decode_jpeg_refuses_what_is_not_one_and_what_is_too_large():
