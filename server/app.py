@@ -5,8 +5,11 @@
   server's own refusals, FastAPI's validation errors, unknown routes and methods, a database that is down
   (503 ``store_unavailable``), and anything unexpected (500 ``internal_error``: logged, never a trace to the
   client). A bad request changes nothing and the server keeps serving.
-- Bodies are capped before they are read past the limit (:class:`BodyLimit`): the declared Content-Length
-  first, then the stream, stopping at the limit + 1 byte (413).
+- Bodies are capped before they are read past the limit (:class:`~.asgi.BodyLimit`): the declared
+  Content-Length first, then the stream, stopping at the limit + 1 byte (413).
+- The frame route, the one a client calls ten times a second, is answered in front of FastAPI's stack
+  (:class:`~.frame_endpoint.ServerApp`) by :class:`~.frame_endpoint.FrameEndpoint`, with the same errors
+  (FastAPI's own route of that path is its OpenAPI description, and serves it under a mount prefix).
 - Per worker process: one pipeline (not thread-safe: one frame at a time under a lock; JPEG decoding and the
   database work run outside it), ``request_threads`` threads working requests, each with its own store
   connection, the rate limiter, and a thread failing expired sessions closed every ``sweep_interval_s``.
@@ -40,7 +43,9 @@ from ..edge_runtime.sources import Frame
 from ..edge_runtime.store import ModelMismatchError, StoreError, UnknownUserError, validate_user_id
 from . import schemas
 from .config import CONFIG_ENV, ServerConfig
+from .asgi import BodyLimit
 from .errors import CODES, ApiError, error_body
+from .frame_endpoint import FrameEndpoint, FrameRequest, ServerApp
 from .frames import check_jpeg_bytes, feed_served_frame
 from .keys import bearer_key, check_key
 from .ratelimit import Rate, RateLimiter
@@ -98,64 +103,6 @@ class StorePool:
         for store in stores:
             with contextlib.suppress(Exception):
                 store.close()
-
-
-# ------------------------------------------------------------------ body limits
-
-
-class BodyLimit:
-    """ASGI middleware: refuse a body over its route's limit with 413 before reading past the limit."""
-
-    def __init__(self, app, limit_for: Callable[[str, str], tuple[int, str]]) -> None:
-        self.app, self.limit_for = app, limit_for
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit, code = self.limit_for(scope["method"], scope["path"])
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
-        if declared is not None:
-            try:
-                too_large = int(declared) > limit
-            except ValueError:
-                await _send_error(send, "invalid_request", f"Content-Length {declared[:40]!r} is not a number", 400)
-                return
-            if too_large:
-                await _send_error(send, code, f"the body is {int(declared)} bytes; the limit here is {limit}")
-                return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _send_error(send, code, f"the body is over the limit of {limit} bytes")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body, delivered = b"".join(chunks), False
-
-        async def replay():
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _send_error(send, code: str, message: str, status: int | None = None) -> None:
-    status = status or CODES[code]
-    payload = json.dumps(error_body(code, message, status)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": payload})
 
 
 # ------------------------------------------------------------------ errors
@@ -239,7 +186,7 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
             sweeper.join(timeout=5)
             pool.close()
 
-    app = FastAPI(title="facelivenet verification server", version=API, lifespan=lifespan,
+    app = ServerApp(title="facelivenet verification server", version=API, lifespan=lifespan,
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
                   description="Challenge drawn and decision made on the server: enrol users, start a session, "
                               "stream JPEG frames bound to a rolling one-time nonce, read the decision once.")
@@ -253,13 +200,29 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
             return config.max_enroll_bytes, "body_too_large"
         return SMALL_BODY, "body_too_large"
 
-    app.add_middleware(BodyLimit, limit_for=limit_for)
     bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer flk_<key id>_<secret>")
 
-    def authorize(store: ServerStore, request: Request, scope: str, budget: str) -> KeyRecord:
-        key = check_key(store, bearer_key(request.headers.get("authorization")), scope)
-        limiter.take(budget, f"key:{key.key_id}", f"addr:{request.client.host if request.client else '?'}")
+    def authorize_as(store: ServerStore, authorization: str | None, client_host: str, scope: str,
+                     budget: str) -> KeyRecord:
+        key = check_key(store, bearer_key(authorization), scope)
+        limiter.take(budget, f"key:{key.key_id}", f"addr:{client_host}")
         return key
+
+    def authorize(store: ServerStore, request: Request, scope: str, budget: str) -> KeyRecord:
+        return authorize_as(store, request.headers.get("authorization"), request.client.host if request.client
+                            else "?", scope, budget)
+
+    def handle_frame(req: FrameRequest) -> dict[str, Any]:
+        """One frame: the key (app scope, the frames' budget), the body's type, then the session's rules."""
+        with pool.store() as store:
+            key = authorize_as(store, req.authorization, req.client_host, "app", "frames")
+            if req.content_type not in JPEG_TYPES:
+                raise ApiError("not_a_jpeg", f"the frame must be sent as image/jpeg, not {req.content_type[:60]!r}")
+            check_jpeg_bytes(req.body)
+            return feed_served_frame(worker, store, req.session_id, key, req.seq, req.t, req.nonce, req.body, clock())
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.frame_endpoint = FrameEndpoint(handle_frame, config.max_frame_bytes)
 
     def admin_call(request: Request, fn: Callable[[ServerStore], Any]) -> Any:
         with pool.store() as store:
@@ -307,17 +270,13 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
                          t: float = Query(description="capture time, seconds on the client's monotonic clock"),
                          nonce: str = Query(min_length=1, max_length=128, description="from the previous answer")):
         """Send one frame (the body: JPEG bytes) taken at ``t``; the answer says the step now and the next nonce."""
+        # FrameEndpoint answers this path first with the same handler; FastAPI serves it when the app is
+        # mounted under a prefix (the endpoint matches the bare path only)
         body = await request.body()  # capped by BodyLimit
-        return await run_in_threadpool(_frame, request, session_id, seq, t, nonce, body)
-
-    def _frame(request: Request, session_id: str, seq: int, t: float, nonce: str, body: bytes) -> dict[str, Any]:
-        with pool.store() as store:
-            key = authorize(store, request, "app", "frames")
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type not in JPEG_TYPES:
-                raise ApiError("not_a_jpeg", f"the frame must be sent as image/jpeg, not {content_type[:60]!r}")
-            check_jpeg_bytes(body)
-            return feed_served_frame(worker, store, session_id, key, seq, t, nonce, body, clock())
+        req = FrameRequest(session_id, seq, t, nonce, body, request.headers.get("authorization"),
+                           request.headers.get("content-type", "").split(";")[0].strip().lower(),
+                           request.client.host if request.client else "?")
+        return await run_in_threadpool(handle_frame, req)
 
     @app.post(f"/{API}/sessions/{{session_id}}/result", response_model=schemas.ResultOut, tags=["sessions"],
               responses={s: ERRORS[s] for s in (401, 403, 404, 409, 429, 503)}, dependencies=[Depends(bearer)])

@@ -10,7 +10,8 @@ frame_time_not_increasing), the client's elapsed time keeps to the server's with
 frame_late / frame_early), the frame limit (429 too_many_frames: rejected), the JPEG decodes (415
 not_a_jpeg) within the pixel limit (422 bad_frame). Then, holding the pipeline: restore the tracker, judge
 the frame, take the tracker's state; the new state is written only if nobody wrote the session meanwhile
-(else 409 bad_nonce: the other request used the nonce). A decision writes its attempt in the same
+(else 409 bad_nonce: the other request used the nonce). The session's objects come from the worker's
+:class:`~.session_state.StateCache` when it wrote the row's current version, else from the row's blob. A decision writes its attempt in the same
 transaction. The JPEG is decoded before the pipeline is taken (decoding needs no lock).
 """
 
@@ -118,7 +119,8 @@ def feed_served_frame(worker: Worker, store: ServerStore, session_id: str, key: 
         raise ApiError("unknown_session", f"no session {session_id!r}")
     _check_order(worker, store, row, key, seq, t, nonce, now)
     image = decode_jpeg(body, worker.config.max_frame_pixels)
-    session, tracker = session_state.loads(row.state)
+    kept = worker.states.take(row.session_id, row.version)
+    session, tracker = kept if kept is not None else session_state.loads(row.state)
     target = session.target
     with worker.lock:
         tracker.restore(worker.pipeline)
@@ -139,6 +141,8 @@ def feed_served_frame(worker: Worker, store: ServerStore, session_id: str, key: 
         raise ApiError("bad_nonce", "another request used this nonce first")
     if decided:
         log_decision(updated, updated.detail)
+    else:
+        worker.states.keep(updated.session_id, updated.version, session, tracker)
     return {"status": client_status(updated.status), "nonce": None if decided else next_nonce,
             "frames": updated.seq, "step": step_view(session),
             "face": _face_view(analysis, target, session.cfg.positions)}

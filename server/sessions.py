@@ -36,11 +36,13 @@ log = logging.getLogger("facelivenet.server.sessions")
 
 @dataclass
 class Worker:
-    """One process's pipeline (not thread-safe: hold ``lock`` while it runs) and the server's session rules."""
+    """One process's pipeline (not thread-safe: hold ``lock`` while it runs), the server's session rules, and
+    the sessions this process judged last (``states``)."""
 
     config: ServerConfig
     pipeline: FacePipeline
     lock: threading.Lock = field(default_factory=threading.Lock)
+    states: session_state.StateCache = field(default_factory=session_state.StateCache)
 
     @cached_property
     def session_config(self) -> SessionConfig:

@@ -196,6 +196,14 @@ def attempt_dict(user_id: str, ts: float, success, reasons: str) -> dict:
 SESSION_COLUMNS = tuple(SessionRow.__dataclass_fields__)
 SESSION_UPDATE_COLUMNS = ("status", "reasons", "expires_at", "nonce_sha256", "seq", "client_t0", "server_t0",
                           "last_client_t", "last_server_t", "state", "detail")
+# what a frame that leaves the session pending changes (its expiry and its admin detail stay as they are)
+SESSION_FRAME_COLUMNS = tuple(c for c in SESSION_UPDATE_COLUMNS if c not in ("expires_at", "detail"))
+
+
+def update_columns(row: SessionRow, attempt: Attempt | None) -> tuple[str, ...]:
+    """The columns :meth:`ServerStore.update_session` writes: all of them for a decision, a pending frame's
+    own otherwise (the JSON detail is then neither encoded nor written again)."""
+    return SESSION_FRAME_COLUMNS if row.status == "pending" and attempt is None else SESSION_UPDATE_COLUMNS
 
 
 def session_values(row: SessionRow, columns: Sequence[str] = SESSION_COLUMNS) -> list:

@@ -9,6 +9,7 @@
 - Templates: the semantics of edge_runtime.store.TemplateStore (embeddings as little-endian float32 bytea).
 - Sessions: optimistic concurrency through the version in the UPDATE's WHERE (no ``SELECT ... FOR UPDATE``);
   the expiry sweep is one UPDATE whose row locks make each session expire exactly once across instances.
+- Single-statement reads run in autocommit mode, each its own transaction (no BEGIN / COMMIT round trips).
 - Pending-frame state updates commit with ``synchronous_commit = off`` (the PostgreSQL counterpart of SQLite's
   NORMAL: a database crash may lose the last few; the session then fails closed); all other writes are durable.
 """
@@ -23,11 +24,11 @@ import numpy as np
 
 from facelivenet.edge_runtime.store import APPLICATION_ID, Template, UserInfo, validate_user_id
 
-from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, SESSION_UPDATE_COLUMNS, Attempt,
-                    KeyRecord, ModelMismatchError, SessionRow, StoreError, StoreUnavailableError, UnknownUserError,
-                    attempt_dict, attempt_row, check_key, check_schema_version, dumps, f32_bytes, f32_rows,
-                    key_from_values, migrations, one_line, prepare_template, redact_url, session_from_values,
-                    session_values)
+from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, Attempt, KeyRecord,
+                    ModelMismatchError, SessionRow, StoreError, StoreUnavailableError, UnknownUserError, attempt_dict,
+                    attempt_row, check_key, check_schema_version, dumps, f32_bytes, f32_rows, key_from_values,
+                    migrations, one_line, prepare_template, redact_url, session_from_values, session_values,
+                    update_columns)
 
 try:
     import psycopg
@@ -79,14 +80,18 @@ class PostgresServerStore:
             except psycopg.Error:
                 pass
 
-    def _run(self, work: Callable[["psycopg.Cursor"], T], durable: bool = True) -> T:
-        """``work(cursor)`` in one transaction; psycopg's errors as the store's (see the module docstring)."""
+    def _run(self, work: Callable[["psycopg.Cursor"], T], durable: bool = True, one_statement: bool = False) -> T:
+        """``work(cursor)`` in one transaction; psycopg's errors as the store's (see the module docstring).
+        ``one_statement``: ``work`` runs a single read, which is a transaction of its own in autocommit mode
+        (no BEGIN / COMMIT round trips: the frame path reads the key and the session this way)."""
         for first_try in (True, False):
             reused = self._conn is not None and not self._conn.closed
             conn = self._connection()
             committing = False
             try:
                 with conn.cursor() as cur:
+                    if one_statement:
+                        return work(cur)
                     cur.execute("BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit = off")
                     result = work(cur)
                     committing = True
@@ -145,7 +150,7 @@ class PostgresServerStore:
 
     def ping(self) -> None:
         """Raise StoreUnavailableError when the database cannot be reached."""
-        self._run(lambda cur: cur.execute("SELECT 1").fetchone())
+        self._run(lambda cur: cur.execute("SELECT 1").fetchone(), one_statement=True)
 
     # ------------------------------------------------------------ templates
 
@@ -176,7 +181,7 @@ class PostgresServerStore:
             "SELECT t.model_fingerprint, t.dim, t.template, t.created, "
             "CASE WHEN t.model_fingerprint = %s THEN (SELECT array_agg(e.embedding ORDER BY e.idx) FROM embeddings e "
             "WHERE e.user_id = t.user_id AND e.model_fingerprint = t.model_fingerprint) END "
-            "FROM templates t WHERE t.user_id = %s", (model_fingerprint, user_id)).fetchall())
+            "FROM templates t WHERE t.user_id = %s", (model_fingerprint, user_id)).fetchall(), one_statement=True)
         if not rows:
             raise UnknownUserError(f"user {user_id!r} is not enrolled in {self._where}")
         for fp, dim, blob, created, embs in rows:
@@ -190,7 +195,8 @@ class PostgresServerStore:
     def users(self) -> list[UserInfo]:
         """Every (user, model) template, sorted by user."""
         rows = self._run(lambda cur: cur.execute(
-            "SELECT user_id, model_fingerprint, images, created FROM templates ORDER BY user_id, created").fetchall())
+            "SELECT user_id, model_fingerprint, images, created FROM templates ORDER BY user_id, created").fetchall(),
+            one_statement=True)
         return [UserInfo(*r) for r in rows]
 
     def delete_user(self, user_id: str) -> int:
@@ -213,7 +219,7 @@ class PostgresServerStore:
         fails = self._run(lambda cur: [r[0] for r in cur.execute(
             "SELECT ts FROM attempts WHERE user_id = %s AND NOT success AND ts > %s AND ts > COALESCE("
             "(SELECT MAX(ts) FROM attempts WHERE user_id = %s AND success), '-Infinity') ORDER BY ts DESC LIMIT %s",
-            (user_id, now - window_s, user_id, max_failures))])
+            (user_id, now - window_s, user_id, max_failures))], one_statement=True)
         if len(fails) < max_failures:
             return None
         return min(fails) + window_s
@@ -223,7 +229,7 @@ class PostgresServerStore:
         where, params = ("WHERE user_id = %s", (user_id,)) if user_id is not None else ("", ())
         rows = self._run(lambda cur: cur.execute(
             f"SELECT user_id, ts, success, reasons FROM attempts {where} ORDER BY ts DESC, id DESC LIMIT %s",
-            (*params, int(limit))).fetchall())
+            (*params, int(limit))).fetchall(), one_statement=True)
         return [attempt_dict(*r) for r in rows]
 
     # ------------------------------------------------------------ keys
@@ -241,13 +247,14 @@ class PostgresServerStore:
     def key(self, key_id: str) -> KeyRecord | None:
         """The key with this id (revoked or not), or None."""
         r = self._run(lambda cur: cur.execute(
-            f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE key_id = %s", (key_id,)).fetchone())
+            f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE key_id = %s", (key_id,)).fetchone(),
+            one_statement=True)
         return key_from_values(r) if r else None
 
     def keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
         rows = self._run(lambda cur: cur.execute(
-            f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys ORDER BY created, key_id").fetchall())
+            f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys ORDER BY created, key_id").fetchall(), one_statement=True)
         return [key_from_values(r) for r in rows]
 
     def revoke_key(self, key_id: str) -> bool:
@@ -270,15 +277,17 @@ class PostgresServerStore:
     def session(self, session_id: str) -> SessionRow | None:
         """The session, or None."""
         r = self._run(lambda cur: cur.execute(
-            f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE session_id = %s", (session_id,)).fetchone())
+            f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE session_id = %s", (session_id,)).fetchone(),
+            one_statement=True)
         return session_from_values(r) if r else None
 
     def update_session(self, row: SessionRow, expected_version: int, attempt: Attempt | None = None) -> bool:
         """Write ``row`` (version = expected_version + 1) if the stored version is ``expected_version``, with
         ``attempt`` (success, reasons, ts) in the same transaction. True when written (``row.version`` is then
         updated); False when another writer came first (nothing written)."""
-        values = session_values(row, SESSION_UPDATE_COLUMNS)
-        sets = ", ".join(f"{name} = {_placeholder(name)}" for name in SESSION_UPDATE_COLUMNS)
+        columns = update_columns(row, attempt)
+        values = session_values(row, columns)
+        sets = ", ".join(f"{name} = {_placeholder(name)}" for name in columns)
 
         def work(cur) -> bool:
             n = cur.execute(f"UPDATE sessions SET {sets}, version = %s WHERE session_id = %s AND version = %s",

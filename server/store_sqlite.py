@@ -25,9 +25,9 @@ import numpy as np
 
 from facelivenet.edge_runtime.store import Template, TemplateStore, UserInfo
 
-from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, SESSION_UPDATE_COLUMNS, Attempt,
-                    KeyRecord, SessionRow, StoreError, StoreUnavailableError, attempt_dict, attempt_row, check_key,
-                    check_schema_version, dumps, key_from_values, migrations, session_from_values, session_values)
+from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, Attempt, KeyRecord, SessionRow,
+                    StoreError, StoreUnavailableError, attempt_dict, attempt_row, check_key, check_schema_version,
+                    dumps, key_from_values, migrations, session_from_values, session_values, update_columns)
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +233,9 @@ class SQLiteServerStore:
         """Write ``row`` (version = expected_version + 1) if the stored version is ``expected_version``, with
         ``attempt`` (success, reasons, ts) in the same transaction. True when written (``row.version`` is then
         updated); False when another writer came first (nothing written)."""
-        values = session_values(row, SESSION_UPDATE_COLUMNS)
-        sets = ", ".join(f"{name} = ?" for name in SESSION_UPDATE_COLUMNS)
+        columns = update_columns(row, attempt)
+        values = session_values(row, columns)
+        sets = ", ".join(f"{name} = ?" for name in columns)
         with self._write(durable=row.status != "pending" or attempt is not None) as c:
             n = c.execute(f"UPDATE sessions SET {sets}, version = ? WHERE session_id = ? AND version = ?",
                           (*values, expected_version + 1, row.session_id, expected_version)).rowcount
