@@ -10,8 +10,9 @@
 - Sessions: optimistic concurrency through the version in the UPDATE's WHERE (no ``SELECT ... FOR UPDATE``);
   the expiry sweep is one UPDATE whose row locks make each session expire exactly once across instances.
 - Single-statement reads run in autocommit mode, each its own transaction (no BEGIN / COMMIT round trips).
-- Pending-frame state updates commit with ``synchronous_commit = off`` (the PostgreSQL counterpart of SQLite's
-  NORMAL: a database crash may lose the last few; the session then fails closed); all other writes are durable.
+- Pending-frame state updates are one autocommit UPDATE each under the connection's ``synchronous_commit =
+  off`` (the PostgreSQL counterpart of SQLite's NORMAL: a database crash may lose the last few; the session
+  then fails closed); every other write is a transaction that sets the database's own setting back.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ import numpy as np
 
 from facelivenet.edge_runtime.store import APPLICATION_ID, Template, UserInfo, validate_user_id
 
-from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, Attempt, KeyRecord,
-                    ModelMismatchError, SessionRow, StoreError, StoreUnavailableError, UnknownUserError, attempt_dict,
-                    attempt_row, check_key, check_schema_version, dumps, f32_bytes, f32_rows, key_from_values,
-                    migrations, one_line, prepare_template, redact_url, session_from_values, session_values,
-                    update_columns)
+from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, SESSION_FRAME_COLUMNS, Attempt,
+                    KeyRecord, ModelMismatchError, SessionRow, StoreError, StoreUnavailableError, UnknownUserError,
+                    attempt_dict, attempt_row, check_key, check_schema_version, dumps, f32_bytes, f32_rows,
+                    key_from_values, migrations, one_line, prepare_template, redact_url, session_from_values,
+                    session_values, update_columns)
 
 try:
     import psycopg
@@ -38,6 +39,8 @@ except ImportError:  # pragma: no cover - the server extra installs it
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# PostgreSQL's values of synchronous_commit (the durable transactions set the database's own back)
+SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
 _INSERT_ATTEMPT = "INSERT INTO attempts (user_id, ts, success, reasons) VALUES (%s, %s, %s, %s)"
 _JSON_COLUMNS = ("reasons", "detail")
 
@@ -58,6 +61,7 @@ class PostgresServerStore:
         self._where = redact_url(url)
         self._connect_timeout_s = connect_timeout_s
         self._conn = None
+        self._durable_setting = "on"
         self._run(self._migrate)
 
     # ------------------------------------------------------------ connection and transactions
@@ -65,8 +69,16 @@ class PostgresServerStore:
     def _connection(self):
         if self._conn is None or self._conn.closed:
             try:
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self._connect_timeout_s,
-                                             application_name="facelive-serve")
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self._connect_timeout_s,
+                                       application_name="facelive-serve")
+                # durable writes keep the database's own setting; the connection's default becomes the
+                # pending frames' (each such update is one autocommit statement: one round trip)
+                setting = conn.execute("SHOW synchronous_commit").fetchone()[0]
+                if setting not in SYNCHRONOUS_COMMIT:
+                    conn.close()
+                    raise StoreError(f"{self._where}: unexpected synchronous_commit {setting!r}")
+                conn.execute("SET synchronous_commit = off")
+                self._durable_setting, self._conn = setting, conn
             except psycopg.Error as exc:
                 self._conn = None
                 raise StoreUnavailableError(f"cannot connect to {self._where}: {one_line(exc)}") from exc
@@ -80,19 +92,21 @@ class PostgresServerStore:
             except psycopg.Error:
                 pass
 
-    def _run(self, work: Callable[["psycopg.Cursor"], T], durable: bool = True, one_statement: bool = False) -> T:
-        """``work(cursor)`` in one transaction; psycopg's errors as the store's (see the module docstring).
-        ``one_statement``: ``work`` runs a single read, which is a transaction of its own in autocommit mode
-        (no BEGIN / COMMIT round trips: the frame path reads the key and the session this way)."""
+    def _run(self, work: Callable[["psycopg.Cursor"], T], one_statement: str | None = None) -> T:
+        """``work(cursor)`` in one durable transaction; psycopg's errors as the store's (module docstring).
+        ``one_statement``: ``work`` runs a single statement, a transaction of its own in autocommit mode (no
+        BEGIN / COMMIT round trips): ``"read"`` (retried once on a new connection, as a transaction is), or
+        ``"pending_write"`` (a pending frame's update: committed with ``synchronous_commit = off``, never
+        retried, since once sent its outcome is unknown)."""
         for first_try in (True, False):
             reused = self._conn is not None and not self._conn.closed
             conn = self._connection()
-            committing = False
+            committing = one_statement == "pending_write"
             try:
                 with conn.cursor() as cur:
-                    if one_statement:
+                    if one_statement is not None:
                         return work(cur)
-                    cur.execute("BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit = off")
+                    cur.execute(f"BEGIN; SET LOCAL synchronous_commit = {self._durable_setting}")
                     result = work(cur)
                     committing = True
                     cur.execute("COMMIT")
@@ -150,7 +164,7 @@ class PostgresServerStore:
 
     def ping(self) -> None:
         """Raise StoreUnavailableError when the database cannot be reached."""
-        self._run(lambda cur: cur.execute("SELECT 1").fetchone(), one_statement=True)
+        self._run(lambda cur: cur.execute("SELECT 1").fetchone(), one_statement="read")
 
     # ------------------------------------------------------------ templates
 
@@ -181,7 +195,7 @@ class PostgresServerStore:
             "SELECT t.model_fingerprint, t.dim, t.template, t.created, "
             "CASE WHEN t.model_fingerprint = %s THEN (SELECT array_agg(e.embedding ORDER BY e.idx) FROM embeddings e "
             "WHERE e.user_id = t.user_id AND e.model_fingerprint = t.model_fingerprint) END "
-            "FROM templates t WHERE t.user_id = %s", (model_fingerprint, user_id)).fetchall(), one_statement=True)
+            "FROM templates t WHERE t.user_id = %s", (model_fingerprint, user_id)).fetchall(), one_statement="read")
         if not rows:
             raise UnknownUserError(f"user {user_id!r} is not enrolled in {self._where}")
         for fp, dim, blob, created, embs in rows:
@@ -196,7 +210,7 @@ class PostgresServerStore:
         """Every (user, model) template, sorted by user."""
         rows = self._run(lambda cur: cur.execute(
             "SELECT user_id, model_fingerprint, images, created FROM templates ORDER BY user_id, created").fetchall(),
-            one_statement=True)
+            one_statement="read")
         return [UserInfo(*r) for r in rows]
 
     def delete_user(self, user_id: str) -> int:
@@ -219,7 +233,7 @@ class PostgresServerStore:
         fails = self._run(lambda cur: [r[0] for r in cur.execute(
             "SELECT ts FROM attempts WHERE user_id = %s AND NOT success AND ts > %s AND ts > COALESCE("
             "(SELECT MAX(ts) FROM attempts WHERE user_id = %s AND success), '-Infinity') ORDER BY ts DESC LIMIT %s",
-            (user_id, now - window_s, user_id, max_failures))], one_statement=True)
+            (user_id, now - window_s, user_id, max_failures))], one_statement="read")
         if len(fails) < max_failures:
             return None
         return min(fails) + window_s
@@ -229,7 +243,7 @@ class PostgresServerStore:
         where, params = ("WHERE user_id = %s", (user_id,)) if user_id is not None else ("", ())
         rows = self._run(lambda cur: cur.execute(
             f"SELECT user_id, ts, success, reasons FROM attempts {where} ORDER BY ts DESC, id DESC LIMIT %s",
-            (*params, int(limit))).fetchall(), one_statement=True)
+            (*params, int(limit))).fetchall(), one_statement="read")
         return [attempt_dict(*r) for r in rows]
 
     # ------------------------------------------------------------ keys
@@ -248,13 +262,13 @@ class PostgresServerStore:
         """The key with this id (revoked or not), or None."""
         r = self._run(lambda cur: cur.execute(
             f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE key_id = %s", (key_id,)).fetchone(),
-            one_statement=True)
+            one_statement="read")
         return key_from_values(r) if r else None
 
     def keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
         rows = self._run(lambda cur: cur.execute(
-            f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys ORDER BY created, key_id").fetchall(), one_statement=True)
+            f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys ORDER BY created, key_id").fetchall(), one_statement="read")
         return [key_from_values(r) for r in rows]
 
     def revoke_key(self, key_id: str) -> bool:
@@ -278,7 +292,7 @@ class PostgresServerStore:
         """The session, or None."""
         r = self._run(lambda cur: cur.execute(
             f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE session_id = %s", (session_id,)).fetchone(),
-            one_statement=True)
+            one_statement="read")
         return session_from_values(r) if r else None
 
     def update_session(self, row: SessionRow, expected_version: int, attempt: Attempt | None = None) -> bool:
@@ -295,7 +309,7 @@ class PostgresServerStore:
             if n == 1 and attempt is not None:
                 cur.execute(_INSERT_ATTEMPT, attempt_row(row.user_id, attempt))
             return n == 1
-        written = self._run(work, durable=row.status != "pending" or attempt is not None)
+        written = self._run(work, one_statement="pending_write" if columns == SESSION_FRAME_COLUMNS else None)
         if written:
             row.version = expected_version + 1
         return written

@@ -84,3 +84,24 @@ def test_embeddings_are_little_endian_float32_bytea(pg_url):
     with psycopg.connect(pg_url) as conn:
         blob = conn.execute("SELECT embedding FROM embeddings").fetchone()[0]
     assert bytes(blob) == np.array([0.6, 0.8], dtype="<f4").tobytes()
+
+
+def test_pending_frames_commit_asynchronously_and_every_other_write_as_the_database_says(pg_url):
+    """The connection's default is synchronous_commit = off (a pending frame's update is one autocommit
+    statement); a transaction (decisions, attempts, templates, keys) sets the database's own setting back."""
+    from facelivenet.server.store import SessionRow
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {pg_url.rsplit('/', 1)[1]} SET synchronous_commit = 'remote_write'")
+    with PostgresServerStore(pg_url) as store:
+        show = "SHOW synchronous_commit"
+        assert store._run(lambda cur: cur.execute(show).fetchone()[0]) == "remote_write"
+        assert store._run(lambda cur: cur.execute(show).fetchone()[0], one_statement="read") == "off"
+        row = SessionRow("s1", "alice", "k1", "fp", "pending", [], 1.0, 100.0, "h", state=b"x")
+        store.create_session(row)
+        row.seq, row.state = 1, b"y"
+        assert store.update_session(row, 0) and row.version == 1  # the pending write: one statement
+        assert not store.update_session(row, 0)  # the version check still holds
+        row.status, row.reasons = "reject", ["SESSION_EXPIRED"]
+        assert store.update_session(row, 1, attempt=(False, row.reasons, 2.0))
+        assert store.session("s1").status == "reject" and len(store.attempts("alice")) == 1
