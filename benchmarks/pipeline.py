@@ -83,6 +83,41 @@ def runtime_frame(bundle: Path, threads: int, data: Path | None, detector: str |
     return PipelineRun(frame, pipeline.model.file.parity_key)
 
 
+ROW_TOGETHER_S = 10.0  # how long each process of row_on_all_cores times the row
+ROW_START_S = 10.0  # the common start, after every process has opened its pipeline
+
+
+def _row_process(bundle: Path | None, data: Path | None, start_at: float, seconds: float) -> tuple[float, float]:
+    """One process of :func:`row_on_all_cores`: (frames/s, frames per CPU second) of the row from ``start_at``."""
+    run = runtime_frame(bundle, 1, data)
+    if run is None:
+        return 0.0, 0.0
+    for _ in range(10):
+        run.frame()
+    time.sleep(max(0.0, start_at - time.time()))
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        run.frame()
+        n += 1
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return n / wall, (n / cpu if cpu > 0 else 0.0)
+
+
+def row_on_all_cores(bundle: Path | None, data: Path | None, processes: int, seconds: float = ROW_TOGETHER_S,
+                     start_s: float = ROW_START_S) -> dict[str, Any]:
+    """The per-frame row of :func:`runtime_frame` in ``processes`` processes at once (1 thread each), all timed
+    over the same ``seconds``: what the offline pipeline reaches on that many cores, per process and in all."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes) as pool:
+        start_at = time.time() + start_s
+        got = pool.starmap(_row_process, [(bundle, data, start_at, seconds)] * processes)
+    fps = [round(g[0], 1) for g in got]
+    return {"processes": processes, "seconds": seconds, "fps_per_process": fps, "fps": round(sum(fps), 1),
+            "fps_per_cpu_s": round(sum(g[1] for g in got) / processes, 1)}
+
+
 def pipeline_section(run: PipelineRun | None, runs: int, warmup: int, threads: int) -> dict[str, Any]:
     """Whole-frame latency (ms) of ``run`` and each stage's, as the pipeline reported it; or why nothing was
     measured."""

@@ -143,6 +143,13 @@ def markdown(result: dict[str, Any]) -> str:
     if row and row.get("measured"):
         lines.append(f"facelive-bench per-frame row (one 640x480 JAFFE frame, 1 thread, 1 process): median "
                      f"{row['frame_latency_ms']['median']} ms = {row['fps']} frames/s [{cpu}]")
+        together, r = row.get("all_cores"), result.get("server_vs_offline") or {}
+        if together:
+            lines.append(f"The same row on the same cores ({together['processes']} process(es) at once, "
+                         f"{together['seconds']:g} s): {together['fps']} frames/s ({', '.join(map(str, together['fps_per_process']))}), "
+                         f"{together['fps_per_cpu_s']} frames per CPU s; server / row: {r.get('per_cpu_s_vs_row')} per "
+                         "CPU second (the row feeds one decoded frame over and over: no JPEG decode, one face "
+                         f"position) [{cpu}]")
     lines += ["", sizing_text(result["sizing"], cpu), "", "Targets: " + ", ".join(
         f"{k} {'met' if v else 'missed'}" for k, v in result["targets"].items() if v is not None)]
     return "\n".join(lines)

@@ -178,3 +178,14 @@ def test_tiny_run_on_postgresql(pg_url, tmp_path, capsys):
     result = _tiny_run(tmp_path / "out", capsys, "--db", pg_url)
     assert result["server"]["store"] == "postgresql" and result["config"]["db"].startswith("postgresql://")
     assert result["equality"]["agree_total"] == result["equality"]["total"] == 2
+
+
+@needs_jaffe
+def test_the_per_frame_row_on_all_cores_times_each_process_over_the_same_seconds():
+    """facelive-bench serve's second offline figure: the per-frame row in one process per server worker, at once."""
+    from facelivenet.benchmarks.pipeline import row_on_all_cores
+
+    got = row_on_all_cores(None, DATA, 2, seconds=0.5, start_s=6.0)
+    assert got["processes"] == 2 and len(got["fps_per_process"]) == 2
+    assert all(f > 0 for f in got["fps_per_process"]) and got["fps"] == round(sum(got["fps_per_process"]), 1)
+    assert got["fps_per_cpu_s"] > 0
