@@ -23,7 +23,6 @@ import logging
 import os
 import threading
 import time
-from functools import partial
 from typing import Any, Callable, Iterator
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -51,7 +50,7 @@ from .keys import bearer_key, check_key
 from .ratelimit import Rate, RateLimiter
 from .sessions import Worker, admin_view, client_status, deliver_result, start_session, step_view
 from .session_state import loads as load_state
-from .store import KeyRecord, ServerStore, StoreUnavailableError, open_store, redact_url
+from .store import KeyRecord, ServerStore, StoreUnavailableError, redact_url
 
 log = logging.getLogger("facelivenet.server")
 
@@ -158,11 +157,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | None = None,
                pipeline: FacePipeline | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
     """The server's app: ``config``'s bundle (opened here, hash-verified and signature-checked, unless
-    ``pipeline`` is given), its database (``store_factory`` opens one connection; default ``open_store(config.db)``).
+    ``pipeline`` is given), its database (``store_factory`` opens one connection; default ``config.open_store``).
     ``clock``: the server's wall clock (unix seconds; tests drive it)."""
     worker = Worker(config, pipeline if pipeline is not None else open_pipeline(config.runtime_options()))
     worker.session_config  # the thresholds resolve (or fail) now, not at the first session
-    pool = StorePool(store_factory or partial(open_store, config.db))
+    pool = StorePool(store_factory or config.open_store)
     limiter = RateLimiter({"sessions": Rate.per_minute(config.rate_sessions_per_min),
                            "frames": Rate.per_second(config.rate_frames_per_s),
                            "admin": Rate.per_minute(config.rate_admin_per_min)})

@@ -47,6 +47,9 @@ LIMIT_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("sweep_interval", "sweep_interval_s", positive_float, "seconds between expiry sweeps (default 2)"),
     ("request_threads", "request_threads", count(1, 1000),
      "requests each worker works at once, each with its own database connection (default 16)"),
+    ("db_timeout", "db_timeout_s", positive_float,
+     "PostgreSQL: seconds a statement may run or wait on a lock before it is cancelled and the request "
+     "answered 503 store_unavailable (default 10)"),
 )
 
 

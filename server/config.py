@@ -58,11 +58,12 @@ class ServerConfig:
     rate_admin_per_min: float = 120.0  # admin calls (users, admin reads), per key and per client address
     sweep_interval_s: float = 2.0  # how often each worker fails expired sessions closed
     request_threads: int = 16  # per worker: requests worked at once (each holds a database connection)
+    db_timeout_s: float = 10.0  # PostgreSQL: a statement running (or waiting on a lock) longer is cancelled (503)
 
     def __post_init__(self) -> None:
         positive = ("session_ttl_s", "max_frame_gap_s", "max_clock_skew_s", "max_frame_bytes", "max_frame_pixels",
                     "max_frames", "max_enroll_bytes", "max_enroll_images", "max_image_pixels", "rate_sessions_per_min",
-                    "rate_frames_per_s", "rate_admin_per_min", "sweep_interval_s", "request_threads")
+                    "rate_frames_per_s", "rate_admin_per_min", "sweep_interval_s", "request_threads", "db_timeout_s")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -80,6 +81,12 @@ class ServerConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    def open_store(self):
+        """One connection to this server's database (:func:`~.store.open_store` with the statement timeout)."""
+        from .store import open_store
+
+        return open_store(self.db, timeout_s=self.db_timeout_s)
 
     def runtime_options(self) -> RuntimeOptions:
         """The options each worker opens its pipeline with (hash-verified, signature-checked bundle)."""

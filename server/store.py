@@ -113,13 +113,15 @@ class ServerStore(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url_or_path: str | Path) -> ServerStore:
-    """Open the store named by ``url_or_path``: a ``postgresql://`` URL or an SQLite file path (created if absent)."""
+def open_store(url_or_path: str | Path, timeout_s: float | None = None) -> ServerStore:
+    """Open the store named by ``url_or_path``: a ``postgresql://`` URL or an SQLite file path (created if absent).
+    ``timeout_s``: PostgreSQL's statement timeout (a statement running or waiting longer is cancelled and the call
+    raises StoreUnavailableError); SQLite waits up to its busy timeout either way."""
     text = str(url_or_path)
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme and scheme.group(1).lower() in ("postgresql", "postgres"):
         from .store_postgres import PostgresServerStore
-        return PostgresServerStore(text)
+        return PostgresServerStore(text) if timeout_s is None else PostgresServerStore(text, statement_timeout_s=timeout_s)
     if scheme:
         raise StoreError(f"unsupported database URL scheme {scheme.group(1)!r} in {redact_url(text)}: "
                          "use postgresql://... or an SQLite file path")

@@ -9,6 +9,9 @@
 - Templates: the semantics of edge_runtime.store.TemplateStore (embeddings as little-endian float32 bytea).
 - Sessions: optimistic concurrency through the version in the UPDATE's WHERE (no ``SELECT ... FOR UPDATE``);
   the expiry sweep is one UPDATE whose row locks make each session expire exactly once across instances.
+- Every statement has a timeout (``statement_timeout``, default 10 s): one that runs or waits on a lock
+  longer is cancelled and the call raises StoreUnavailableError (the app answers 503); a database process that
+  stops answering altogether is not covered (no client-side timer).
 - Single-statement reads run in autocommit mode, each its own transaction (no BEGIN / COMMIT round trips).
 - Pending-frame state updates are one autocommit UPDATE each under the connection's ``synchronous_commit =
   off`` (the PostgreSQL counterpart of SQLite's NORMAL: a database crash may lose the last few; the session
@@ -54,12 +57,15 @@ class PostgresServerStore:
 
     kind = "postgresql"
 
-    def __init__(self, url: str, connect_timeout_s: int = 5) -> None:
+    def __init__(self, url: str, connect_timeout_s: int = 5, statement_timeout_s: float = 10.0) -> None:
         if psycopg is None:
             raise StoreError("a postgresql:// store needs psycopg 3: pip install 'facelivenet[server]'")
         self.url = url
         self._where = redact_url(url)
         self._connect_timeout_s = connect_timeout_s
+        if not statement_timeout_s > 0:
+            raise StoreError(f"the statement timeout must be > 0 seconds, got {statement_timeout_s!r}")
+        self._statement_timeout_ms = max(1, round(statement_timeout_s * 1000))
         self._conn = None
         self._durable_setting = "on"
         self._run(self._migrate)
@@ -77,7 +83,7 @@ class PostgresServerStore:
                 if setting not in SYNCHRONOUS_COMMIT:
                     conn.close()
                     raise StoreError(f"{self._where}: unexpected synchronous_commit {setting!r}")
-                conn.execute("SET synchronous_commit = off")
+                conn.execute(f"SET synchronous_commit = off; SET statement_timeout = {self._statement_timeout_ms}")
                 self._durable_setting, self._conn = setting, conn
             except psycopg.Error as exc:
                 self._conn = None
@@ -111,6 +117,10 @@ class PostgresServerStore:
                     committing = True
                     cur.execute("COMMIT")
                 return result
+            except psycopg.errors.QueryCanceled as exc:  # the statement timeout: the database hangs or a lock does
+                self._rollback_or_drop()
+                raise StoreUnavailableError(f"the database {self._where} did not answer within "
+                                            f"{self._statement_timeout_ms / 1000:g} s: {one_line(exc)}") from exc
             except psycopg.OperationalError as exc:
                 self._rollback_or_drop()
                 if first_try and not committing and (reused or not conn.broken):

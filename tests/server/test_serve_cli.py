@@ -49,6 +49,7 @@ def test_serve_settings_from_yaml_and_flags(tmp_path, capsys):
     assert out["session"]["max_failures"] == 50 and out["session"]["positions"] is None
     assert out["session"]["hold_frames"] == 5 and out["session"]["timing"]["hold_max_s"] == 2.0
     assert out["model_fingerprint"].startswith("facelivenet:")
+    assert out["db_timeout_s"] == 10.0  # the default PostgreSQL statement timeout
 
 
 def test_serve_refuses_bad_settings_in_one_line(tmp_path, capsys):
@@ -60,6 +61,9 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path, capsys):
     cfg.write_text("session:\n  seed: 3\n")
     code, out, _ = run(capsys, "serve", "--config", str(cfg), "--check", "--json")
     assert code == 1 and "draws every challenge unseen" in out["error"]
+    cfg.write_text("db_timeout_s: 0\n")
+    code, out, _ = run(capsys, "serve", "--config", str(cfg), "--check", "--json")
+    assert code == 1 and "db_timeout_s must be a number > 0" in out["error"]
 
 
 def test_without_the_server_extra_the_error_names_it(tmp_path):

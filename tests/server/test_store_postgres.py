@@ -105,3 +105,28 @@ def test_pending_frames_commit_asynchronously_and_every_other_write_as_the_datab
         row.status, row.reasons = "reject", ["SESSION_EXPIRED"]
         assert store.update_session(row, 1, attempt=(False, row.reasons, 2.0))
         assert store.session("s1").status == "reject" and len(store.attempts("alice")) == 1
+
+
+def test_a_statement_stuck_on_a_lock_is_cancelled_and_the_store_goes_on(pg_url):
+    """statement_timeout: a call that waits past it raises StoreUnavailableError (the app's 503) after the timeout,
+    not after the lock is gone; the same store works once the lock is released."""
+    import time
+
+    from facelivenet.server.config import ServerConfig
+
+    store = ServerConfig(db=pg_url, db_timeout_s=0.3).open_store()
+    holder = psycopg.connect(pg_url)
+    try:
+        store.ping()
+        holder.execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")  # a transaction left open
+        start = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="did not answer within 0.3 s"):
+            store.session("nope")
+        assert time.monotonic() - start < 3.0
+        holder.rollback()
+        assert store.session("nope") is None
+    finally:
+        holder.close()
+        store.close()
+    with pytest.raises(StoreError, match="statement timeout must be > 0"):
+        PostgresServerStore(pg_url, statement_timeout_s=0)
