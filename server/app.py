@@ -41,9 +41,9 @@ from ..edge_runtime import reasons
 from ..edge_runtime.sources import Frame
 from ..edge_runtime.store import ModelMismatchError, StoreError, UnknownUserError, validate_user_id
 from . import schemas
-from .config import CONFIG_ENV, ServerConfig
 from .asgi import BodyLimit
-from .errors import CODES, ApiError, error_body
+from .config import CONFIG_ENV, ServerConfig
+from .errors import CODES, ApiError, answer_for, error_body
 from .frame_endpoint import FrameEndpoint, FrameRequest, ServerApp
 from .frames import check_jpeg_bytes, feed_served_frame
 from .keys import bearer_key, check_key
@@ -112,10 +112,6 @@ def _error_response(code: str, message: str, status: int, headers: dict[str, str
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return _error_response(exc.code, exc.message, exc.status, exc.headers)
-
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()[:5]]
@@ -126,29 +122,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         return _error_response(code, str(exc.detail), exc.status_code, getattr(exc, "headers", None))
 
-    @app.exception_handler(UnknownUserError)
-    async def unknown_user(_request: Request, exc: UnknownUserError) -> JSONResponse:
-        return _error_response("unknown_user", "this user is not enrolled", 404)
+    async def answer(_request: Request, exc: Exception) -> JSONResponse:
+        return _error_response(*answer_for(exc))
 
-    @app.exception_handler(ModelMismatchError)
-    async def model_mismatch(_request: Request, exc: ModelMismatchError) -> JSONResponse:
-        return _error_response("model_mismatch", "the user was enrolled with another model: enroll again", 409)
-
-    @app.exception_handler(StoreUnavailableError)
-    async def store_down(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
-        log.warning("store unavailable: %s", exc)
-        return _error_response("store_unavailable", "the database is unavailable; retry later", 503,
-                               {"Retry-After": "2"})
-
-    @app.exception_handler(StoreError)
-    async def store_error(_request: Request, exc: StoreError) -> JSONResponse:
-        log.error("store error: %s", exc)
-        return _error_response("internal_error", "the database refused the operation (logged)", 500)
-
-    @app.exception_handler(Exception)
-    async def internal(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error")
-        return _error_response("internal_error", "internal error (logged)", 500)
+    # each class its own handler (FastAPI picks the nearest in the MRO); one mapping behind them all
+    for kind in (ApiError, UnknownUserError, ModelMismatchError, StoreUnavailableError, StoreError, Exception):
+        app.add_exception_handler(kind, answer)
 
 
 # ------------------------------------------------------------------ the app
@@ -215,8 +194,9 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
         """One frame: the key (app scope, the frames' budget), the body's type, then the session's rules."""
         with pool.store() as store:
             key = authorize_as(store, req.authorization, req.client_host, "app", "frames")
-            if req.content_type not in JPEG_TYPES:
-                raise ApiError("not_a_jpeg", f"the frame must be sent as image/jpeg, not {req.content_type[:60]!r}")
+            content_type = (req.content_type or "").split(";")[0].strip().lower()
+            if content_type not in JPEG_TYPES:
+                raise ApiError("not_a_jpeg", f"the frame must be sent as image/jpeg, not {content_type[:60]!r}")
             check_jpeg_bytes(req.body)
             return feed_served_frame(worker, store, req.session_id, key, req.seq, req.t, req.nonce, req.body, clock())
 
@@ -273,8 +253,7 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
         # mounted under a prefix (the endpoint matches the bare path only)
         body = await request.body()  # capped by BodyLimit
         req = FrameRequest(session_id, seq, t, nonce, body, request.headers.get("authorization"),
-                           request.headers.get("content-type", "").split(";")[0].strip().lower(),
-                           request.client.host if request.client else "?")
+                           request.headers.get("content-type"), request.client.host if request.client else "?")
         return await run_in_threadpool(handle_frame, req)
 
     @app.post(f"/{API}/sessions/{{session_id}}/result", response_model=schemas.ResultOut, tags=["sessions"],

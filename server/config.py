@@ -23,6 +23,7 @@ from ..edge_runtime.constants import DEFAULT_DB, DEFAULT_MAX_PIXELS, MAX_THREADS
 from ..edge_runtime.errors import FaceLiveError
 from ..edge_runtime.options import OptionsError, RuntimeOptions, SessionSettings
 from ..edge_runtime.step_plan import PlanError, PositionRule, TimingRule
+from .store import DEFAULT_DB_TIMEOUT_S, open_store
 
 CONFIG_ENV = "FACELIVE_SERVER_CONFIG"  # the resolved config (JSON) a worker process starts from
 MIB = 1024 * 1024
@@ -58,7 +59,8 @@ class ServerConfig:
     rate_admin_per_min: float = 120.0  # admin calls (users, admin reads), per key and per client address
     sweep_interval_s: float = 2.0  # how often each worker fails expired sessions closed
     request_threads: int = 16  # per worker: requests worked at once (each holds a database connection)
-    db_timeout_s: float = 10.0  # PostgreSQL: a statement running (or waiting on a lock) longer is cancelled (503)
+    # PostgreSQL: a statement running (or waiting on a lock) longer is cancelled (503)
+    db_timeout_s: float = DEFAULT_DB_TIMEOUT_S
 
     def __post_init__(self) -> None:
         positive = ("session_ttl_s", "max_frame_gap_s", "max_clock_skew_s", "max_frame_bytes", "max_frame_pixels",
@@ -84,8 +86,6 @@ class ServerConfig:
 
     def open_store(self):
         """One connection to this server's database (:func:`~.store.open_store` with the statement timeout)."""
-        from .store import open_store
-
         return open_store(self.db, timeout_s=self.db_timeout_s)
 
     def runtime_options(self) -> RuntimeOptions:

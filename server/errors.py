@@ -6,7 +6,10 @@ of :data:`CODES` (stable across versions of protocol v1), ``message`` is for peo
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+log = logging.getLogger("facelivenet.server")
 
 # code -> HTTP status (one table; docs and tests read it)
 CODES: dict[str, int] = {
@@ -58,3 +61,26 @@ class ApiError(Exception):
 def error_body(code: str, message: str, status: int) -> dict[str, Any]:
     """The one JSON shape of every error."""
     return {"error": {"code": code, "message": message, "status": status}}
+
+
+def answer_for(exc: Exception) -> tuple[str, str, int, dict[str, str]]:
+    """(code, message, status, headers) that answer ``exc`` raised while serving a request: an ApiError as
+    itself, the store's errors by kind (logged), anything else as 500 internal_error (logged, never a trace to
+    the client). FastAPI's handlers and the frame endpoint both answer through this."""
+    from .store import ModelMismatchError, StoreError, StoreUnavailableError, UnknownUserError
+
+    if isinstance(exc, ApiError):
+        return exc.code, exc.message, exc.status, exc.headers
+    if isinstance(exc, UnknownUserError):
+        return "unknown_user", "this user is not enrolled", CODES["unknown_user"], {}
+    if isinstance(exc, ModelMismatchError):
+        return ("model_mismatch", "the user was enrolled with another model: enroll again", CODES["model_mismatch"],
+                {})
+    if isinstance(exc, StoreUnavailableError):
+        log.warning("store unavailable: %s", exc)
+        return "store_unavailable", "the database is unavailable; retry later", 503, {"Retry-After": "2"}
+    if isinstance(exc, StoreError):
+        log.error("store error: %s", exc)
+        return "internal_error", "the database refused the operation (logged)", 500, {}
+    log.error("internal error", exc_info=exc)
+    return "internal_error", "internal error (logged)", 500, {}

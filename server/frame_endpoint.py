@@ -14,7 +14,6 @@ handler (:func:`.frames.feed_served_frame` behind the key check and the rate lim
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from dataclasses import dataclass
@@ -25,10 +24,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from .asgi import Receive, Send, read_body, send_error, send_json
-from .errors import ApiError
-from .store import StoreError, StoreUnavailableError
-
-log = logging.getLogger("facelivenet.server")
+from .errors import ApiError, answer_for
 
 FRAME_ROUTE = re.compile(r"/v1/sessions/([^/]+)/frames")
 MAX_NONCE = 128
@@ -43,7 +39,7 @@ class FrameRequest:
     nonce: str
     body: bytes
     authorization: str | None
-    content_type: str
+    content_type: str | None  # the header as sent
     client_host: str
 
 
@@ -97,24 +93,12 @@ class FrameEndpoint:
             request = FrameRequest(
                 session_id=session_id, seq=seq, t=t, nonce=nonce, body=body,
                 authorization=_header(headers, b"authorization"),
-                content_type=(_header(headers, b"content-type") or "").split(";")[0].strip().lower(),
+                content_type=_header(headers, b"content-type"),
                 client_host=client[0] if client else "?")
             payload = await run_in_threadpool(self.handle, request)
-        except ApiError as exc:
-            await send_error(send, exc.code, exc.message, exc.status, exc.headers)
-            return
-        except StoreUnavailableError as exc:
-            log.warning("store unavailable: %s", exc)
-            await send_error(send, "store_unavailable", "the database is unavailable; retry later",
-                             headers={"Retry-After": "2"})
-            return
-        except StoreError as exc:
-            log.error("store error: %s", exc)
-            await send_error(send, "internal_error", "the database refused the operation (logged)")
-            return
-        except Exception:  # noqa: BLE001 - answered as 500, logged, never a trace to the client
-            log.exception("internal error")
-            await send_error(send, "internal_error", "internal error (logged)")
+        except Exception as exc:  # noqa: BLE001 - answered as the app's handlers answer it (errors.answer_for)
+            code, message, status, headers = answer_for(exc)
+            await send_error(send, code, message, status, headers)
             return
         await send_json(send, 200, payload)
 

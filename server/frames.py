@@ -11,8 +11,9 @@ frame_late / frame_early), the frame limit (429 too_many_frames: rejected), the 
 not_a_jpeg) within the pixel limit (422 bad_frame). Then, holding the pipeline: restore the tracker, judge
 the frame, take the tracker's state; the new state is written only if nobody wrote the session meanwhile
 (else 409 bad_nonce: the other request used the nonce). The session's objects come from the worker's
-:class:`~.session_state.StateCache` when it wrote the row's current version, else from the row's blob. A decision writes its attempt in the same
-transaction. The JPEG is decoded before the pipeline is taken (decoding needs no lock).
+:class:`~.session_state.StateCache` when it wrote the row's current version, else from the row's blob. A
+decision writes its attempt in the same transaction. The JPEG is decoded before the pipeline is taken
+(decoding needs no lock).
 """
 
 from __future__ import annotations

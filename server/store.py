@@ -113,7 +113,10 @@ class ServerStore(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url_or_path: str | Path, timeout_s: float | None = None) -> ServerStore:
+DEFAULT_DB_TIMEOUT_S = 10.0  # PostgreSQL's statement timeout unless the server's config says otherwise
+
+
+def open_store(url_or_path: str | Path, timeout_s: float = DEFAULT_DB_TIMEOUT_S) -> ServerStore:
     """Open the store named by ``url_or_path``: a ``postgresql://`` URL or an SQLite file path (created if absent).
     ``timeout_s``: PostgreSQL's statement timeout (a statement running or waiting longer is cancelled and the call
     raises StoreUnavailableError); SQLite waits up to its busy timeout either way."""
@@ -121,7 +124,7 @@ def open_store(url_or_path: str | Path, timeout_s: float | None = None) -> Serve
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme and scheme.group(1).lower() in ("postgresql", "postgres"):
         from .store_postgres import PostgresServerStore
-        return PostgresServerStore(text) if timeout_s is None else PostgresServerStore(text, statement_timeout_s=timeout_s)
+        return PostgresServerStore(text, statement_timeout_s=timeout_s)
     if scheme:
         raise StoreError(f"unsupported database URL scheme {scheme.group(1)!r} in {redact_url(text)}: "
                          "use postgresql://... or an SQLite file path")

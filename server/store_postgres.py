@@ -28,7 +28,7 @@ import numpy as np
 
 from facelivenet.edge_runtime.store import APPLICATION_ID, Template, UserInfo, validate_user_id
 
-from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, SESSION_FRAME_COLUMNS, Attempt,
+from .store import (DEFAULT_DB_TIMEOUT_S, EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, SESSION_FRAME_COLUMNS, Attempt,
                     KeyRecord, ModelMismatchError, SessionRow, StoreError, StoreUnavailableError, UnknownUserError,
                     attempt_dict, attempt_row, check_key, check_schema_version, dumps, f32_bytes, f32_rows,
                     key_from_values, migrations, one_line, prepare_template, redact_url, session_from_values,
@@ -57,7 +57,7 @@ class PostgresServerStore:
 
     kind = "postgresql"
 
-    def __init__(self, url: str, connect_timeout_s: int = 5, statement_timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, connect_timeout_s: int = 5, statement_timeout_s: float = DEFAULT_DB_TIMEOUT_S) -> None:
         if psycopg is None:
             raise StoreError("a postgresql:// store needs psycopg 3: pip install 'facelivenet[server]'")
         self.url = url
@@ -67,7 +67,7 @@ class PostgresServerStore:
             raise StoreError(f"the statement timeout must be > 0 seconds, got {statement_timeout_s!r}")
         self._statement_timeout_ms = max(1, round(statement_timeout_s * 1000))
         self._conn = None
-        self._durable_setting = "on"
+        self._durable_setting = "on"  # read from the database at each connection
         self._run(self._migrate)
 
     # ------------------------------------------------------------ connection and transactions
