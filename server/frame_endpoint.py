@@ -1,9 +1,10 @@
 """``POST /v1/sessions/{session_id}/frames`` served as plain ASGI, in front of FastAPI (:class:`ServerApp`).
 
 A frame is the one request a client sends ten times a second, so its path skips what the other routes use:
-FastAPI's routing, dependency solving (query parameters, the bearer dependency) and response validation cost
-about 1 ms of CPU per frame on the project's 2-core machine (benchmarks/results/serve/README.md, "the
-frame's fast path"). The FastAPI route of the same path in :mod:`.app` stays the OpenAPI description (and
+FastAPI's routing, dependency solving (query parameters, the bearer dependency) and response validation. Under
+yappi the dependency solving alone took 1.16 ms per frame (benchmarks/results/serve/profile_frame.txt); with
+this path and the worker's state cache the server's own cost per frame fell from 2.07 to 1.57 ms, measured
+sequentially (benchmarks/results/serve/README.md, "The frame's fast path"). The FastAPI route of the same path in :mod:`.app` stays the OpenAPI description (and
 serves the route when the app is mounted under a prefix); :class:`ServerApp` answers every request to the bare
 path with :class:`FrameEndpoint` first.
 
