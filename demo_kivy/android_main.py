@@ -3,6 +3,8 @@
 On a phone there is no command line: the demo starts with the LiteRT backend
 (``--format tflite --precision fp32``), camera 0, and the template database in
 the app's private storage (``$ANDROID_PRIVATE``, set by python-for-android).
+The settings file beside it (``facelive-demo.json``) keeps the server URL and
+API key typed on the settings screen; with a URL there, the server decides.
 fp32 is the default because the legacy ``tflite_runtime`` interpreter (the one
 python-for-android packages) runs some int8 models wrong; the runtime only
 accepts it after a parity self-check (see ANDROID.md).

@@ -23,8 +23,12 @@ from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.reasons import Decision
 
 from .engine import DemoEngine, ModelLoadError
+from .engine_switch import make_engine
 from .kivy_env import configure_window, prepare_kivy, remove_temp_home
-from .options import PROG, build_parser, parse_script, parse_size, screenshot_prefix, settings_from_args
+from .options import PROG, build_parser, parse_script, parse_size, screenshot_prefix, settings_file, settings_from_args
+from .server_setting import clear_text_warning
+from .settings import DemoSettings
+from .settings_file import StoredSettings, load_settings
 
 log = logging.getLogger("facelivenet.demo_kivy")
 
@@ -57,22 +61,35 @@ def _run(args: argparse.Namespace):
     args.held.callback(remove_temp_home, prepare_kivy(args.headless, args.verbose))
     configure_window(size, args.headless, args.verbose)
     if args.headless:
-        return _run_headless(engine, steps, prefix)
-    return _run_window(engine)
+        return _run_headless(engine, steps, prefix, args.settings_file)
+    return _run_window(engine, args.settings_file)
+
+
+def _settings(args, db: str) -> DemoSettings:
+    """The command line over the stored settings (``args.settings_file`` is where Settings saves). Headless, a
+    bad settings file is an error; with a window, it is logged and the app starts without it."""
+    args.settings_file = settings_file(args, db)
+    stored = StoredSettings()
+    if args.settings_file is not None:
+        try:
+            stored = load_settings(args.settings_file)
+        except FaceLiveError as exc:
+            if args.headless:
+                raise
+            log.error("%s", exc)
+    settings = settings_from_args(args, db, stored)
+    if warning := clear_text_warning(settings.server):
+        log.warning("%s", warning)
+    return settings
 
 
 def _engine(args, db: str) -> DemoEngine:
-    """Settings, model and (headless) sources. Headless, every problem is raised here, before any window;
-    with a window, a model that cannot load is shown on the home screen with its fix."""
+    """Settings, model (or server) and (headless) sources. Headless, every problem is raised here, before any
+    window; with a window, a model or server that cannot be used is shown on the home screen with its fix."""
     if args.headless and not args.user:
         args.user = DEFAULT_HEADLESS_USER
-    settings = settings_from_args(args, db)
-    if settings.server:  # the server decides: its client, no model here
-        from .server_engine import ServerEngine
-
-        engine = ServerEngine(settings, lossless=args.headless)
-    else:
-        engine = DemoEngine(settings, lossless=args.headless)
+    settings = _settings(args, db)
+    engine = make_engine(settings, lossless=args.headless)  # a server URL: its client, no model here
     try:
         engine.load_model()
     except ModelLoadError:
@@ -90,18 +107,20 @@ def _engine(args, db: str) -> DemoEngine:
     return engine
 
 
-def _run_window(engine: DemoEngine) -> None:
+def _run_window(engine: DemoEngine, settings_path: Path | None) -> None:
     from .ui import DemoApp
 
-    DemoApp(engine).run()
+    DemoApp(engine, settings_file=settings_path).run()  # on_stop closes the engine in use then
 
 
-def _run_headless(engine: DemoEngine, steps: list[str], prefix: Path | None) -> tuple:
+def _run_headless(engine: DemoEngine, steps: list[str], prefix: Path | None, settings_path: Path | None) -> tuple:
     from .headless import ScriptDriver
     from .ui import DemoApp
 
     driver = ScriptDriver(steps, engine.settings.user, prefix, HEADLESS_MAX_SECONDS)
-    DemoApp(engine, auto_navigate=False, poll_hz=0, on_start_hook=driver.start).run()
+    app = DemoApp(engine, auto_navigate=False, poll_hz=0, on_start_hook=driver.start, settings_file=settings_path)
+    app.run()
+    engine = app.engine  # the engine in use at the end
     payload: dict[str, Any] = dict(driver.auth or {})
     payload.update(enrollment=driver.enrollment, screenshots=driver.screenshots, model=engine.model_description,
                    source=" ".join(engine.settings.source),

@@ -14,7 +14,9 @@ from facelivenet.edge_runtime.cli_common import (HelpFormatter, add_challenge_op
 from facelivenet.edge_runtime.constants import DEFAULT_DB, DEFAULT_FPS
 from facelivenet.edge_runtime.errors import FaceLiveError
 
+from .server_setting import normalise_url
 from .settings import DemoSettings, SettingsError
+from .settings_file import SETTINGS_NAME, StoredSettings, default_settings_file
 
 PROG = "facelive-demo"
 SCRIPT_STEPS = ("enroll", "auth", "settings")
@@ -28,7 +30,11 @@ DESCRIPTION = """\
     --server URL --api-key KEY runs the same screens with a verification
     server (facelive serve) deciding: it draws the challenge and the target
     ovals, judges the frames this app sends and keeps the templates; the app
-    needs no model then (enrollment needs an admin key).
+    needs no model then (enrollment needs an admin key). The settings screen
+    can store a server URL and API key instead (in --settings FILE); the app
+    then starts in server mode. Flags take precedence over stored settings:
+    --server URL (--server '' for this device) replaces the stored URL and
+    key, --api-key alone only the key.
 
     --headless --script enroll,auth drives the same screens without a window
     (SDL offscreen) and prints one JSON object with --json: the authentication
@@ -75,10 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds of source time between captures (default 0.2)")
     server = p.add_argument_group("server mode")
     server.add_argument("--server", metavar="URL",
-                        help="a verification server (facelive serve) decides instead of the model on this device")
+                        help="a verification server (facelive serve) decides instead of the model on this device "
+                             "(http:// or https://; '' : this device); overrides the stored server and key")
     server.add_argument("--api-key", metavar="KEY",
-                        help=f"the server's API key (default ${API_KEY_ENV}); enrollment and the user list need an "
-                             "admin key")
+                        help=f"the server's API key (default ${API_KEY_ENV} with --server, else the stored key); "
+                             "enrollment and the user list need an admin key")
+    server.add_argument("--settings", metavar="FILE",
+                        help=f"where Settings stores the server URL and API key (default: {SETTINGS_NAME} beside "
+                             "--db; headless: none unless given; '' : none); flags override what it holds")
     add_challenge_options(p, rules=True)
     add_plan_options(p, "each step's target oval (drawn on the preview) and the random rest before each prompt; "
                         "a recorded --source cannot follow them: it is judged with --positions off --timing off "
@@ -129,15 +139,33 @@ def screenshot_prefix(text: str | None) -> Path | None:
     return path
 
 
-def settings_from_args(args: argparse.Namespace, db: str) -> DemoSettings:
+def settings_file(args: argparse.Namespace, db: str) -> Path | None:
+    """The stored settings' file: --settings ('' : none), else beside the database (headless: none)."""
+    if args.settings is not None:
+        return Path(args.settings) if args.settings else None
+    return None if args.headless else default_settings_file(db)
+
+
+def server_choice(args: argparse.Namespace, stored: StoredSettings) -> tuple[str | None, str]:
+    """The server URL and API key: --server (its key from --api-key or $FACELIVE_API_KEY) replaces the stored
+    ones; else the stored server with --api-key when given, else its stored key. (None, '') for this device."""
+    if args.server is not None:
+        url = normalise_url(args.server)
+        return url, (args.api_key or os.environ.get(API_KEY_ENV, "")) if url else ""
+    if stored.server:
+        return stored.server, args.api_key or stored.api_key
+    return None, ""
+
+
+def settings_from_args(args: argparse.Namespace, db: str, stored: StoredSettings = StoredSettings()) -> DemoSettings:
     """The app's settings from the parsed command line (validated): the runtime's options as every runtime
-    command builds them, and the app's own."""
+    command builds them, and the app's own; the server from the flags, else from ``stored``."""
     try:
         runtime = runtime_options(args, db=db)
     except FaceLiveError as exc:
         raise SettingsError(str(exc)) from exc
+    server, api_key = server_choice(args, stored)
     return DemoSettings(
         runtime=runtime, enroll_frames=args.enroll_frames, enroll_interval_s=args.enroll_interval,
         source=tuple(args.source or ("0",)), enroll_source=tuple(args.enroll_source) if args.enroll_source else None,
-        fps=args.fps, mirror=args.mirror, user=args.user or "", server=args.server,
-        api_key=(args.api_key or os.environ.get(API_KEY_ENV, "")) if args.server else "")
+        fps=args.fps, mirror=args.mirror, user=args.user or "", server=server, api_key=api_key)

@@ -1,5 +1,12 @@
-"""The settings screen: thresholds, the challenge set, the backend (format, precision, threads), timing
-and the frame source. Apply validates everything first; a bad value is named and nothing changes."""
+"""The settings screen: thresholds, the challenge set, the backend (format, precision, threads), timing,
+the frame source, and the verification server (its URL and API key; an empty URL: this device decides).
+Apply validates everything first; a bad value is named and nothing changes.
+
+The API key is typed masked and never shown again: the field stays empty and
+its hint shows the stored key masked, all but its last 4 characters; left
+empty, Apply keeps the key. A plain http:// URL to another machine is warned
+about as it is typed.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from facelivenet.edge_runtime.constants import FORMATS, PRECISIONS
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.labels import EXPRESSION_LABELS
 
+from .server_setting import clear_text_warning, mask_key, normalise_url, url_problem
 from .settings import DemoSettings, SettingsError
 
 Builder.load_string("""
@@ -35,6 +43,10 @@ Builder.load_string("""
                 height: self.minimum_height
                 row_default_height: dp(40)
                 row_force_default: True
+        Words:
+            id: server_warning
+            text: ''
+            color: 0.98, 0.67, 0.15, 1
         Words:
             id: error
             text: ''
@@ -63,6 +75,10 @@ FIELDS = (
     ("Source", "source", "source"),
     ("Frames per second (files)", "fps", "float"),
 )
+SERVER_LABEL = "Server URL (or empty)"
+NO_SERVER_HINT = "empty: this device decides"
+KEY_LABEL = "Server API key (an app key)"
+NO_KEY_HINT = "flk_... (from facelive keys add)"
 
 
 def parse_field(kind: str, label: str, text: str):
@@ -109,6 +125,22 @@ class SettingsScreen(Screen):
             row.add_widget(Label(text=label[:5], font_size="11sp", size_hint_y=0.4))
             self.expression_boxes[label] = box
             self.expressions.add_widget(row)
+        self.server_url = self._row(form, SERVER_LABEL, TextInput(multiline=False, font_size="15sp",
+                                                                  hint_text=NO_SERVER_HINT))
+        self.api_key = self._row(form, KEY_LABEL, TextInput(multiline=False, font_size="15sp", password=True,
+                                                            hint_text=NO_KEY_HINT))
+        self.server_url.bind(text=lambda _w, text: self.show_server_warning(text))
+
+    @staticmethod
+    def _row(form, label: str, widget):
+        form.add_widget(Label(text=label, font_size="14sp"))
+        form.add_widget(widget)
+        return widget
+
+    def show_server_warning(self, text: str) -> None:
+        """Warn while a URL that would send the key in clear is typed (a malformed one is named on Apply)."""
+        url = normalise_url(text)
+        self.ids.server_warning.text = "" if url is None or url_problem(url) else clear_text_warning(url)
 
     def load(self, settings: DemoSettings, bundle_thresholds: tuple[float, float] | None) -> None:
         """Fill the form from ``settings``; empty thresholds show the bundle's as a hint."""
@@ -124,6 +156,10 @@ class SettingsScreen(Screen):
         self.mirror.active = settings.mirrors(settings.source)
         for label, box in self.expression_boxes.items():
             box.active = label in settings.session.challenge
+        self.server_url.text = settings.server or ""
+        self.api_key.text = ""  # never shown again: the hint shows it masked
+        self.api_key.hint_text = f"{mask_key(settings.api_key)} (type to replace)" if settings.api_key else NO_KEY_HINT
+        self.show_server_warning(self.server_url.text)
         self.ids.error.text = ""
 
     def read(self, current: DemoSettings) -> DemoSettings:
@@ -135,7 +171,9 @@ class SettingsScreen(Screen):
         # keep the given order of expressions that stay chosen (it matters with --fixed-order)
         current_order = current.session.challenge
         order = tuple(e for e in current_order if e in chosen) + tuple(e for e in chosen if e not in current_order)
-        return current.replace(challenge=order, mirror=self.mirror.active, **changes)
+        server = normalise_url(self.server_url.text)
+        key = "" if server is None else (self.api_key.text.strip() or current.api_key)  # empty: keep the key
+        return current.replace(challenge=order, mirror=self.mirror.active, server=server, api_key=key, **changes)
 
     def apply(self) -> None:
         app = App.get_running_app()

@@ -1,8 +1,9 @@
 """What the demo can be told: the runtime's options (model, database, session) and the app's own (sources,
 enrollment capture, preview). Validated, Kivy-free.
 
-The command line fills a :class:`DemoSettings`; the settings screen edits a copy
-and swaps it in. Thresholds left at ``None`` come from the bundle's manifest.
+The command line (over what :mod:`settings_file` kept: the server URL and key)
+fills a :class:`DemoSettings`; the settings screen edits a copy and swaps it in.
+Thresholds left at ``None`` come from the bundle's manifest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 from facelivenet.edge_runtime.constants import DEFAULT_FPS
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.options import OptionsError, RuntimeOptions, SessionSettings
+
+from .server_setting import url_problem
 
 RUNTIME_FIELDS = frozenset(f.name for f in dataclasses.fields(RuntimeOptions)) - {"session"}
 SESSION_FIELDS = frozenset(f.name for f in dataclasses.fields(SessionSettings))
@@ -40,7 +43,7 @@ class DemoSettings:
     mirror: bool | None = None  # None: mirror camera previews only
     user: str = ""
     # server mode: the verification server decides (its URL and API key); None: the model on this device
-    server: str | None = None
+    server: str | None = None  # http:// or https:// with a host (server_setting.url_problem)
     api_key: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
@@ -50,9 +53,11 @@ class DemoSettings:
             (self.enroll_interval_s >= 0, f"the enroll interval must be >= 0 s, got {self.enroll_interval_s}"),
             (self.fps > 0, f"fps must be > 0, got {self.fps}"),
             (bool(self.source), "a source is needed: a camera index, a video file or a folder of frames"),
-            (self.server is None or bool(self.api_key), "server mode needs an API key: pass --api-key or set "
-                                                        "FACELIVE_API_KEY"),
+            (self.server is None or bool(self.api_key), "server mode needs an API key: pass --api-key, set "
+                                                        "FACELIVE_API_KEY or type it in Settings"),
         ]
+        if self.server is not None and (problem := url_problem(self.server)):
+            raise SettingsError(problem)
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kivy.app import App
@@ -18,7 +19,8 @@ from kivy.uix.screenmanager import FadeTransition, NoTransition, ScreenManager
 from facelivenet.edge_runtime.errors import FaceLiveError
 from facelivenet.edge_runtime.sources import SourceError
 
-from .engine import DemoEngine
+from .engine import DemoEngine, ModelLoadError
+from .engine_switch import switch_engine
 from .screen_auth import AuthScreen
 from .screen_capture import CaptureScreen
 from .screen_enroll import EnrollScreen
@@ -26,6 +28,7 @@ from .screen_home import HomeScreen
 from .screen_result import ResultScreen
 from .screen_settings import SettingsScreen
 from .settings import DemoSettings
+from .settings_file import remember_server
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +38,17 @@ POLL_HZ = 30
 class DemoApp(App):
     """FaceLiveNet demo. ``auto_navigate`` moves to the result screen by itself; ``poll_hz`` refreshes the
     capture screens (a driving script turns both off and refreshes before each screenshot: offscreen
-    rendering is software GL, and every redraw would take CPU from the analysis)."""
+    rendering is software GL, and every redraw would take CPU from the analysis). ``settings_file``: where
+    Settings stores the server URL and key (None: nowhere)."""
 
     title = "FaceLiveNet"
 
     def __init__(self, engine: DemoEngine, auto_navigate: bool = True, poll_hz: float = POLL_HZ,
-                 on_start_hook: Callable[[DemoApp], None] | None = None, **kwargs) -> None:
+                 on_start_hook: Callable[[DemoApp], None] | None = None, settings_file: Path | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.engine = engine
+        self.settings_file = settings_file
         self.auto_navigate = auto_navigate
         self.poll_hz = poll_hz
         self.on_start_hook = on_start_hook
@@ -161,8 +167,13 @@ class DemoApp(App):
         self.sm.current = "settings"
 
     def apply_settings(self, settings: DemoSettings) -> None:
-        """Swap in validated settings (raises with the reason when the model cannot load)."""
-        self.engine.apply(settings)
+        """Swap in validated settings: a server URL set or cleared swaps the engine (engine_switch); a changed
+        server URL or key is stored. Raises with the reason when the model or the server cannot be used."""
+        before = self.engine.settings
+        self.engine = switch_engine(self.engine, settings)
+        remember_server(self.settings_file, before, self.engine.settings)
+        if not self.engine.ready:
+            raise ModelLoadError(self.engine.model_error or "no model loaded")
         self.go_home()
 
     def use_source(self, text: str) -> None:

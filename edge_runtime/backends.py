@@ -202,7 +202,11 @@ BackendFactory = Callable[[Path, int], ModelBackend]
 
 
 def _open_tflite(path: Path, threads: int, self_check: Callable[[ModelBackend], object] | None) -> ModelBackend:
-    """LiteRT when installed; else the legacy tflite_runtime, only after ``self_check`` passes."""
+    """LiteRT when installed; else the legacy tflite_runtime, only after ``self_check`` passes.
+
+    ``self_check`` raises when the backend disagrees with the bundle's reference and returns None when the
+    bundle has no reference: the legacy interpreter is then refused, never trusted unchecked.
+    """
     try:
         importlib.import_module(FORMAT_TABLE["tflite"].runtime[0] + ".interpreter")
     except ImportError:
@@ -213,15 +217,16 @@ def _open_tflite(path: Path, threads: int, self_check: Callable[[ModelBackend], 
         importlib.import_module("tflite_runtime.interpreter")
     except ImportError as exc:
         raise BackendUnavailableError("no TFLite interpreter: pip install ai-edge-litert") from exc
-    if self_check is None:
-        raise BackendError(
-            "only the legacy tflite_runtime is installed, and without reference outputs from the bundle it "
-            "cannot be checked (it runs some int8 models silently wrong): pip install ai-edge-litert"
-        )
-    backend = TfliteBackend(path, threads, module="tflite_runtime.interpreter")
-    self_check(backend)
-    log.warning("using the legacy tflite_runtime for %s: it passed the parity self-check", path.name)
-    return backend
+    if self_check is not None:
+        backend = TfliteBackend(path, threads, module="tflite_runtime.interpreter")
+        if self_check(backend) is not None:
+            log.warning("using the legacy tflite_runtime for %s: it passed the parity self-check", path.name)
+            return backend
+    raise BackendError(
+        "only the legacy tflite_runtime is installed, and without reference outputs from the bundle (its "
+        "manifest has no self_check entry) it cannot be checked (it runs some int8 models silently wrong): "
+        "pip install ai-edge-litert"
+    )
 
 
 # Each format's backend class, named by constants.FORMAT_TABLE (the one table of per-format facts).
@@ -233,7 +238,8 @@ def open_backend(fmt: str, path: str | Path, threads: int = 1,
     """Open ``path`` with the backend for ``fmt`` (onnx, tflite, coreml).
 
     For tflite, LiteRT is used when installed; otherwise ``tflite_runtime`` is tried,
-    and only if ``self_check`` is given and passes (it raises on disagreement).
+    and only if ``self_check`` is given and passes (it raises on disagreement and returns None
+    when there is no reference to check against, which refuses the legacy interpreter too).
     The caller verifies the file's hash first (see :mod:`face_model`).
     """
     if not 1 <= threads <= MAX_THREADS:

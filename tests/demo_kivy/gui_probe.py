@@ -13,11 +13,11 @@ from facelivenet.demo_kivy.kivy_env import configure_window, prepare_kivy
 prepare_kivy(headless=True)  # the offscreen environment; the app itself runs as with a window
 configure_window((480, 860), headless=False)
 
-from kivy.clock import Clock  # noqa: E402
 
 from facelivenet.demo_kivy.engine import DemoEngine  # noqa: E402
 from facelivenet.demo_kivy.settings import DemoSettings  # noqa: E402
 from facelivenet.demo_kivy.ui import DemoApp  # noqa: E402
+from probe_clock import stepping_hook  # noqa: E402
 
 
 def script(app, folder: str, seen: dict):
@@ -63,19 +63,7 @@ def main(folder: str, db: str, detector: str) -> None:
     engine.load_model()
     seen: dict = {}
 
-    def start(app):
-        steps = script(app, folder, seen)
-
-        def tick(_dt):
-            try:
-                next(steps)
-                return True
-            except StopIteration:
-                app.stop()
-                return False
-        Clock.schedule_interval(tick, 1 / 30)
-
-    DemoApp(engine, on_start_hook=start).run()
+    DemoApp(engine, on_start_hook=stepping_hook(lambda app: script(app, folder, seen))).run()
     print(json.dumps(seen))
 
 

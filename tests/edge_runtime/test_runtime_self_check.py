@@ -29,3 +29,45 @@ def test_a_tampered_self_check_file_is_refused(tmp_path):
     (bundle / "self_check.npz").write_bytes(b"not the reference")
     with pytest.raises(ManifestError, match="self-check"):
         FaceModel(bundle, "onnx", "int8")
+
+
+@pytest.fixture
+def legacy_tflite_only(monkeypatch):
+    """LiteRT reported missing, its interpreter answering as the legacy ``tflite_runtime`` (same API)."""
+    import importlib
+
+    from facelivenet.edge_runtime import backends
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name.startswith("ai_edge_litert"):
+            raise ImportError(name)
+        return real(name.replace("tflite_runtime", "ai_edge_litert"), *args)
+
+    monkeypatch.setattr(backends.importlib, "import_module", fake)
+    return backends
+
+
+def _without_self_check(tmp_path):
+    import json
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(DEFAULT_BUNDLE_DIR, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["provenance"]["self_check"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    return bundle
+
+
+def test_the_legacy_interpreter_is_accepted_after_the_self_check(legacy_tflite_only, caplog):
+    model = FaceModel(None, "tflite", "fp32")
+    assert model.backend.name.startswith("tflite_runtime")
+    assert "passed the parity self-check" in caplog.text
+
+
+def test_the_legacy_interpreter_is_refused_without_a_reference(tmp_path, legacy_tflite_only):
+    bundle = _without_self_check(tmp_path)
+    FaceModel(bundle, "onnx", "fp32")  # other runtimes need no reference
+    with pytest.raises(legacy_tflite_only.BackendError, match="no self_check entry"):
+        FaceModel(bundle, "tflite", "fp32")
