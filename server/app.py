@@ -12,7 +12,9 @@
   (FastAPI's own route of that path is its OpenAPI description, and serves it under a mount prefix).
 - Per worker process: one pipeline (not thread-safe: one frame at a time under a lock; JPEG decoding and the
   database work run outside it), ``request_threads`` threads working requests, each with its own store
-  connection, the rate limiter, and a thread failing expired sessions closed every ``sweep_interval_s``.
+  connection, the frames' rate limit, and a thread failing expired sessions closed every ``sweep_interval_s``
+  (and forgetting the refilled buckets of the rate limits kept in the database: session starts and admin
+  calls, shared by every worker and instance; :mod:`.shared_ratelimit`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from .errors import CODES, ApiError, answer_for, error_body
 from .frame_endpoint import FrameEndpoint, FrameRequest, ServerApp
 from .frames import check_jpeg_bytes, feed_served_frame
 from .keys import bearer_key, check_key
-from .ratelimit import Rate, RateLimiter
+from .ratelimit import Rate, RateLimiter, RateLimits
+from .shared_ratelimit import StoreRateLimiter
 from .sessions import Worker, admin_view, client_status, deliver_result, start_session, step_view
 from .session_state import loads as load_state
 from .store import KeyRecord, ServerStore, StoreUnavailableError, redact_url
@@ -141,9 +144,11 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
     worker = Worker(config, pipeline if pipeline is not None else open_pipeline(config.runtime_options()))
     worker.session_config  # the thresholds resolve (or fail) now, not at the first session
     pool = StorePool(store_factory or config.open_store)
-    limiter = RateLimiter({"sessions": Rate.per_minute(config.rate_sessions_per_min),
-                           "frames": Rate.per_second(config.rate_frames_per_s),
-                           "admin": Rate.per_minute(config.rate_admin_per_min)})
+    # session starts and admin calls: one budget across every worker and instance (in the store); frames: per
+    # process (a database write per frame would cost the frame path's throughput; see shared_ratelimit)
+    shared = StoreRateLimiter({"sessions": Rate.per_minute(config.rate_sessions_per_min),
+                               "admin": Rate.per_minute(config.rate_admin_per_min)}, pool.store, clock)
+    limiter = RateLimits(shared, RateLimiter({"frames": Rate.per_second(config.rate_frames_per_s)}))
     public = config.to_dict()
     public["db"] = redact_url(str(config.db))
     log.info("server config %s; model %s", json.dumps(public, sort_keys=True), worker.pipeline.model.description)
@@ -155,7 +160,8 @@ def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | 
         # the thread pool runs the routes; each thread keeps a database connection: bound them
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.request_threads
         stop = threading.Event()
-        sweeper = threading.Thread(target=_sweep_loop, args=(pool, config, stop, clock), name="facelive-sweep", daemon=True)
+        sweeper = threading.Thread(target=_sweep_loop, args=(pool, config, stop, clock, shared), name="facelive-sweep",
+                                   daemon=True)
         sweeper.start()
         try:
             yield
@@ -365,13 +371,15 @@ def _user_id(user: str) -> str:
         raise ApiError("invalid_request", str(exc)) from exc
 
 
-def _sweep_loop(pool: StorePool, config: ServerConfig, stop: threading.Event, clock: Callable[[], float]) -> None:
+def _sweep_loop(pool: StorePool, config: ServerConfig, stop: threading.Event, clock: Callable[[], float],
+                shared: StoreRateLimiter) -> None:
     """Fail expired sessions closed every ``sweep_interval_s`` until ``stop`` (each exactly once, whichever
-    worker's sweep finds it)."""
+    worker's sweep finds it), and forget the shared rate limits' refilled buckets (the table stays small)."""
     while True:
         try:
             with pool.store() as store:
                 expired = store.expire_sessions(clock(), config.max_frame_gap_s)
+                shared.forget_full(store)
             if expired:
                 log.info("expired %d session(s): %s", len(expired), ", ".join(expired))
         except Exception as exc:  # noqa: BLE001 - the sweep must outlive a database outage

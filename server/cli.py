@@ -39,11 +39,11 @@ LIMIT_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("max_frames", "max_frames", count(1, 10**7), "frames per session (default 600)"),
     ("max_enroll_bytes", "max_enroll_bytes", count(1, 2**31), "largest enrollment request in bytes (default 20 MiB)"),
     ("rate_sessions_per_min", "rate_sessions_per_min", positive_float,
-     "session starts per minute, per key and per client address (default 20)"),
+     "session starts per minute, per key and per client address, across every worker and instance (default 20)"),
     ("rate_frames_per_s", "rate_frames_per_s", positive_float,
-     "frames per second, per key and per client address (default 50)"),
+     "frames per second, per key and per client address, in each worker process (default 50)"),
     ("rate_admin_per_min", "rate_admin_per_min", positive_float,
-     "admin calls per minute, per key and per client address (default 120)"),
+     "admin calls per minute, per key and per client address, across every worker and instance (default 120)"),
     ("sweep_interval", "sweep_interval_s", positive_float, "seconds between expiry sweeps (default 2)"),
     ("request_threads", "request_threads", count(1, 1000),
      "requests each worker works at once, each with its own database connection (default 16)"),
@@ -86,8 +86,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
             the bundle once (hash-verified; signature-checked with --public-key).
             Keys: facelive keys add. Settings: the flags, or --config YAML (the
             ServerConfig fields; session: a mapping of the session settings);
-            a flag given overrides the file. Rate limits are per worker process:
-            N workers allow up to N times the budget. TLS: put a reverse proxy
+            a flag given overrides the file. Rate limits: session starts and
+            admin calls are counted in the database, across every worker and
+            instance; frames per worker process (N workers allow up to N times
+            the frame budget). TLS: put a reverse proxy
             in front (the server speaks plain HTTP; bind it to 127.0.0.1).
             Needs: {EXTRA}.""",
         [f"facelive keys add ops --scope admin --db {DEFAULT_DB}",

@@ -6,8 +6,9 @@ Everything a served session is judged with lives here: the bundle (one per serve
 positions and timing), and the server's own limits. The resolved config is logged at start and served on
 ``GET /v1/admin/config``.
 
-Rate limits are token buckets kept in each worker process: with ``--workers N`` a key (or an address) gets
-N times the budget at most (a request lands on one worker).
+Rate limits are token buckets per key and per client address. Session starts and admin calls are kept in
+the database, one budget across every worker and instance (:mod:`.shared_ratelimit`); frames are kept in
+each worker process, so with ``--workers N`` a key (or an address) gets N times the frame budget at most.
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ class ServerConfig:
     max_enroll_bytes: int = 20 * MIB  # one enrollment request, every image together
     max_enroll_images: int = 50  # image parts in one enrollment request
     max_image_pixels: int = DEFAULT_MAX_PIXELS  # one enrollment image
-    rate_sessions_per_min: float = 20.0  # session starts, per key and per client address
-    rate_frames_per_s: float = 50.0  # frames, per key and per client address
-    rate_admin_per_min: float = 120.0  # admin calls (users, admin reads), per key and per client address
-    sweep_interval_s: float = 2.0  # how often each worker fails expired sessions closed
+    rate_sessions_per_min: float = 20.0  # session starts, per key and per client address (shared: in the database)
+    rate_frames_per_s: float = 50.0  # frames and results, per key and per client address (per worker process)
+    rate_admin_per_min: float = 120.0  # admin calls (users, admin reads), per key and per address (shared)
+    sweep_interval_s: float = 2.0  # how often each worker fails expired sessions closed (and forgets full buckets)
     request_threads: int = 16  # per worker: requests worked at once (each holds a database connection)
     # PostgreSQL: a statement running (or waiting on a lock) longer is cancelled (503)
     db_timeout_s: float = DEFAULT_DB_TIMEOUT_S

@@ -9,6 +9,8 @@
   version is the one the caller read; a decision's attempt is written in the same transaction.
 - A database that is down raises :class:`StoreUnavailableError` (the app answers 503); the next call
   reconnects. A store object is used by one thread at a time.
+- The shared rate limits' token buckets (:mod:`.shared_ratelimit`) are rows of ``rate_buckets``: a take is
+  one atomic call over every bucket it names (all-or-nothing, :mod:`.buckets`' arithmetic, the caller's clock).
 - The schema is versioned per dialect in ``server/migrations/<dialect>/NNNN_name.sql`` and applied at open.
 """
 
@@ -28,6 +30,8 @@ from facelivenet.edge_runtime.store import (ModelMismatchError, StoreError, Temp
                                             UnknownUserError, UserInfo)
 # the embeddings' storage format (little-endian float32 bytes), shared with the SQLite template store
 from facelivenet.edge_runtime.store import f32_bytes, f32_rows, prepare_template  # noqa: F401 (the stores' one format)
+
+from .buckets import EPSILON, check_rate
 
 
 # The reason code of a pending session closed by the expiry sweep (or found expired by a frame).
@@ -108,6 +112,10 @@ class ServerStore(Protocol):
     def update_session(self, row: SessionRow, expected_version: int, attempt: Attempt | None = None) -> bool: ...
     def claim_result(self, session_id: str) -> bool: ...
     def expire_sessions(self, now: float, max_gap_s: float) -> list[str]: ...
+
+    # rate limits shared by every worker and instance (one transaction each; ``now``: the caller's wall clock)
+    def take_tokens(self, budget: str, whos: Sequence[str], per_s: float, burst: float, now: float) -> float: ...
+    def forget_full_buckets(self, budget: str, per_s: float, burst: float, now: float) -> int: ...
 
     def ping(self) -> None: ...
     def close(self) -> None: ...
@@ -246,6 +254,16 @@ KEY_COLUMNS = tuple(KeyRecord.__dataclass_fields__)
 
 # the expiry sweep's condition (both dialects; parameters: now, now - max_gap_s)
 EXPIRED_WHERE = "status = 'pending' AND (expires_at <= {p} OR COALESCE(last_server_t, created) < {p})"
+
+# a refilled rate bucket (both dialects; parameters: full_bucket_params)
+FULL_BUCKET_WHERE = "budget = {p} AND tokens + ({p} - updated_at) * {p} >= {p}"
+
+
+def full_bucket_params(budget: str, per_s: float, burst: float, now: float) -> tuple:
+    """FULL_BUCKET_WHERE's parameters: the buckets of ``budget`` refilled by ``now`` (:func:`.buckets.is_full`;
+    a bucket written by a clock ahead of ``now`` is kept until ``now`` catches up)."""
+    check_rate(per_s, burst)
+    return budget, float(now), float(per_s), float(burst) - EPSILON
 
 
 def dumps(value) -> str:

@@ -15,7 +15,16 @@
 - Single-statement reads run in autocommit mode, each its own transaction (no BEGIN / COMMIT round trips).
 - Pending-frame state updates are one autocommit UPDATE each under the connection's ``synchronous_commit =
   off`` (the PostgreSQL counterpart of SQLite's NORMAL: a database crash may lose the last few; the session
-  then fails closed); every other write is a transaction that sets the database's own setting back.
+  then fails closed); every other write is a transaction that sets the database's own setting back, except the
+  shared rate buckets' (a crash may hand back the last few tokens, nothing worse).
+- The shared rate limits' take is one transaction: an upsert that creates the missing buckets full and locks
+  every named bucket row, in name order (``ON CONFLICT DO UPDATE`` locks a row and returns its newest committed
+  version, even one committed after the statement began), the all-or-nothing decision in Python
+  (:mod:`.buckets`, the same arithmetic as SQLite's), then one UPDATE and COMMIT; a refusal rolls back (nothing
+  written, not even the new rows). A second worker taking the same bucket waits on the row lock and decides on
+  the first one's result, so two workers never both take the last token; the lock order rules out deadlocks,
+  and the sweep of refilled buckets skips rows a take holds (``FOR UPDATE SKIP LOCKED``) instead of waiting.
+  The refill arithmetic is not in SQL so that both dialects share one copy of it.
 """
 
 from __future__ import annotations
@@ -28,11 +37,12 @@ import numpy as np
 
 from facelivenet.edge_runtime.store import APPLICATION_ID, Template, UserInfo, validate_user_id
 
-from .store import (DEFAULT_DB_TIMEOUT_S, EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, SESSION_FRAME_COLUMNS, Attempt,
-                    KeyRecord, ModelMismatchError, SessionRow, StoreError, StoreUnavailableError, UnknownUserError,
-                    attempt_dict, attempt_row, check_key, check_schema_version, dumps, f32_bytes, f32_rows,
-                    key_from_values, migrations, one_line, prepare_template, redact_url, session_from_values,
-                    session_values, update_columns)
+from .buckets import Bucket, bucket_names, check_rate, take_all
+from .store import (DEFAULT_DB_TIMEOUT_S, EXPIRED_WHERE, FULL_BUCKET_WHERE, KEY_COLUMNS, SESSION_COLUMNS,
+                    SESSION_EXPIRED, SESSION_FRAME_COLUMNS, Attempt, KeyRecord, ModelMismatchError, SessionRow,
+                    StoreError, StoreUnavailableError, UnknownUserError, attempt_dict, attempt_row, check_key,
+                    check_schema_version, dumps, f32_bytes, f32_rows, full_bucket_params, key_from_values, migrations,
+                    one_line, prepare_template, redact_url, session_from_values, session_values, update_columns)
 
 try:
     import psycopg
@@ -46,6 +56,24 @@ T = TypeVar("T")
 SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
 _INSERT_ATTEMPT = "INSERT INTO attempts (user_id, ts, success, reasons) VALUES (%s, %s, %s, %s)"
 _JSON_COLUMNS = ("reasons", "detail")
+
+
+# every named bucket: created full when missing, locked in name order, returned as last committed
+_LOCK_BUCKETS = ("INSERT INTO rate_buckets (budget, who, tokens, updated_at) "
+                 "SELECT %s, w.who, %s, %s FROM unnest(%s::text[]) AS w(who) ORDER BY w.who "
+                 "ON CONFLICT (budget, who) DO UPDATE SET tokens = rate_buckets.tokens "
+                 "RETURNING who, tokens, updated_at")
+_PUT_BUCKETS = ("UPDATE rate_buckets AS b SET tokens = v.tokens, updated_at = v.updated_at "
+                "FROM unnest(%s::text[], %s::float8[], %s::float8[]) AS v(who, tokens, updated_at) "
+                "WHERE b.budget = %s AND b.who = v.who")
+
+
+class _Refused(Exception):
+    """A take refused inside its transaction: raised to roll it back; ``wait_s`` until a token is back."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"refused for {wait_s:g} s")
+        self.wait_s = wait_s
 
 
 def _placeholder(name: str) -> str:
@@ -98,8 +126,10 @@ class PostgresServerStore:
             except psycopg.Error:
                 pass
 
-    def _run(self, work: Callable[["psycopg.Cursor"], T], one_statement: str | None = None) -> T:
-        """``work(cursor)`` in one durable transaction; psycopg's errors as the store's (module docstring).
+    def _run(self, work: Callable[["psycopg.Cursor"], T], one_statement: str | None = None,
+             durable: bool = True) -> T:
+        """``work(cursor)`` in one transaction (``durable``: committed with the database's own synchronous_commit,
+        else with the connection's ``off``); psycopg's errors as the store's (module docstring).
         ``one_statement``: ``work`` runs a single statement, a transaction of its own in autocommit mode (no
         BEGIN / COMMIT round trips): ``"read"`` (retried once on a new connection, as a transaction is), or
         ``"pending_write"`` (a pending frame's update: committed with ``synchronous_commit = off``, never
@@ -112,7 +142,8 @@ class PostgresServerStore:
                 with conn.cursor() as cur:
                     if one_statement is not None:
                         return work(cur)
-                    cur.execute(f"BEGIN; SET LOCAL synchronous_commit = {self._durable_setting}")
+                    cur.execute(f"BEGIN; SET LOCAL synchronous_commit = {self._durable_setting}" if durable
+                                else "BEGIN")
                     result = work(cur)
                     committing = True
                     cur.execute("COMMIT")
@@ -342,3 +373,33 @@ class PostgresServerStore:
             "SELECT user_id, %s, %s, %s FROM expired) SELECT session_id FROM expired",
             (dumps([SESSION_EXPIRED]), now, now - max_gap_s, ts, success, reasons)).fetchall())
         return [r[0] for r in rows]
+
+    # ------------------------------------------------------------ shared rate limits
+
+    def take_tokens(self, budget: str, whos: Sequence[str], per_s: float, burst: float, now: float) -> float:
+        """One token from each of ``whos``' buckets of ``budget``, or none: 0.0 when taken, else the seconds until
+        every one has a token (nothing written). One transaction with the bucket rows locked (module docstring)."""
+        check_rate(per_s, burst)
+        names = bucket_names(whos)
+
+        def work(cur) -> float:
+            rows = cur.execute(_LOCK_BUCKETS, (budget, float(burst), float(now), names)).fetchall()
+            wait, taken = take_all({who: Bucket(tokens, at) for who, tokens, at in rows}, now, per_s, burst)
+            if wait > 0:
+                raise _Refused(wait)
+            cur.execute(_PUT_BUCKETS, (list(taken), [b.tokens for b in taken.values()],
+                                       [b.updated_at for b in taken.values()], budget))
+            return 0.0
+        try:
+            return self._run(work, durable=False)
+        except _Refused as refused:
+            return refused.wait_s
+
+    def forget_full_buckets(self, budget: str, per_s: float, burst: float, now: float) -> int:
+        """Delete the buckets of ``budget`` refilled by ``now`` (a missing bucket is full); how many. The sweep never
+        waits: a bucket a take holds locked is skipped (it is in use), so a take and a sweep cannot deadlock."""
+        where, params = FULL_BUCKET_WHERE.format(p="%s"), full_bucket_params(budget, per_s, burst, now)
+        return self._run(lambda cur: cur.execute(
+            "DELETE FROM rate_buckets WHERE (budget, who) IN "
+            f"(SELECT budget, who FROM rate_buckets WHERE {where} FOR UPDATE SKIP LOCKED)", params).rowcount,
+            durable=False)

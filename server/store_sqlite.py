@@ -8,6 +8,9 @@
   updates (a committed update survives kill -9 of the process either way; NORMAL may lose the last ones on power loss).
 - Every write is one ``BEGIN IMMEDIATE`` transaction: writers of several processes are serialised, so the
   version check, ``claim_result`` and the expiry sweep are exactly-once across processes.
+- The shared rate limits' take is one ``BEGIN IMMEDIATE`` transaction (read the buckets, decide, write them):
+  two processes cannot both take the last token. Bucket writes commit with NORMAL (a power cut may hand back
+  the last few tokens, nothing worse).
 - A locked or unreachable file (busy past the timeout, I/O error) raises StoreUnavailableError.
 """
 
@@ -25,13 +28,17 @@ import numpy as np
 
 from facelivenet.edge_runtime.store import Template, TemplateStore, UserInfo
 
-from .store import (EXPIRED_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, Attempt, KeyRecord, SessionRow,
-                    StoreError, StoreUnavailableError, attempt_dict, attempt_row, check_key, check_schema_version,
-                    dumps, key_from_values, migrations, session_from_values, session_values, update_columns)
+from .buckets import Bucket, bucket_names, check_rate, take_all
+from .store import (EXPIRED_WHERE, FULL_BUCKET_WHERE, KEY_COLUMNS, SESSION_COLUMNS, SESSION_EXPIRED, Attempt,
+                    KeyRecord, SessionRow, StoreError, StoreUnavailableError, attempt_dict, attempt_row, check_key,
+                    check_schema_version, dumps, full_bucket_params, key_from_values, migrations, session_from_values,
+                    session_values, update_columns)
 
 log = logging.getLogger(__name__)
 
 _INSERT_ATTEMPT = "INSERT INTO attempts (user_id, ts, success, reasons) VALUES (?, ?, ?, ?)"
+_PUT_BUCKET = ("INSERT INTO rate_buckets (budget, who, tokens, updated_at) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (budget, who) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at")
 
 
 def _sqlite_errors(method):
@@ -269,3 +276,28 @@ class SQLiteServerStore:
                 c.execute(_INSERT_ATTEMPT, attempt_row(user_id, (False, [SESSION_EXPIRED], now)))
                 expired.append(session_id)
         return expired
+
+    # ------------------------------------------------------------ shared rate limits
+
+    @_sqlite_errors
+    def take_tokens(self, budget: str, whos: Sequence[str], per_s: float, burst: float, now: float) -> float:
+        """One token from each of ``whos``' buckets of ``budget``, or none: 0.0 when taken, else the seconds until
+        every one has a token (nothing written). One BEGIN IMMEDIATE transaction: read, decide, write."""
+        check_rate(per_s, burst)
+        names = bucket_names(whos)
+        with self._write(durable=False) as c:
+            held = {who: Bucket(tokens, at) for who, tokens, at in c.execute(
+                f"SELECT who, tokens, updated_at FROM rate_buckets WHERE budget = ? AND who IN "
+                f"({', '.join('?' * len(names))})", (budget, *names))}
+            wait, taken = take_all({who: held.get(who) for who in names}, now, per_s, burst)
+            c.executemany(_PUT_BUCKET, [(budget, who, b.tokens, b.updated_at) for who, b in taken.items()])
+        return wait
+
+    @_sqlite_errors
+    def forget_full_buckets(self, budget: str, per_s: float, burst: float, now: float) -> int:
+        """Delete the buckets of ``budget`` refilled by ``now`` (a missing bucket is full); how many."""
+        where, params = FULL_BUCKET_WHERE.format(p="?"), full_bucket_params(budget, per_s, burst, now)
+        if self._conn.execute(f"SELECT 1 FROM rate_buckets WHERE {where} LIMIT 1", params).fetchone() is None:
+            return 0  # the common case takes no write lock
+        with self._write(durable=False) as c:
+            return c.execute(f"DELETE FROM rate_buckets WHERE {where}", params).rowcount

@@ -16,7 +16,6 @@ check the app's logic and screens on real faces, not the model's accuracy.
 
 from __future__ import annotations
 
-import json
 
 from pathlib import Path
 

@@ -50,3 +50,29 @@ def test_idle_buckets_are_forgotten(monkeypatch):
         limiter.take("frames", f"addr:{i}")
         clock.now += 2.0  # every earlier bucket has refilled
     assert len(limiter._buckets) <= 11
+
+
+def test_each_budget_goes_to_the_limiter_that_holds_it():
+    from facelivenet.server.ratelimit import RateLimits
+
+    clock = Clock(0.0)
+    frames = RateLimiter({"frames": Rate.per_second(1)}, clock=clock)
+    sessions = RateLimiter({"sessions": Rate.per_minute(1)}, clock=clock)
+    limits = RateLimits(sessions, frames)
+    limits.take("frames", "key:a")
+    limits.take("sessions", "key:a")  # another limiter's bucket of the same key
+    with pytest.raises(ApiError):
+        limits.take("frames", "key:a")
+    assert set(frames._buckets) == {("frames", "key:a")} and set(sessions._buckets) == {("sessions", "key:a")}
+    with pytest.raises(ValueError, match="no limiter holds the 'admin' budget"):
+        limits.take("admin", "key:a")
+    with pytest.raises(ValueError, match="held by two limiters"):
+        RateLimits(frames, RateLimiter({"frames": Rate.per_second(2)}))
+
+
+def test_a_rate_that_can_never_grant_is_refused():
+    with pytest.raises(ValueError, match="> 0 tokens a second"):
+        Rate(0.0, 1.0)
+    with pytest.raises(ValueError, match="at least 1 token"):
+        Rate(1.0, 0.5)
+    assert Rate.per_minute(0.5) == Rate(0.5 / 60, 1.0)  # a budget under one a minute still saves up one

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
 
 from facelivenet.server.store import (SESSION_EXPIRED, KeyRecord, ModelMismatchError, SessionRow, StoreError,
                                       UnknownUserError, open_store)
+
+from .racing import race
 
 FP = "model-a" * 6
 NOW = 1_800_000_000.0
@@ -249,28 +250,13 @@ def test_expire_sessions_exactly_once_with_two_instances_racing(any_store, any_s
     for i in range(n):
         any_store.create_session(_session(f"s{i:02d}", user=f"user{i % 4}", created=NOW - 100))
     stores = [open_store(any_store_url) for _ in range(2)]
-    start = threading.Barrier(len(stores))
     results: list[list[str]] = [[] for _ in stores]
-    errors: list[BaseException] = []
 
     def sweep(k: int) -> None:
-        try:
-            start.wait(timeout=10)
-            for _ in range(3):
-                results[k] += stores[k].expire_sessions(NOW, 1.5)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        for _ in range(3):
+            results[k] += stores[k].expire_sessions(NOW, 1.5)
 
-    threads = [threading.Thread(target=sweep, args=(k,)) for k in range(len(stores))]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-    finally:
-        for s in stores:
-            s.close()
-    assert not errors
+    race(stores, sweep, timeout_s=30)
     everything = results[0] + results[1]
     assert sorted(everything) == [f"s{i:02d}" for i in range(n)]  # each once, none lost
     assert len(any_store.attempts(limit=1000)) == n
