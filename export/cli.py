@@ -25,7 +25,7 @@ from facelivenet.edge_runtime.constants import CACHE_ENV, DATA_ENV, DETECTOR_ENV
 
 from .calibration import DEFAULT_EXPRESSION_FACES, DEFAULT_PARITY_FACES, MIN_CALIB_FACES, MIN_PARITY_FACES
 from .errors import ParityGateError
-from .parity import DECISIVE_MARGIN, MAX_INT8_BYTES
+from .parity import DECISIVE_MARGIN, MAX_INT8_BYTES, PAPER_PARAMETERS
 from .task_gates import DEFAULT_FER_FACES, MAX_DELTA_POINTS, TASK_GATED
 
 PROG = "facelive-export"
@@ -43,7 +43,8 @@ gates (per file, on held-out real aligned faces, vs the torch model):
 {gates_help()}
         (expression agreement on the faces whose torch top-2 logit margin is
         >= {DECISIVE_MARGIN:g}; overall agreement and near-tie disagreements reported);
-        int8 ONNX / TFLite files <= {MAX_INT8_BYTES / 1e6:g} MB
+        int8 ONNX / TFLite files <= {MAX_INT8_BYTES / 1e6:g} MB at {PAPER_PARAMETERS / 1e6:g} M parameters,
+        scaled with the model's parameter count (never below {MAX_INT8_BYTES / 1e6:g} MB)
   {", ".join(TASK_GATED)} task gates (labelled faces under --task-data, default ${DATA_ENV}):
         LFW fold-1 accuracy and TAR@FAR=1e-3, FER2013 test-subset accuracy,
         JAFFE Acc_g: none may lose more than {MAX_DELTA_POINTS:g} points against the torch model

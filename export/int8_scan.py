@@ -5,12 +5,17 @@
 The export tries static int8 first (:data:`.wrappers.INT8_LEVELS`) and keeps the
 activations float when that misses the gate. This scan shows where the loss
 comes from, on the faces the export uses (same calibration and held-out parity
-faces, same GPTQ-rounded weights, same onnxruntime QDQ settings):
+faces, same GPTQ-rounded weights, same onnxruntime QDQ settings: U8S8 with
+7-bit weights, :class:`.static_int8.StaticInt8Config`):
 
-- the whole network static int8, once per calibration method;
-- per top-level region of the network (stem, each Inception-ResNet stage, the
-  two branches, the heads): one file with only that region's activations
-  float, and one with only that region's activations int8;
+- the whole network static int8 (only the L2 normalisation float), once per
+  calibration method;
+- per region of the network (stem, each Inception-ResNet stage, the two
+  branches, the expression head, and the identity tail: pooled features,
+  bottleneck and its BatchNorm, which the simplifier folds into the
+  bottleneck's Gemm under the BatchNorm's scope): one file with only that
+  region's activations float, and one with only that region's activations
+  int8. "float only identity tail" is what the export builds;
 - the file the export falls back to (int8 weights, float activations);
 - how close the torch model's top two expression logits are on the parity
   faces: the agreement gate can only be met by a file whose logit error is
@@ -41,7 +46,7 @@ from facelivenet.edge_runtime.constants import DATA_ENV, DETECTOR_ENV, EXIT_OK
 
 from . import parity as parity_mod
 from .errors import ExportError
-from .wrappers import FLOAT_TAIL
+from .wrappers import FLOAT_TAIL, IDENTITY_TAIL
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +83,23 @@ class ScanConfig:
                 for k, v in dataclasses.asdict(self).items()}
 
 
-def regions(net: Any) -> list[str]:
-    """ONNX scope names (``net.<child>``) of the network's top-level modules that hold a Conv or Linear."""
+IDENTITY_REGION = "identity tail"
+
+
+def regions(net: Any) -> dict[str, tuple[str, ...]]:
+    """Region label -> the ONNX scopes it covers: each top-level module (``net.<child>``) that holds a Conv
+    or Linear, except the bottleneck, which is probed with its BatchNorm and the identity branch's pooling
+    as one region, :data:`IDENTITY_REGION` (the scopes the export keeps float, :data:`.wrappers.IDENTITY_TAIL`)."""
     from torch import nn
 
-    return [f"{NET}.{name}" for name, child in net.named_children()
-            if any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in child.modules())]
+    out: dict[str, tuple[str, ...]] = {}
+    for name, child in net.named_children():
+        scope = f"{NET}.{name}"
+        if scope in IDENTITY_TAIL:
+            out[IDENTITY_REGION] = IDENTITY_TAIL
+        elif any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in child.modules()):
+            out[scope] = (scope,)
+    return out
 
 
 def top_level(net: Any) -> list[str]:
@@ -120,10 +136,13 @@ class Prober:
                 "quantize_nodes": sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)}
 
     def static(self, float_modules: Sequence[str], method: str = "minmax") -> dict[str, Any]:
-        """Static int8 QDQ with ``float_modules`` (and the normalisation tail) kept float."""
+        """Static int8 QDQ as the export builds it, with ``float_modules`` (and the normalisation tail) float."""
         from .quantize_onnx import quantize_int8
+        from .static_int8 import StaticInt8Config
 
-        proto, _ = quantize_int8(self.proto, self.scopes, self.calib, [*FLOAT_TAIL, *float_modules], method)
+        cfg = StaticInt8Config()
+        proto, _ = quantize_int8(self.proto, self.scopes, self.calib, [*FLOAT_TAIL, *float_modules], method,
+                                 cfg.onnx_activations, reduce_range=cfg.onnx_reduce_range)
         return self._measure(proto)
 
     def weights_only(self) -> dict[str, Any]:
@@ -147,9 +166,9 @@ def scan_network(net: Any, prober: Prober, methods: Sequence[str],
     for method in methods:
         add("all int8", None, method, lambda m=method: prober.static([], m))
     everything = top_level(net)
-    for region in regions(net):
-        add("float only", region, "minmax", lambda r=region: prober.static([r]))
-        add("int8 only", region, "minmax", lambda r=region: prober.static([x for x in everything if x != r]))
+    for region, scopes in regions(net).items():
+        add("float only", region, "minmax", lambda s=scopes: prober.static(list(s)))
+        add("int8 only", region, "minmax", lambda s=scopes: prober.static([x for x in everything if x not in s]))
     add("weights only", None, "-", prober.weights_only)
     return rows
 

@@ -34,7 +34,7 @@ from .errors import REQUIREMENTS, ExportError, ParityGateError, check_format_ava
 from .formats import FORMAT_BUILDS
 from .int8_source import Int8Sources
 from .metadata import key_fields
-from .parity import MAX_INT8_BYTES, SIZE_GATED
+from .parity import SIZE_GATED, max_int8_bytes
 from .progress import Progress, human_size, summary_table
 from .source import CheckpointSource, load_source, resolve_thresholds
 from . import cpu_check
@@ -88,7 +88,7 @@ class ExportOptions:
     cache_dir: Path | None = None
     seed: int = 0
     threads: int = 0
-    max_int8_bytes: int = MAX_INT8_BYTES
+    max_int8_bytes: int | None = None  # None: scaled with the model's parameters (parity.max_int8_bytes)
     task_data: Path | None = None  # labelled faces for the task gates (lfw, fer2013, jaffe); None: $FACELIVE_DATA
     task_gates: bool = True
     task_fer_faces: int = DEFAULT_FER_FACES
@@ -176,6 +176,12 @@ class _Exporter:
 
     # ------------------------------------------------------------------ shared pieces
 
+    def size_limit(self) -> int:
+        """The int8 size gate in bytes: ``--max-int8-bytes`` when given, else scaled with the parameters."""
+        if self.opts.max_int8_bytes is not None:
+            return self.opts.max_int8_bytes
+        return max_int8_bytes(sum(p.numel() for p in self.source.model.parameters()))
+
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         if self._ref is None:
             from .wrappers import torch_reference
@@ -223,10 +229,10 @@ class _Exporter:
             out["subsets"] = {name: parity_mod.summary(ref_emb[rows], ref_logits[rows], emb[rows], logits[rows])
                               for name, rows in self.parity_faces.subsets()}
         if (fmt, precision) in SIZE_GATED:
-            size = size_bytes(path)
-            out["size_bytes"], out["size_limit_bytes"] = size, self.opts.max_int8_bytes
-            if size > self.opts.max_int8_bytes:
-                failures.append(f"size {human_size(size)} > {human_size(self.opts.max_int8_bytes)}")
+            size, limit = size_bytes(path), self.size_limit()
+            out["size_bytes"], out["size_limit_bytes"] = size, limit
+            if size > limit:
+                failures.append(f"size {human_size(size)} > {human_size(limit)}")
         if self.self_check is not None:
             out["self_check"] = selfcheck.check_file(fmt, path, self.self_check[0], self.pre, layout, self.threads)
             if not out["self_check"]["passed"]:

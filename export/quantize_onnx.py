@@ -117,10 +117,12 @@ def per_channel_int8(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndar
 
 
 def quantize_weights_int8(fp32: Any, scopes: dict[str, list[str]], float_modules: list[str],
-                          fp16_modules: Sequence[str] = ()) -> tuple[Any, list[str], float]:
+                          fp16_modules: Sequence[str] = (),
+                          only_modules: Sequence[str] | None = None) -> tuple[Any, list[str], float]:
     """(ModelProto with int8 weights and float activations, names of nodes kept in float, max off-grid steps).
 
     Weights of ``fp16_modules`` are stored as float16 behind a ``Cast`` (constant-folded at load).
+    ``only_modules``: touch the float weights of these modules' nodes only (the float tail of a static file).
     """
     onnx = require("onnx")
     from onnx import helper, numpy_helper
@@ -131,6 +133,9 @@ def quantize_weights_int8(fp32: Any, scopes: dict[str, list[str]], float_modules
     exclude = set(nodes_in_modules(model, scopes, float_modules))
     if float_modules and not exclude:
         raise ExportError(f"no ONNX node belongs to {float_modules}: the exporter's scope metadata changed")
+    only = None if only_modules is None else set(nodes_in_modules(model, scopes, list(only_modules)))
+    if only_modules and not only:
+        raise ExportError(f"no ONNX node belongs to {list(only_modules)}: the exporter's scope metadata changed")
     op_type = {n.name: n.op_type for n in graph.node}
     half: set[str] = set()
     for module in fp16_modules:
@@ -147,6 +152,8 @@ def quantize_weights_int8(fp32: Any, scopes: dict[str, list[str]], float_modules
     dequant = []
     for node in graph.node:
         if node.op_type not in WEIGHT_OPS or node.name in exclude or len(node.input) < 2:
+            continue
+        if only is not None and node.name not in only:
             continue
         name = node.input[1]
         if name not in inits or users.get(name, 0) != 1:

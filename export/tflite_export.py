@@ -133,10 +133,12 @@ def quantize_fp16(src: str | Path, dst: str | Path) -> Path:
 
 
 def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, float_modules: list[str],
-                  activations: str = "int8", fp16_weights: Sequence[np.ndarray] = ()) -> list[str]:
+                  activations: str = "int8", fp16_weights: Sequence[np.ndarray] = (),
+                  int8_weight_modules: Sequence[str] = ()) -> list[str]:
     """int8 weights (per channel) and, with ``activations="int8"``, static int8 activations calibrated on
     ``calib`` (float32, file layout); ``"float"``: weight-only (float compute), and the layers whose
-    weights are ``fp16_weights`` (torch layout) stored as float16. Returns the regexes kept float."""
+    weights are ``fp16_weights`` (torch layout) stored as float16. ``int8_weight_modules`` (a subset of
+    ``float_modules``): float activations, but int8 weights. Returns the regexes kept float."""
     if activations not in ("int8", "float"):
         raise ValueError(f"activations must be 'int8' or 'float', got {activations!r}")
     _, q = _quantizer(Path(src))
@@ -151,6 +153,8 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, float_mod
     for rx in half:
         q.add_weight_only_config(regex=rx, operation_name="*", num_bits=16,
                                  algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
+    for rx in (rx for m in int8_weight_modules for rx in module_regexes(m)):
+        q.add_weight_only_config(regex=rx, operation_name="FULLY_CONNECTED", num_bits=8)
     try:
         if activations == "int8":
             for io_op in ("INPUT", "OUTPUT"):  # float32 in and out: the runtime feeds normalised floats

@@ -115,6 +115,18 @@ class ReductionB(nn.Module):
         return torch.cat([F.max_pool2d(x, 3, 2, 1), self.tower1(x), self.tower2(x), self.tower3(x)], dim=1)
 
 
+class GlobalPool(nn.Module):
+    """Global average pooling to a flat feature vector.
+
+    A module of its own so that the int8 exporters can find the identity
+    branch's pooled features by name and keep them in float
+    (``export.static_int8``: their 8-bit rounding costs the embedding most).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
 class Branch(nn.Module):
     """A branch tail: optional Reduction-B, Inception-ResNet-C blocks, global pooling."""
 
@@ -124,12 +136,12 @@ class Branch(nn.Module):
         channels = reduction.out_channels if reduction is not None else cin
         self.blocks = nn.Sequential(*[BlockC(channels, width) for _ in range(num_c_blocks)])
         self.out_channels = channels
+        self.pool = GlobalPool()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reduction is not None:
             x = self.reduction(x)
-        x = self.blocks(x)
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.pool(self.blocks(x))
 
 
 @dataclass

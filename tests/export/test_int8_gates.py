@@ -171,3 +171,11 @@ def test_lfw_threshold_subset_keeps_every_reported_pair():
     for fold in range(2, 11):
         assert (sub.folds == fold).sum() == 6 and sub.labels[sub.folds == fold].sum() == 3
     assert set(reported_images(sub)) <= set(used_images(sub))
+
+
+def test_the_size_gate_scales_with_the_parameter_count():
+    from facelivenet.export.parity import MAX_INT8_BYTES, PAPER_PARAMETERS, max_int8_bytes
+
+    assert max_int8_bytes(PAPER_PARAMETERS) == MAX_INT8_BYTES == 1_600_000
+    assert max_int8_bytes(10_000) == MAX_INT8_BYTES  # never below 1.6 MB (tiny test models)
+    assert 1_770_000 < max_int8_bytes(1_452_407) < 1_780_000  # the rb_c2 default model
