@@ -41,7 +41,7 @@ def script(app, folder: str, seen: dict):
     settings.inputs["threshold"].text = "abc"
     settings.apply()
     seen["bad_setting"] = settings.ids.error.text
-    settings.inputs["threshold"].text = "0.90"
+    settings.inputs["threshold"].text = "0.80"
     settings.apply()
     seen["after_apply"] = app.sm.current
     flow = app.start_auth()
@@ -56,7 +56,7 @@ def script(app, folder: str, seen: dict):
 
 def main(folder: str, db: str, detector: str) -> None:
     # recorded frames cannot follow a live oval or rest: positions and timing off (as the headless tests' RECORDED)
-    settings = DemoSettings().replace(source=("9",), db=db, detector=detector, fixed_order=True, threshold=0.90,
+    settings = DemoSettings().replace(source=("9",), db=db, detector=detector, fixed_order=True, threshold=0.80,
                                       expression_threshold=0.3, step_timeout_s=2.0, positions=None, timing=None,
                                       user="KL")
     engine = DemoEngine(settings, lossless=False)

@@ -4,9 +4,9 @@ the real pipeline (YuNet, alignment, the shipped int8 ONNX model).
 Thresholds as in test_demo_headless.py (and for the same reasons: the shipped
 model is weak on JAFFE; these tests check the flows, not the model): the
 challenge in a fixed order, expression threshold 0.3, verification threshold
-0.90 (with the default model of 2026-12-02: KL's stills score 0.91-1.0 against her
-template, a one-frame cut from her neutral to her smile keeps 0.92 continuity; MK's
-0.67-0.80).
+0.80 (with the default model of 2026-12-07: KL's stills score 0.82-1.0 against her
+template, one-frame cuts from her neutral to her smile and her surprise keep 0.91 and 0.88
+continuity; MK's 0.20-0.60. The model before it needed 0.90: KL 0.91-1.0, MK 0.67-0.80).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .conftest import HOLD, jaffe_frames, write_frames
 def engine(frame_dirs, detector_path, tmp_path):
     settings = DemoSettings().replace(source=(str(frame_dirs["genuine"]),), enroll_source=(str(frame_dirs["enroll"]),),
                                       db=str(tmp_path / "users.db"), detector=str(detector_path), fixed_order=True,
-                                      threshold=0.90, expression_threshold=0.3, step_timeout_s=2.0,
+                                      threshold=0.80, expression_threshold=0.3, step_timeout_s=2.0,
                                       positions=None, timing=None)  # recorded frames: no live ovals or rests
     e = DemoEngine(settings, lossless=True)
     e.load_model()
@@ -55,8 +55,8 @@ def test_enroll_then_authenticate(engine):
     view = finish(flow)
     out = view.outcome
     assert out["decision"] == "accept", out
-    assert out["thresholds"] == {"verification_cosine": 0.90, "expression_probability": 0.3}
-    assert view.step_index == 4 and view.step_count == 4 and view.identity >= 0.90
+    assert out["thresholds"] == {"verification_cosine": 0.80, "expression_probability": 0.3}
+    assert view.step_index == 4 and view.step_count == 4 and view.identity >= 0.80
     assert view.image is not None and view.box is not None  # the preview's last frame and its face box
 
 

@@ -1,16 +1,17 @@
 """``facelive-demo --headless`` end to end: the real app (Kivy, SDL offscreen) driven through enrollment
 and authentication on frame sequences made from real JAFFE faces, with a screenshot of each screen.
 
-The shipped model is weak on JAFFE expressions (its argmax is right on about a
-third of the happy/surprise images) and its genuine and impostor cosines
-overlap there. So the genuine sequence uses subject KL's images on which the
-model, through the same FaceModel/FacePipeline, shows the asked expression as
-the top class (NE2 neutral 0.32-0.44, HA2 happy 0.84-0.94, SU3 surprise
-0.63-0.78), the challenge runs in a fixed order (--fixed-order), the expression
-threshold is 0.3, and the verification threshold is 0.90 (also the default
-continuity), set from the genuine scores of the default model of 2026-12-02 (KL's
-stills score 0.91-1.0 against her NE1+NE3 template; her one-frame cut from neutral
-to smile keeps a continuity of 0.92). These tests
+The shipped model is weak on JAFFE expressions (its argmax is right on 71 % of the
+happy and 53 % of the surprise images). So the genuine sequence uses subject KL's
+images on which the model, through the same FaceModel/FacePipeline, shows the
+asked expression as the top class (static int8 ONNX, default model of 2026-12-07:
+NE2 neutral 0.91, HA2 happy 1.00, SU3 surprise 0.93; the model before it: 0.32-0.44,
+0.84-0.94, 0.63-0.78), the challenge runs in a fixed order (--fixed-order), the expression
+threshold is 0.3, and the verification threshold is 0.80 (also the default
+continuity), set from the genuine scores of the default model of 2026-12-07 (KL's
+stills score 0.82-1.0 against her NE1+NE3 template, MK's 0.20-0.60; her one-frame cuts
+from neutral to smile and to surprise keep 0.91 and 0.88; the model of 2026-12-02 needed
+0.90: 0.91-1.0 and 0.92). These tests
 check the app's logic and screens on real faces, not the model's accuracy.
 """
 
@@ -27,7 +28,7 @@ from facelivenet.demo_kivy.guidance import INSTRUCTIONS
 
 from .conftest import RECORDED, needs_kivy, run_demo
 
-SESSION = ["--fixed-order", "--challenge", "happy,surprise", "--threshold", "0.90", "--expression-threshold", "0.3",
+SESSION = ["--fixed-order", "--challenge", "happy,surprise", "--threshold", "0.80", "--expression-threshold", "0.3",
            "--step-timeout", "2", "--fps", "10", "--user", "KL", *RECORDED]
 OVAL = np.array([255, 255, 255])  # preview.TARGET, BGR = RGB for white
 SIZE = (480, 860)
@@ -56,7 +57,7 @@ def test_enroll_then_authenticate_genuine_is_accepted(frame_dirs, detector_path,
     assert out["challenge"] == ["happy", "surprise"]
     assert [s["expected"] for s in out["steps"]] == ["neutral", "happy", "neutral", "surprise"]
     assert all(s["passed"] for s in out["steps"])
-    assert out["min_identity"] >= 0.90
+    assert out["min_identity"] >= 0.80
     assert out["enrollment"]["user"] == "KL" and out["enrollment"]["images_used"] == 5
     assert out["steps"][0]["started_s"] == pytest.approx(0.9)  # the session began right after the 9 enroll frames
     assert out["frames"] == 15

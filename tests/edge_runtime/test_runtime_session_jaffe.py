@@ -5,9 +5,10 @@ The shipped model is weak on JAFFE (its expression argmax is right on about a
 third of the happy/surprise images; genuine and impostor cosines overlap), so
 these tests use subject KL's images on which the model does show the asked
 expression (NE2 neutral, HA2 happy, SU3 surprise), an expression threshold of
-0.3 and a verification threshold of 0.90, which is also the default continuity (with
-the shipped model KL's stills score 0.91-1.0 against her NE1+NE3 template, MK's
-0.67-0.80; KL's one-frame cut from NE2 to HA2 keeps a cosine of 0.92). They test the session's logic
+0.3 and a verification threshold of 0.80, which is also the default continuity (with
+the default model of 2026-12-07, int8 static ONNX: KL's stills score 0.82-1.0 against her NE1+NE3
+template, the three used here 0.91-0.98, MK's 0.20-0.60; KL's one-frame cuts from NE2 to HA2 and to SU3
+keep cosines of 0.91 and 0.88; with the model before it: 0.91-1.0, MK 0.67-0.80, threshold 0.90). They test the session's logic
 on real faces, not the model's accuracy (the attack suite reports that).
 """
 
@@ -22,7 +23,7 @@ from facelivenet.edge_runtime.sources import Frame
 
 from .frames import on_canvas, scripted
 
-CFG = SessionConfig(verification_threshold=0.90, expression_threshold=0.3, hold_frames=3, step_timeout_s=2.0)
+CFG = SessionConfig(verification_threshold=0.80, expression_threshold=0.3, hold_frames=3, step_timeout_s=2.0)
 HOLD = 4  # frames per step in the scripts (one more than hold_frames)
 
 
