@@ -33,7 +33,6 @@ PAPER_PARAMETERS = 1_310_000
 SIZE_GATED = (("onnx", "int8"), ("tflite", "int8"))
 
 
-
 def max_int8_bytes(parameters: int) -> int:
     """The size gate for int8 files of a model with ``parameters`` parameters (see :data:`MAX_INT8_BYTES`)."""
     return max(MAX_INT8_BYTES, round(MAX_INT8_BYTES * parameters / PAPER_PARAMETERS))

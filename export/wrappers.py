@@ -26,9 +26,7 @@ OUTPUT_NAMES = ("embedding", "expression_logits")
 FLOAT_TAIL = ("l2norm",)
 # Static int8 files also keep the identity embedding's last two tensors in float: the
 # pooled features and the bottleneck (its BatchNorm folds into the Gemm, which then
-# carries the BatchNorm's scope). Their 8-bit rounding cost the mobilefacenet-taught
-# model most of its embedding error (cosine mean 0.9916 -> 0.9977 on the export's
-# parity faces, U8S8 7-bit weights), for one float 1 x C x 128 product.
+# carries the BatchNorm's scope); why and what it costs: export/static_int8.py.
 IDENTITY_TAIL = ("net.identity_branch.pool", "net.bottleneck", "net.bottleneck_bn")
 STATIC_FLOAT = IDENTITY_TAIL + FLOAT_TAIL
 
