@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -137,11 +138,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(config: ServerConfig, store_factory: Callable[[], ServerStore] | None = None,
-               pipeline: FacePipeline | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
+               pipeline: FacePipeline | None = None, clock: Callable[[], float] = time.time,
+               test_draw_seed: int | None = None) -> FastAPI:
     """The server's app: ``config``'s bundle (opened here, hash-verified and signature-checked, unless
     ``pipeline`` is given), its database (``store_factory`` opens one connection; default ``config.open_store``).
-    ``clock``: the server's wall clock (unix seconds; tests drive it)."""
-    worker = Worker(config, pipeline if pipeline is not None else open_pipeline(config.runtime_options()))
+    ``clock``: the server's wall clock (unix seconds; tests drive it). ``test_draw_seed``: tests only, every
+    session's challenge and plan drawn from one generator with this seed (``facelive serve`` never sets it)."""
+    worker = Worker(config, pipeline if pipeline is not None else open_pipeline(config.runtime_options()),
+                    draw_rng=None if test_draw_seed is None else np.random.default_rng(test_draw_seed))
     worker.session_config  # the thresholds resolve (or fail) now, not at the first session
     pool = StorePool(store_factory or config.open_store)
     # session starts and admin calls: one budget across every worker and instance (in the store); frames: per

@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+
 from ..edge_runtime import reasons
 from ..edge_runtime.authenticate import open_session
 from ..edge_runtime.challenge import with_neutral_steps
 from ..edge_runtime.face_pipeline import FacePipeline
 from ..edge_runtime.reasons import Decision
 from ..edge_runtime.session import AuthSession, SessionConfig
+from ..edge_runtime.step_plan import StepPlan
 from . import session_state
 from .config import ServerConfig, session_to_dict
 from .errors import ApiError
@@ -43,6 +46,17 @@ class Worker:
     pipeline: FacePipeline
     lock: threading.Lock = field(default_factory=threading.Lock)
     states: session_state.StateCache = field(default_factory=session_state.StateCache)
+    # tests only (create_app's ``test_draw_seed``): each session's challenge and plan from a generator seeded
+    # with it, so a test's sessions are the same on every run; a served config cannot seed its draws
+    draw_rng: np.random.Generator | None = None
+
+    def draw(self) -> tuple[tuple[str, ...], StepPlan]:
+        """One session's challenge and plan: unseen (``secrets`` and OS entropy), or from ``draw_rng`` in tests."""
+        settings = self.config.session
+        if self.draw_rng is not None:
+            settings = dataclasses.replace(settings, seed=int(self.draw_rng.integers(2**31)))
+        challenge = settings.draw_challenge()
+        return challenge, settings.draw_plan(with_neutral_steps(challenge))
 
     @cached_property
     def session_config(self) -> SessionConfig:
@@ -113,8 +127,7 @@ def start_session(worker: Worker, store: ServerStore, user: str, key_id: str, no
     nonce). A locked-out user's session is created already rejected (LOCKED_OUT, no attempt recorded: the
     runtime's rule). UnknownUserError / ModelMismatchError when there is no template for this model."""
     settings = worker.config.session
-    challenge = settings.draw_challenge()
-    plan = settings.draw_plan(with_neutral_steps(challenge))
+    challenge, plan = worker.draw()
     session = open_session(worker.pipeline, store, user, challenge, worker.session_config, settings.lockout(), now,
                            plan)
     nonce, digest = nonce_pair()

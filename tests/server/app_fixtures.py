@@ -25,6 +25,10 @@ from facelivenet.server.store import open_store
 
 FPS = 10.0
 START = 1_800_000_000.0  # the test clock's start (unix seconds)
+# The test servers draw their sessions' challenges and plans from this seed: a genuine session is rejected
+# now and then under unseen draws (KL offline, 150 seeded draws: 149 accept, one EARLY_RESPONSE where the
+# model read a neutral frame as an expression 0.1 s after a prompt), and a test must not fail by chance.
+DRAW_SEED = 0
 
 
 class Clock:
@@ -112,8 +116,9 @@ class Served:
         return r.json()
 
 
-def serve(db: str, pipeline, clock: Clock | None = None, **settings):
-    """A context manager: ``Served`` for ``create_app(ServerConfig(db=db, **settings))`` on ``pipeline``."""
+def serve(db: str, pipeline, clock: Clock | None = None, draw_seed: int | None = DRAW_SEED, **settings):
+    """A context manager: ``Served`` for ``create_app(ServerConfig(db=db, **settings))`` on ``pipeline``, its
+    sessions' challenges and plans drawn from ``draw_seed`` (None: unseen, as served)."""
     import contextlib
 
     from fastapi.testclient import TestClient
@@ -125,7 +130,8 @@ def serve(db: str, pipeline, clock: Clock | None = None, **settings):
         clk = clock or Clock()
         config = ServerConfig(db=db, **{"sweep_interval_s": 3600.0, **settings})
         admin, app_key = add_key(db, "test-admin", "admin"), add_key(db, "test-app", "app")
-        app = create_app(config, store_factory=partial(open_store, db), pipeline=pipeline, clock=clk)
+        app = create_app(config, store_factory=partial(open_store, db), pipeline=pipeline, clock=clk,
+                         test_draw_seed=draw_seed)
         with TestClient(app, raise_server_exceptions=False) as client:
             yield Served(client, clk, db, admin, app_key)
 

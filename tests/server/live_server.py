@@ -18,7 +18,7 @@ from facelivenet.edge_runtime.options import SessionSettings
 from facelivenet.server.client import FrameReply, ServerSession
 from facelivenet.server.config import ServerConfig
 
-from .app_fixtures import FPS, Performer, add_key
+from .app_fixtures import DRAW_SEED, FPS, Performer, add_key
 
 # what a recorded source can pass: no live target ovals, no random rests
 RECORDED = SessionSettings(positions=None, timing=None)
@@ -37,9 +37,11 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def running_server(db: Path, uvicorn_options: dict | None = None, **settings) -> Iterator[LiveServer]:
+def running_server(db: Path, uvicorn_options: dict | None = None, draw_seed: int | None = DRAW_SEED,
+                   **settings) -> Iterator[LiveServer]:
     """The app on 127.0.0.1:<free port> with ``settings`` (ServerConfig fields; ``session`` a SessionSettings)
-    over the SQLite file ``db``, uvicorn given ``uvicorn_options`` (e.g. ``ssl_certfile``); stopped on exit."""
+    over the SQLite file ``db``, uvicorn given ``uvicorn_options`` (e.g. ``ssl_certfile``), its sessions drawn
+    from ``draw_seed`` (app_fixtures.DRAW_SEED); stopped on exit."""
     import uvicorn
 
     from facelivenet.server.app import create_app
@@ -51,7 +53,8 @@ def running_server(db: Path, uvicorn_options: dict | None = None, **settings) ->
     config = ServerConfig(host="127.0.0.1", port=port, db=str(db), **settings)
     admin, app = add_key(config.db, "test-admin", "admin"), add_key(config.db, "test-app", "app")
     options = {"timeout_keep_alive": 30, **(uvicorn_options or {})}
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", lifespan="on", **options))
+    asgi_app = create_app(config, test_draw_seed=draw_seed)
+    server = uvicorn.Server(uvicorn.Config(asgi_app, log_level="warning", lifespan="on", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
