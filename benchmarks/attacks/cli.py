@@ -25,6 +25,7 @@ from facelivenet.edge_runtime.cli_runner import run_command
 from facelivenet.edge_runtime.constants import DATA_ENV, DEFAULT_FPS, EXIT_OK, EXIT_TARGET_MISSED
 from facelivenet.edge_runtime.errors import FaceLiveError
 
+from .calibration import CalibrationRates
 from .data import resolve_jaffe_dir
 from .frontier import frontier_points, run_frontier
 from .identity import IDENTITIES
@@ -78,15 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=int, metavar="N", help="sessions per type (overrides --quick's)")
     p.add_argument("--variants", type=int, metavar="N", help="jitter variants per image (overrides --quick's)")
     p.add_argument("--types", metavar="LIST", help=f"attack types to run (default all: {','.join(ATTACK_TYPES)})")
-    p.add_argument("--far", type=_rate_list, default=(5e-3,),
-                   help="target FAR of the identity aggregate threshold (default 5e-3); a comma list (with "
+    rates = CalibrationRates()
+    p.add_argument("--far", type=_rate_list, default=(rates.far,),
+                   help=f"target FAR of the identity aggregate threshold (default {rates.far:g}); a comma list (with "
                         "--continuity-far's) runs every combination: the rules' operating points, frontier.md/png")
-    p.add_argument("--floor-far", type=float, default=0.5, help="FAR of the per-frame identity floor (default 0.5)")
-    p.add_argument("--continuity-far", type=_rate_list, default=(0.02,),
-                   help="FAR of the frame-to-frame continuity threshold, per cut to another person (default 0.02); "
-                        "a comma list as for --far")
-    p.add_argument("--rest-rate", type=float, default=0.05,
-                   help="how often a face at rest may rise by the expression margin (default 0.05)")
+    p.add_argument("--floor-far", type=float, default=rates.floor_far,
+                   help=f"FAR of the per-frame identity floor (default {rates.floor_far:g})")
+    p.add_argument("--continuity-far", type=_rate_list, default=(rates.continuity_far,),
+                   help="FAR of the frame-to-frame continuity threshold, per cut to another person (default "
+                        f"{rates.continuity_far:g}); a comma list as for --far")
+    p.add_argument("--rest-rate", type=float, default=rates.rest_rate,
+                   help=f"how often a face at rest may rise by the expression margin (default {rates.rest_rate:g})")
     p.add_argument("--identity", choices=tuple(IDENTITIES), default="model",
                    help="embedding for identity: the model's, or dlib's ResNet (diagnostic; needs the teacher extra)")
     p.add_argument("--session-model", choices=tuple(SESSION_MODELS), default="smooth",

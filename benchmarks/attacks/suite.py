@@ -42,10 +42,10 @@ class SuiteConfig:
     sessions_per_type: int = FULL_SESSIONS
     variants: int = FULL_VARIANTS  # jitter variants per image and kind
     seed: int = 0
-    target_far: float = 5e-3  # the identity aggregate's
-    floor_far: float = 0.5
-    continuity_far: float = 0.02
-    rest_rate: float = 0.05  # the expression margin's: how often a face at rest may show a rise that large
+    target_far: float = CalibrationRates.far  # the identity aggregate's
+    floor_far: float = CalibrationRates.floor_far
+    continuity_far: float = CalibrationRates.continuity_far
+    rest_rate: float = CalibrationRates.rest_rate  # the expression margin's: how often a face at rest may rise that much
     continuity_window: int = DEFAULT_WINDOW
     identity: str = "model"  # or "dlib": the diagnostic (identity.py)
     session_model: str = "smooth"
