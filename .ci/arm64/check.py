@@ -36,8 +36,10 @@ sys.path.insert(0, str(HERE))
 from compare import compare  # noqa: E402
 from outputs import file_key  # noqa: E402
 
-AUTH_FLAGS = ["--fixed-order", "--challenge", "happy,surprise", "--threshold", "0.90", "--expression-threshold", "0.3",
-              "--fps", "10", "--step-timeout", "2"]
+# recorded frame folders: no live target ovals, no random rests (they cannot answer a live prompt); 0.80 is
+# under KL's genuine still cosines on the default model (0.82-1.0), as in the tests
+AUTH_FLAGS = ["--fixed-order", "--positions", "off", "--timing", "off", "--challenge", "happy,surprise",
+              "--threshold", "0.80", "--expression-threshold", "0.3", "--fps", "10", "--step-timeout", "2"]
 FP32_COSINE_VS_X86 = 0.9999
 
 
