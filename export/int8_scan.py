@@ -131,7 +131,9 @@ class Prober:
         m = parity_mod.measure(*self.ref, emb, logits)
         rmse = float(np.sqrt(np.mean((logits.astype(np.float64) - self.ref[1]) ** 2)))
         return {"cosine_mean": m["cosine_mean"], "cosine_min": m["cosine_min"],
-                "expression_top1_agreement": m["expression_top1_agreement"], "logit_rmse": rmse,
+                "expression_top1_agreement": m["expression_top1_agreement"],
+                "expression_top1_agreement_decisive": m["expression_top1_agreement_decisive"],
+                "decisive_faces": m["decisive_faces"], "logit_rmse": rmse,
                 "passes_int8_gate": not parity_mod.check("int8", m),
                 "quantize_nodes": sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)}
 
@@ -179,13 +181,17 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Static int8 scan: {report['checkpoint']['file']} (sha256 {report['checkpoint']['sha256'][:12]})", "",
              f"{report['calibration_faces']} calibration faces, {report['parity_faces']} held-out parity faces; "
              f"int8 gate: cosine mean >= {gate['cosine_mean']}, min >= {gate['cosine_min']}, "
-             f"expression top-1 agreement >= {gate['top1_agreement']}.", "",
-             "| probe | region | calibration | cos mean | cos min | top-1 agreement | logit RMSE | QDQ nodes | gate |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"expression top-1 agreement >= {gate['top1_agreement']} on the decisive faces (torch top-2 margin "
+             f">= {parity_mod.DECISIVE_MARGIN}; the faces under it are near ties that any rounding may flip).", "",
+             "| probe | region | calibration | cos mean | cos min | top-1 agreement, all faces | decisive faces "
+             "| logit RMSE | QDQ nodes | gate |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
+        decisive = r.get("expression_top1_agreement_decisive")
+        decisive_text = "-" if decisive is None else f"{100 * decisive:.1f} % of {r.get('decisive_faces')}"
         lines.append(f"| {r['probe']} | {r['region'] or 'whole network'} | {r['method']} | {r['cosine_mean']:.5f} | "
-                     f"{r['cosine_min']:.4f} | {100 * r['expression_top1_agreement']:.1f} % | {r['logit_rmse']:.4f} | "
-                     f"{r['quantize_nodes']} | {'pass' if r['passes_int8_gate'] else 'miss'} |")
+                     f"{r['cosine_min']:.4f} | {100 * r['expression_top1_agreement']:.1f} % | {decisive_text} | "
+                     f"{r['logit_rmse']:.4f} | {r['quantize_nodes']} | {'pass' if r['passes_int8_gate'] else 'miss'} |")
     shares = ", ".join(f"{100 * v:.1f} % under {k}" for k, v in report["top2_margin_shares"].items())
     lines += ["", f"Torch model's top-2 expression logit margin on the parity faces: {shares}.",
               "'float only R': every activation int8 except region R's; 'int8 only R': only region R's activations "
