@@ -79,7 +79,8 @@ class CalibrationRates:
     far: float = 5e-3  # aggregate
     floor_far: float = 0.5
     # 0.01 since the mobilefacenet-taught default model: on seeds 0-3 it stops every swap that 0.02 let
-    # through (2 on seed 0, 1 on seed 3) at the same BPCER (docs/security/attack-suite.md, "Default continuity FAR 0.01")
+    # through (2 on seed 0, 1 on seed 3) at the same BPCER
+    # (docs/security/attack-suite.md, "Default continuity FAR 0.01")
     continuity_far: float = 0.01
     rest_rate: float = 0.05  # expression margin
 

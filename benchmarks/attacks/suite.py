@@ -45,7 +45,7 @@ class SuiteConfig:
     target_far: float = CalibrationRates.far  # the identity aggregate's
     floor_far: float = CalibrationRates.floor_far
     continuity_far: float = CalibrationRates.continuity_far
-    rest_rate: float = CalibrationRates.rest_rate  # the expression margin's: how often a face at rest may rise that much
+    rest_rate: float = CalibrationRates.rest_rate  # the expression margin's: how often a face at rest rises that much
     continuity_window: int = DEFAULT_WINDOW
     identity: str = "model"  # or "dlib": the diagnostic (identity.py)
     session_model: str = "smooth"
