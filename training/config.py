@@ -128,6 +128,9 @@ class TrainConfig:
     stage2: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=0.05))
     stages: tuple[int, ...] = (1, 2)
     init_checkpoint: str = ""  # start from these weights (e.g. Stage 2 on a Stage 1 model)
+    # Stage 1's identity classifier on a fine-tune (identity_head.py): "auto" takes the rows an init
+    # last.pt kept and imprints the rest from the initial embedding; "imprint" imprints all; "random" as new
+    init_head: str = "auto"
     seed: int = 0
     amp: bool = True  # used on CUDA only
     # CPU speed (facelive-train throughput measures each): bf16 autocast needs AVX-512 BF16 / AMX to pay

@@ -19,6 +19,7 @@ from torch import nn
 from .config import StageConfig, TrainConfig
 from .data.sources import StageData, expression_data, identity_data
 from .features import TrunkFeatureDataset, trunk_features
+from .identity_head import head_state, initial_head
 from .losses import Stage1Loss
 from .model import FaceLiveNet
 
@@ -74,6 +75,7 @@ class StageSetup:
     resuming: bool  # this stage continues from a resumable checkpoint
     reinit_stage2: bool  # the init checkpoint already went through Stage 2 (its expression head is reset)
     progress: bool  # show progress bars (rank 0 only)
+    kept_heads: dict[str, Any] | None = None  # classifier heads the init checkpoint kept (``heads`` of last.pt)
 
 
 class StagePlan:
@@ -91,6 +93,7 @@ class StagePlan:
         self.net = net
         self.loss_fn = loss_fn
         self.frozen = frozen  # modules kept in eval mode while training (their BatchNorm statistics stay)
+        self.head_summary: dict[str, Any] | None = None  # where a fine-tune's classifier started, if set
 
     @classmethod
     def stage_config(cls, cfg: TrainConfig) -> StageConfig:
@@ -123,6 +126,10 @@ class StagePlan:
         """The stage's own tensors a resumable checkpoint keeps, beside the optimiser's."""
         return {}
 
+    def kept_head(self) -> dict[str, Any] | None:
+        """What a finished stage leaves in ``last.pt`` for a later fine-tune (Stage 1: its classifier)."""
+        return None
+
     def load_checkpoint_state(self, blob: dict[str, Any]) -> None:
         """Restore :meth:`checkpoint_state` from a resumable checkpoint."""
 
@@ -147,10 +154,27 @@ class Stage1Plan(StagePlan):
                              cfg.loss.theta, cfg.loss.centre_rate, cfg.loss.label_smoothing,
                              cfg.loss.teacher_weight if cfg.data.teacher else 0.0,
                              cfg.loss.relation_weight if cfg.data.teacher else 0.0).to(setup.device)
-        return cls(cls.stage_config(cfg), data, net, loss_fn)
+        plan = cls(cls.stage_config(cfg), data, net, loss_fn)
+        if cfg.init_checkpoint and not setup.resuming and cfg.init_head != "random":
+            plan.start_head_from(setup)
+        return plan
+
+    def start_head_from(self, setup: StageSetup) -> None:
+        """A fine-tune's classifier rows and triplet centres: kept by the init checkpoint, else imprinted."""
+        kept = (setup.kept_heads or {}).get("stage1") if setup.cfg.init_head == "auto" else None
+        ds = self.data.dataset
+        weight, centres, assigned, self.head_summary = initial_head(
+            setup.model, ds.crops, ds.labels, self.data.class_names, setup.cfg.preprocess, kept, setup.device,
+            seed=setup.cfg.seed, progress=setup.progress)
+        with torch.no_grad():
+            self.net.classifier.weight[assigned] = weight[assigned].to(setup.device)
+            self.loss_fn.triplet.centres[assigned] = centres[assigned].to(setup.device)
 
     def recorded_classes(self) -> list[str] | None:
         return self.data.class_names
+
+    def kept_head(self) -> dict[str, Any] | None:
+        return head_state(self.data.class_names, self.net.classifier.weight, self.loss_fn.triplet.centres)
 
     def after_step(self, feats: torch.Tensor | None, labels: torch.Tensor, reduce) -> None:
         self.loss_fn.triplet.update_centres(feats, labels, reduce=reduce)

@@ -36,6 +36,7 @@ from .config import StageConfig, TrainConfig, diff_configs, from_dict, save_conf
 from .data.datasets import EpochBatchSampler, already_batched
 from .data.sources import StageData, data_root
 from .model import FaceLiveNet
+from .identity_head import INIT_HEAD_CHOICES
 from .stages import PLANS, ExpressionNet, IdentityNet, StagePlan, StageSetup, set_trainable  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ class Trainer:
     """Runs the stages listed in ``cfg.stages`` into ``out_dir``."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, data_dir: str | Path | None = None, progress: bool = True):
+        if cfg.init_head not in INIT_HEAD_CHOICES:
+            raise ValueError(f"init_head {cfg.init_head!r} is not one of {', '.join(INIT_HEAD_CHOICES)}")
         self.cfg = cfg
         self.out = Path(out_dir)
         self.root = data_root(data_dir)
@@ -184,6 +187,8 @@ class Trainer:
         self.model = FaceLiveNet(cfg.model).to(self.env.device)
         self.state: dict[str, Any] = {"completed_stages": [], "stage": None, "step": 0}
         self.trained_on: dict[str, Any] = {}
+        self.heads: dict[str, Any] = {}  # what finished stages keep for a later fine-tune (identity_head.py)
+        self.init_heads: dict[str, Any] = {}  # ... and those the init checkpoint kept
         self._resume_blob: dict[str, Any] | None = None
 
     # ---- resume -------------------------------------------------------------------------
@@ -201,6 +206,8 @@ class Trainer:
         self.model.load_state_dict(blob["model"])
         self.state = blob["state"]
         self.trained_on = blob.get("trained_on", {})
+        self.heads = blob.get("heads", {})
+        self.init_heads = blob.get("init_heads", {})
         torch.set_rng_state(blob["torch_rng"])
         self._resume_blob = blob
         self._truncate_metrics()
@@ -221,6 +228,8 @@ class Trainer:
         blob = ckpt_io.load(path)
         self.model.load_state_dict(ckpt_io.model_from_checkpoint(blob, expect=self.cfg.model).state_dict())
         self.trained_on = dict(blob.get("trained_on", {}))
+        self.init_heads = dict(blob.get("heads", {}))
+        self.heads = dict(self.init_heads)
         done = blob.get("completed_stages", blob.get("state", {}).get("completed_stages", []))
         self.state["init_completed_stages"] = list(done)
         log.info("initialised from %s (stages %s done there)", path, self.state["init_completed_stages"])
@@ -229,7 +238,8 @@ class Trainer:
         if not self.env.is_main:
             return
         blob = {"format": ckpt_io.CHECKPOINT_FORMAT, "model": self.model.state_dict(), "config": to_dict(self.cfg),
-                "state": dict(self.state), "trained_on": self.trained_on, "torch_rng": torch.get_rng_state(), **extra}
+                "state": dict(self.state), "trained_on": self.trained_on, "heads": self.heads,
+                "init_heads": self.init_heads, "torch_rng": torch.get_rng_state(), **extra}
         ckpt_io.save_atomic(blob, self.out / "last.pt")
 
     # ---- main entry -----------------------------------------------------------------------
@@ -282,14 +292,18 @@ class Trainer:
             self._check_same_data(stage, data)
         setup = StageSetup(self.model, cfg, env.device, resuming,
                            reinit_stage2=2 in self.state.get("init_completed_stages", []),
-                           progress=self.progress and env.is_main)
+                           progress=self.progress and env.is_main, kept_heads=self.init_heads)
         plan = plan_type.build(setup, data)
+        before = self.trained_on.get(f"stage{stage}") if resuming else None
         self.trained_on[f"stage{stage}"] = {
             "classes": plan.recorded_classes(),
             "num_images": len(data.images),
             "images_sha256": hashlib.sha256("\n".join(data.images).encode()).hexdigest(),
             "provenance": data.provenance,
         }
+        head_summary = plan.head_summary or (before or {}).get("init_head")
+        if head_summary:  # where a fine-tune's classifier started
+            self.trained_on[f"stage{stage}"]["init_head"] = head_summary
         if env.is_main:
             (self.out / f"stage{stage}_images.txt").write_text("\n".join(data.images) + "\n", encoding="utf-8")
             if data.target_map is not None:  # how teacher descriptors became targets, for held-out measures
@@ -352,6 +366,9 @@ class Trainer:
         D.broadcast_buffers(self.model, env)
         self.state["completed_stages"] = sorted(set(self.state["completed_stages"]) | {plan.stage})
         self.state.update(stage=None, step=0)
+        kept = plan.kept_head()
+        if kept is not None:
+            self.heads[f"stage{plan.stage}"] = kept
         self._checkpoint(run, finished=True)
         return True
 

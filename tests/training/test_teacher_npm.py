@@ -199,7 +199,7 @@ def test_teacher_names_are_checked():
 
 
 def test_a_wider_teacher_is_projected_onto_its_principal_axes():
-    from facelivenet.training.teacher import TargetMap, fit_target_map
+    from facelivenet.training.teacher import fit_target_map
 
     rng = np.random.default_rng(0)
     # 64-d descriptors that live in a 6-d subspace plus a shared offset, with two views per face

@@ -175,7 +175,7 @@ def test_stage2_retrained_on_a_finished_model_reproduces_its_stage2(tiny_train_c
     stage2_cfg = dataclasses.replace(tiny_train_config.stage2, frozen_trunk_cache=True)
     cfg = dataclasses.replace(tiny_train_config, stage2=stage2_cfg)
     full = Trainer(cfg, tmp_path / "full", progress=False).fit()
-    again = Trainer(dataclasses.replace(cfg, stages=(2,), init_checkpoint=str(full)), tmp_path / "again",
+    Trainer(dataclasses.replace(cfg, stages=(2,), init_checkpoint=str(full)), tmp_path / "again",
                     progress=False).fit()
     before, after = _final_state(tmp_path / "full"), _final_state(tmp_path / "again")
     assert all(torch.equal(before[k], after[k]) for k in before), [k for k in before if not torch.equal(before[k], after[k])]

@@ -16,7 +16,6 @@ everything (counted; never dropped silently). Descriptors come from the teacher 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
