@@ -10,7 +10,7 @@
 - The frame route, the one a client calls ten times a second, is answered in front of FastAPI's stack
   (:class:`~.frame_endpoint.ServerApp`) by :class:`~.frame_endpoint.FrameEndpoint`, with the same errors
   (FastAPI's own route of that path is its OpenAPI description, and serves it under a mount prefix).
-- Per worker process: one pipeline (not thread-safe: one frame at a time under a first-come-first-served lock; JPEG decoding and the
+- Per worker process: one pipeline (not thread-safe: one frame at a time under a lock; JPEG decoding and the
   database work run outside it), ``request_threads`` threads working requests, each with its own store
   connection, the frames' rate limit, and a thread failing expired sessions closed every ``sweep_interval_s``
   (and forgetting the refilled buckets of the rate limits kept in the database: session starts and admin

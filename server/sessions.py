@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -27,7 +28,6 @@ from ..edge_runtime.reasons import Decision
 from ..edge_runtime.session import AuthSession, SessionConfig
 from ..edge_runtime.step_plan import StepPlan
 from . import session_state
-from .fair_lock import FifoLock
 from .config import ServerConfig, session_to_dict
 from .errors import ApiError
 from .outcomes import client_reason
@@ -44,7 +44,7 @@ class Worker:
 
     config: ServerConfig
     pipeline: FacePipeline
-    lock: FifoLock = field(default_factory=FifoLock)  # first come, first served (fair_lock.py)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     states: session_state.StateCache = field(default_factory=session_state.StateCache)
     # tests only (create_app's ``test_draw_seed``): each session's challenge and plan from a generator seeded
     # with it, so a test's sessions are the same on every run; a served config cannot seed its draws
