@@ -14,10 +14,14 @@ from facelivenet.edge_runtime.progress import progress as show_progress
 
 
 def input_batches(crops: np.ndarray, cfg: PreprocessConfig, batch_size: int = 256, flip: bool = False,
-                  progress: str | None = None) -> Iterator[torch.Tensor]:
-    """Normalised model inputs for uint8 crops (N, S, S, 3), optionally mirrored, in batches."""
-    for i in show_progress(range(0, len(crops), batch_size), bool(progress), progress or ""):
-        chunk = crops[i : i + batch_size]
+                  progress: str | None = None, index: np.ndarray | None = None) -> Iterator[torch.Tensor]:
+    """Normalised model inputs for uint8 crops (N, S, S, 3 or 1), optionally mirrored, in batches; with
+    ``index`` only ``crops[index]``, gathered a batch at a time (a memmap'd cache is never read whole)."""
+    n = len(crops) if index is None else len(index)
+    for i in show_progress(range(0, n, batch_size), bool(progress), progress or ""):
+        chunk = np.asarray(crops[i : i + batch_size] if index is None else crops[index[i : i + batch_size]])
+        if chunk.shape[-1] == 1:  # a grey cache: the model takes three equal channels
+            chunk = np.repeat(chunk, 3, axis=3)
         if flip:
             chunk = chunk[:, :, ::-1]
         yield torch.from_numpy(normalize(np.ascontiguousarray(chunk), cfg))
@@ -34,6 +38,20 @@ def trunk_features(model: FaceLiveNet, crops: np.ndarray, cfg: PreprocessConfig,
         return torch.cat([model.trunk(x.to(device)).to("cpu", dtype) for x in input_batches(crops, cfg, batch_size, flip, progress)])
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def identity_features(model: FaceLiveNet, crops: np.ndarray, cfg: PreprocessConfig, device: torch.device | str = "cpu",
+                      index: np.ndarray | None = None, batch_size: int = 256, progress: str | None = None) -> torch.Tensor:
+    """Stage 1's features (Branch 1's prelogits, eval mode) of the crops (or ``crops[index]``), on the CPU."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = [model.features(x.to(device), identity=True, expression=False).prelogits.float().cpu()
+               for x in input_batches(crops, cfg, batch_size, progress=progress, index=index)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, model.cfg.embedding_dim)
 
 
 class TrunkFeatureDataset(torch.utils.data.Dataset):

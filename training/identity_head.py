@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facelivenet.edge_runtime.preprocess import PreprocessConfig, normalize
-from facelivenet.edge_runtime.progress import progress as show_progress
+from facelivenet.edge_runtime.preprocess import PreprocessConfig
 
+from .features import identity_features
 from .model import FaceLiveNet
 
 log = logging.getLogger(__name__)
@@ -42,25 +42,6 @@ def head_state(class_names: list[str], classifier: torch.Tensor, centres: torch.
                          f"centres {tuple(centres.shape)}")
     return {"classes": list(class_names), "classifier": classifier.detach().float().cpu().clone(),
             "centres": centres.detach().float().cpu().clone()}
-
-
-@torch.no_grad()
-def stage1_features(model: FaceLiveNet, crops: np.ndarray, idx: np.ndarray, cfg: PreprocessConfig,
-                    device: torch.device | str = "cpu", batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-    """Stage 1 features (prelogits, eval mode, plain crops) of ``crops[idx]``, on the CPU."""
-    was_training = model.training
-    model.eval()
-    out = [torch.zeros(0, model.cfg.embedding_dim)]
-    try:
-        for i in show_progress(range(0, len(idx), batch_size), progress, "imprinting the identity classifier"):
-            chunk = np.asarray(crops[idx[i : i + batch_size]])
-            if chunk.shape[-1] == 1:  # a grey cache: the model takes three equal channels
-                chunk = np.repeat(chunk, 3, axis=3)
-            x = torch.from_numpy(normalize(np.ascontiguousarray(chunk), cfg)).to(device)
-            out.append(model.features(x, identity=True, expression=False).prelogits.float().cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int
@@ -112,7 +93,8 @@ def initial_head(model: FaceLiveNet, crops: np.ndarray, labels: np.ndarray, clas
     if todo.any():
         labels = np.asarray(labels, dtype=np.int64)
         need = np.flatnonzero((labels >= 0) & np.isin(labels, np.flatnonzero(todo)))
-        feats = stage1_features(model, crops, need, cfg, device, progress=progress)
+        feats = identity_features(model, crops, cfg, device, index=need,
+                                  progress="imprinting the identity classifier" if progress else None)
         y = torch.from_numpy(labels[need])
         means, directions, counts = class_means(feats, y, n)
         pick = np.random.default_rng(seed).permutation(len(need))[:sample]

@@ -35,8 +35,8 @@ from . import distributed as D
 from .config import StageConfig, TrainConfig, diff_configs, from_dict, save_config, to_dict
 from .data.datasets import EpochBatchSampler, already_batched
 from .data.sources import StageData, data_root
-from .model import FaceLiveNet
 from .identity_head import INIT_HEAD_CHOICES
+from .model import FaceLiveNet
 from .stages import PLANS, ExpressionNet, IdentityNet, StagePlan, StageSetup, set_trainable  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -206,8 +206,7 @@ class Trainer:
         self.model.load_state_dict(blob["model"])
         self.state = blob["state"]
         self.trained_on = blob.get("trained_on", {})
-        self.heads = blob.get("heads", {})
-        self.init_heads = blob.get("init_heads", {})
+        self.heads = blob.get("heads", {})  # a resumed stage takes its classifier from the checkpoint, not init_heads
         torch.set_rng_state(blob["torch_rng"])
         self._resume_blob = blob
         self._truncate_metrics()
@@ -239,7 +238,7 @@ class Trainer:
             return
         blob = {"format": ckpt_io.CHECKPOINT_FORMAT, "model": self.model.state_dict(), "config": to_dict(self.cfg),
                 "state": dict(self.state), "trained_on": self.trained_on, "heads": self.heads,
-                "init_heads": self.init_heads, "torch_rng": torch.get_rng_state(), **extra}
+                "torch_rng": torch.get_rng_state(), **extra}
         ckpt_io.save_atomic(blob, self.out / "last.pt")
 
     # ---- main entry -----------------------------------------------------------------------
