@@ -46,6 +46,7 @@ log = logging.getLogger("facelivenet.benchmarks.serve")
 
 DEFAULT_SESSIONS_PER_TYPE = 2
 DEFAULT_CONCURRENCY = 10
+CONNECTIONS = ("kept", "per-session")
 DEFAULT_VARIANTS = 3  # jitter variants per image: the attack suite's --quick (fewer distinct frames to render)
 
 
@@ -71,6 +72,7 @@ class ServeBenchConfig:
     memo_mib: int = MEMO_BUDGET_BYTES // 2**20
     frame_cache: Path | None = None  # keep the JPEGs and their index here across runs (None: a temporary folder)
     server_args: tuple[str, ...] = ()  # more `facelive serve` flags (e.g. --request-threads 2), passed as they are
+    connections: str = "kept"  # "kept": one kept-alive connection per client thread; "per-session": a new one each
 
     def __post_init__(self) -> None:
         from .attacks.scenarios import SESSION_MODELS, SESSION_TYPES
@@ -81,7 +83,9 @@ class ServeBenchConfig:
                   (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
                   (self.variants >= 1, f"--variants must be >= 1, got {self.variants}"),
                   (self.memo_mib >= 1, f"--memo-mib must be >= 1, got {self.memo_mib}"),
-                  (self.session_model in SESSION_MODELS, f"unknown session model {self.session_model!r}")]
+                  (self.session_model in SESSION_MODELS, f"unknown session model {self.session_model!r}"),
+                  (self.connections in CONNECTIONS, f"--connections must be one of {', '.join(CONNECTIONS)}, "
+                                                    f"got {self.connections!r}")]
         unknown = [t for t in self.types if t not in SESSION_TYPES]
         checks.append((not unknown, f"unknown session type(s) {', '.join(unknown)}; choose from "
                                     f"{', '.join(SESSION_TYPES)}"))
@@ -175,7 +179,7 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
     from .attacks.data import load_subjects
     from .attacks.scenarios import plan_sessions
     from .serve_load import JpegMemo, LoadSetup, run_load
-    from .serve_report import percentiles, session_table, throughput
+    from .serve_report import cpu_split, percentiles, session_table, throughput
     from .serve_server import ServerProcess, ServerSpec, add_key
 
     started = time.time()
@@ -198,9 +202,11 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
                           session_model=cfg.session_model)
         log.info("%d subjects enrolled; %d sessions (%d per type), %d at a time at %g fps, %d worker(s)",
                  len(subjects), len(plans), cfg.sessions_per_type, cfg.concurrency, cfg.fps, cfg.workers)
-        cpu0 = server.cpu_seconds()
-        sessions, timing = run_load(setup, plans, cfg.concurrency, _progress)
-        server_cpu = server.cpu_seconds() - cpu0
+        cpu0 = server.cpu_seconds_by_process()
+        sessions, timing = run_load(setup, plans, cfg.concurrency, _progress,
+                                    connection_per_session=cfg.connections == "per-session")
+        cpu1 = server.cpu_seconds_by_process()
+        server_cpu = sum(cpu1.values()) - sum(cpu0.values())
         reads = admin_reads(server.url, admin_key, [s.session_id for s in sessions if s.session_id])
         health = server.health_info
     memo.save()
@@ -228,7 +234,7 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
         "start_latency_ms": percentiles([s.start_ms for s in sessions if s.start_ms is not None]),
         "types": session_table(sessions),
         "errors": sum(s.error is not None for s in sessions),
-        "server_cpu_s": round(server_cpu, 2), "bench_cpu_s": round(timing["bench_cpu_s"], 2),
+        "server_cpu_s": round(server_cpu, 2), "server_cpu_split": cpu_split(cpu0, cpu1), "bench_cpu_s": round(timing["bench_cpu_s"], 2),
         "memo": memo.stats(), "frames_per_login": round(sum(bona) / max(1, len(bona)), 1),
         "frames_per_login_basis": login_basis,
     }
@@ -398,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the offline replay (decision equality and the offline rate)")
     p.add_argument("--no-per-frame-row", dest="per_frame_row", action="store_false",
                    help="skip facelive-bench's per-frame row")
+    p.add_argument("--connections", choices=CONNECTIONS, default="kept",
+                   help="kept (default): each client thread keeps one connection for all its sessions, so a worker "
+                        "keeps the connections it accepted first; per-session: a new connection per session, as "
+                        "phones connect (the report shows how the server's CPU split across workers either way)")
     p.add_argument("--fault-trial", action="store_true", help="run the kill -9 trial instead of the load")
     p.add_argument("--out", type=Path, metavar="DIR", help="write result.json, report.md, sessions.jsonl, the server "
                                                            "log and command.txt here")
@@ -415,7 +425,7 @@ def config_from_args(args: argparse.Namespace) -> ServeBenchConfig:
                             bundle=args.bundle, public_key=args.public_key, variants=args.variants, seed=args.seed,
                             session_model=args.session_model, out=args.out, replay=args.replay,
                             per_frame_row=args.per_frame_row, memo_mib=args.memo_mib, frame_cache=args.frame_cache,
-                            server_args=tuple(shlex.split(args.server_args)))
+                            server_args=tuple(shlex.split(args.server_args)), connections=args.connections)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -252,9 +252,11 @@ def run_load_session(setup: LoadSetup, client: Any, plan: SessionPlan) -> LoadSe
 
 
 def run_load(setup: LoadSetup, plans: Sequence[SessionPlan], concurrency: int,
-             progress: Callable[[int, int], None] | None = None) -> tuple[list[LoadSession], dict[str, float]]:
+             progress: Callable[[int, int], None] | None = None,
+             connection_per_session: bool = False) -> tuple[list[LoadSession], dict[str, float]]:
     """Every plan through the server, ``concurrency`` sessions at a time; (sessions in plan order, timing of the
-    run: perf_counter start/end and the bench process's CPU seconds)."""
+    run: perf_counter start/end and the bench process's CPU seconds). Each client thread keeps one connection
+    for all its sessions, or with ``connection_per_session`` opens a new one for each (and closes it after)."""
     from facelivenet.server.client import Client
 
     local = threading.local()
@@ -263,12 +265,16 @@ def run_load(setup: LoadSetup, plans: Sequence[SessionPlan], concurrency: int,
     done = [0]
 
     def one(plan: SessionPlan) -> LoadSession:
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = Client(setup.url, setup.app_key, timeout_s=setup.timeout_s)
-            with lock:
-                clients.append(client)
-        rec = run_load_session(setup, client, plan)
+        if connection_per_session:
+            with Client(setup.url, setup.app_key, timeout_s=setup.timeout_s) as client:
+                rec = run_load_session(setup, client, plan)
+        else:
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = Client(setup.url, setup.app_key, timeout_s=setup.timeout_s)
+                with lock:
+                    clients.append(client)
+            rec = run_load_session(setup, client, plan)
         with lock:
             done[0] += 1
             if progress is not None:

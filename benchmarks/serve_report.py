@@ -27,6 +27,20 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
             "max": round(float(max(values)), 2)}
 
 
+def cpu_split(before: dict[int, float], after: dict[int, float]) -> dict[str, Any]:
+    """How the server's CPU seconds over the load fell across its processes (pid -> seconds, read before and after).
+
+    With several workers the kernel hands each kept-alive connection to one worker for good, so a skewed
+    split (``busiest_share`` well above 1 / workers) means one worker queued frames the other could have
+    served. Processes with under 2 % of the total (the supervisor) are listed but left out of the share."""
+    spent = sorted(((pid, after[pid] - before.get(pid, 0.0)) for pid in after), key=lambda kv: -kv[1])
+    total = sum(s for _, s in spent)
+    busy = [s for _, s in spent if total > 0 and s >= 0.02 * total]
+    return {"by_process_s": [[pid, round(s, 2)] for pid, s in spent],
+            "busiest_share": round(busy[0] / sum(busy), 3) if busy else None,
+            "busy_processes": len(busy)}
+
+
 def throughput(sessions: Sequence[LoadSession], start: float, end: float) -> dict[str, Any]:
     """Frames answered per second over the run, and over its middle 80 % (every slot busy: sustained)."""
     done = sorted(f.done_at for s in sessions for f in s.frames)
@@ -114,7 +128,13 @@ def markdown(result: dict[str, Any]) -> str:
              f"CPU seconds: server {result['server_cpu_s']}, load generator {result['bench_cpu_s']} "
              f"(render + encode {result['memo']['render_encode_cpu_s']}, {result['memo']['rendered']} frames "
              f"rendered, {result['memo']['read_from_cache_folder']} read from the frame cache, memo hit rate "
-             f"{result['memo']['hit_rate']})", ""]
+             f"{result['memo']['hit_rate']})"]
+    split = result.get("server_cpu_split")
+    if split and split["busy_processes"] > 1:
+        lines.append(f"Server CPU across its {split['busy_processes']} busy processes: the busiest did "
+                     f"{split['busiest_share']:.0%} ({', '.join(f'{s} s' for _, s in split['by_process_s'])}); "
+                     f"connections: {result['config'].get('connections', 'kept')}")
+    lines.append("")
     lines += ["| type | sessions | accept | reject | frames/session | dropped | coarse reasons | refused | errors | "
               "decisions agreeing |", "|---|---|---|---|---|---|---|---|---|---|"]
     agree = result.get("equality", {}).get("agree", {})

@@ -176,17 +176,21 @@ class ServerProcess:
                     continue
         return sorted(out)
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU seconds of the group's live processes (and the children they reaped)."""
+    def cpu_seconds_by_process(self) -> dict[int, float]:
+        """User + system CPU seconds of each live process of the group (with the children it reaped)."""
         tick = os.sysconf("SC_CLK_TCK")
-        total = 0
+        out = {}
         for pid in self.pids():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-        return total / tick
+            out[pid] = sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
+        return out
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the group's live processes (and the children they reaped)."""
+        return sum(self.cpu_seconds_by_process().values())
 
     def kill9(self) -> list[int]:
         """``kill -9`` the whole process group at once (a crash); the pids killed."""

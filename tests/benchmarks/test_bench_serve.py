@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -105,6 +106,52 @@ def test_bad_options_name_the_problem(tmp_path):
         ServeBenchConfig(data=tmp_path, concurrency=0)
     with pytest.raises(BenchError, match="unknown session type"):
         ServeBenchConfig(data=tmp_path, types=("selfie",))
+    with pytest.raises(BenchError, match="--connections must be one of kept, per-session"):
+        ServeBenchConfig(data=tmp_path, connections="pooled")
+
+
+def test_cpu_split_names_the_busiest_worker_and_leaves_the_supervisor_out():
+    from facelivenet.benchmarks.serve_report import cpu_split
+
+    before = {10: 5.0, 11: 20.0, 12: 21.0}
+    after = {10: 5.1, 11: 80.0, 12: 41.0, 13: 3.0}  # 13 started during the load
+    split = cpu_split(before, after)
+    assert split["by_process_s"] == [[11, 60.0], [12, 20.0], [13, 3.0], [10, 0.1]]
+    assert split["busy_processes"] == 3  # 10 (0.1 of 83.1 s) is under 2 %
+    assert split["busiest_share"] == round(60.0 / 83.0, 3)
+    assert cpu_split({}, {})["busiest_share"] is None
+
+
+@pytest.mark.parametrize("per_session, expected_clients", [(False, 2), (True, 5)])
+def test_run_load_keeps_one_connection_per_thread_or_opens_one_per_session(monkeypatch, per_session,
+                                                                            expected_clients):
+    from facelivenet.benchmarks import serve_load
+    from facelivenet.server import client as client_module
+
+    opened, closed, used = [], [], []
+
+    class FakeClient:
+        def __init__(self, url, key, timeout_s):
+            opened.append(self)
+
+        def close(self):
+            closed.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setattr(client_module, "Client", FakeClient)
+    monkeypatch.setattr(serve_load, "run_load_session", lambda setup, client, plan: used.append(client) or plan)
+    setup = SimpleNamespace(url="http://127.0.0.1:1", app_key="k", timeout_s=1.0)
+    records, _ = serve_load.run_load(setup, list(range(5)), 2, connection_per_session=per_session)
+    assert records == list(range(5))
+    assert len(set(map(id, used))) == len(opened) and len(opened) <= expected_clients
+    if per_session:
+        assert len(opened) == 5
+    assert sorted(map(id, closed)) == sorted(map(id, opened))  # every connection closed, once
 
 
 def _server_extra() -> bool:
