@@ -51,6 +51,9 @@ class LossConfig:
     # Embedding-relation term (losses.relation_loss): mean squared difference between the batch's
     # pairwise cosines of student embeddings and of teacher targets; 0 = off.
     relation_weight: float = 0.0
+    # Stage 2 with ``stage2.tune_shared``: weight of mean(1 - cos) between Branch 1's embedding of each
+    # expression face and the one the model gave it when the stage started (losses.ExpressionLoss).
+    identity_keep_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class StageConfig:
     # Stage 2 only: compute the frozen stem once per image (plain + mirrored) and train
     # Branch 2 on those features; much faster on a CPU, at the cost of random-crop augmentation.
     frozen_trunk_cache: bool = False
+    # Stage 2 only: "" keeps the whole stem and Branch 1 frozen (the paper); "blocks_b" also trains the shared
+    # B blocks (and a shared Reduction-B) and Branch 1, at ``shared_lr_scale`` x lr, while
+    # ``loss.identity_keep_weight`` holds Branch 1's embedding where Stage 1 left it (stages.py).
+    tune_shared: Literal["", "blocks_b"] = ""
+    shared_lr_scale: float = 0.1
 
 
 @dataclass(frozen=True)

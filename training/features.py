@@ -42,13 +42,15 @@ def trunk_features(model: FaceLiveNet, crops: np.ndarray, cfg: PreprocessConfig,
 
 @torch.no_grad()
 def identity_features(model: FaceLiveNet, crops: np.ndarray, cfg: PreprocessConfig, device: torch.device | str = "cpu",
-                      index: np.ndarray | None = None, batch_size: int = 256, progress: str | None = None) -> torch.Tensor:
-    """Stage 1's features (Branch 1's prelogits, eval mode) of the crops (or ``crops[index]``), on the CPU."""
+                      index: np.ndarray | None = None, batch_size: int = 256, progress: str | None = None,
+                      flip: bool = False) -> torch.Tensor:
+    """Stage 1's features (Branch 1's prelogits, eval mode) of the crops (or ``crops[index]``), optionally
+    mirrored, on the CPU."""
     was_training = model.training
     model.eval()
     try:
         out = [model.features(x.to(device), identity=True, expression=False).prelogits.float().cpu()
-               for x in input_batches(crops, cfg, batch_size, progress=progress, index=index)]
+               for x in input_batches(crops, cfg, batch_size, flip, progress=progress, index=index)]
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, model.cfg.embedding_dim)

@@ -118,3 +118,21 @@ class Stage1Loss(nn.Module):
             total = total + self.relation_weight * relation
             parts["relation"] = float(relation.detach())
         return total, {"loss": float(total.detach()), **parts}
+
+
+class ExpressionLoss(nn.Module):
+    """Stage 2 with a trainable shared stem: cross-entropy over expressions + ``keep_weight`` x mean(1 - cos)
+    between Branch 1's embedding and the one recorded before the stage (so identity stays where it was)."""
+
+    def __init__(self, keep_weight: float):
+        super().__init__()
+        self.keep_weight = keep_weight
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor,
+                reference: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        if reference is None:
+            raise ValueError("ExpressionLoss needs the reference embeddings (the dataset's targets)")
+        ce = F.cross_entropy(logits.float(), labels)
+        keep = distillation_loss(features.float(), reference)
+        total = ce + self.keep_weight * keep
+        return total, {"loss": float(total.detach()), "softmax": float(ce.detach()), "identity_keep": float(keep.detach())}

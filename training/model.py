@@ -211,11 +211,16 @@ class FaceLiveNet(nn.Module):
         t = self.trunk(x)
         prelogits = embedding = logits = None
         if identity:
-            prelogits = self.bottleneck_bn(self.bottleneck(self.dropout(self.identity_branch(t))))
+            prelogits = self.prelogits_from_trunk(t)
             embedding = F.normalize(prelogits, dim=1)
         if expression:
             logits = self.features_from_trunk_expression(t)
         return Outputs(prelogits, embedding, logits)
+
+    def prelogits_from_trunk(self, trunk: torch.Tensor, dropout: bool = True) -> torch.Tensor:
+        """Branch 1 on a trunk output: the embedding before normalisation (``dropout=False``: never dropped)."""
+        x = self.identity_branch(trunk)
+        return self.bottleneck_bn(self.bottleneck(self.dropout(x) if dropout else x))
 
     def features_from_trunk_expression(self, trunk: torch.Tensor) -> torch.Tensor:
         """Branch 2 on a trunk output: the expression logits."""
@@ -230,7 +235,17 @@ class FaceLiveNet(nn.Module):
         mods: list[nn.Module] = [self.stem, self.blocks_a, self.reduction_a, self.blocks_b]
         if self.reduction_b is not None:
             mods.append(self.reduction_b)
-        return mods + [self.identity_branch, self.bottleneck, self.bottleneck_bn]
+        return mods + self.identity_branch_modules()
+
+    def identity_branch_modules(self) -> list[nn.Module]:
+        """Branch 1 after the split: its blocks and the embedding bottleneck."""
+        return [self.identity_branch, self.bottleneck, self.bottleneck_bn]
+
+    def shared_modules(self, start: str) -> list[nn.Module]:
+        """The shared stem from ``start`` on ("blocks_b": the B blocks, and Reduction-B where it is shared)."""
+        if start != "blocks_b":
+            raise ValueError(f"unknown shared-stem start {start!r}; known: blocks_b")
+        return [self.blocks_b] + ([self.reduction_b] if self.reduction_b is not None else [])
 
     def expression_modules(self) -> list[nn.Module]:
         """Branch 2: what Stage 2 trains."""

@@ -13,14 +13,17 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import StageConfig, TrainConfig
 from .data.sources import StageData, expression_data, identity_data
-from .features import TrunkFeatureDataset, trunk_features
+from .distributed import all_reduce_sum
+from .features import TrunkFeatureDataset, identity_features, trunk_features
 from .identity_head import head_state, initial_head
-from .losses import Stage1Loss
+from .losses import ExpressionLoss, Stage1Loss
 from .model import FaceLiveNet
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,20 @@ class ExpressionNet(nn.Module):
             with torch.no_grad():
                 x = self.model.trunk(x)
         return self.model.features_from_trunk_expression(x)
+
+
+class JointNet(nn.Module):
+    """Stage 2 with a trainable shared stem: one pass through the trunk and both branches; (expression logits,
+    Branch 1's prelogits), the second held to its value before the stage by ``ExpressionLoss``. Branch 1
+    runs without dropout: the keep term compares the embedding inference gives, not a dropped-out one."""
+
+    def __init__(self, model: FaceLiveNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self.model.trunk(x)
+        return self.model.features_from_trunk_expression(t), self.model.prelogits_from_trunk(t, dropout=False)
 
 
 def set_trainable(modules, flag: bool) -> None:
@@ -94,6 +111,7 @@ class StagePlan:
         self.loss_fn = loss_fn
         self.frozen = frozen  # modules kept in eval mode while training (their BatchNorm statistics stay)
         self.head_summary: dict[str, Any] | None = None  # where a fine-tune's classifier started, if set
+        self.shared_params: list[nn.Parameter] = []  # trained at the stage's shared_lr_scale (Stage 2 joint)
 
     @classmethod
     def stage_config(cls, cfg: TrainConfig) -> StageConfig:
@@ -112,6 +130,10 @@ class StagePlan:
     def recorded_classes(self) -> list[str] | None:
         """The class names a checkpoint records for this stage (identities; None for expressions)."""
         return None
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        """The parameter groups the optimiser steps (``lr_scale``: a group's share of the stage's lr)."""
+        return [{"params": [p for p in self.net.parameters() if p.requires_grad], "lr_scale": 1.0}]
 
     def train_mode(self) -> None:
         """Training mode for the graph, evaluation mode for the frozen modules."""
@@ -204,10 +226,57 @@ class Stage2Plan(StagePlan):
             if setup.reinit_stage2:
                 reset_expression_head(model, cfg)
         cls.train_only_own_modules(model)
+        if scfg.tune_shared:
+            return cls.build_joint(setup, data)
         net = ExpressionNet(model, from_trunk=scfg.frozen_trunk_cache).to(setup.device)
         if scfg.frozen_trunk_cache:
             data.dataset = trunk_dataset(model, data, cfg, setup.device, setup.progress, cls.stage)
         return cls(scfg, data, net, None, frozen=tuple(model.identity_modules()))
+
+    @classmethod
+    def build_joint(cls, setup: StageSetup, data: StageData) -> "Stage2Plan":
+        """``stage2.tune_shared``: Branch 2 trains with the shared B blocks and Branch 1 (at ``shared_lr_scale``),
+        every face's Branch 1 embedding (plain and mirrored, measured now) held in place by the keep term.
+        BatchNorm statistics outside Branch 2 stay Stage 1's (those modules run in eval mode)."""
+        model, cfg = setup.model, setup.cfg
+        scfg = cls.stage_config(cfg)
+        if scfg.frozen_trunk_cache:
+            raise ValueError("stage2.tune_shared trains the shared stem, so stage2.frozen_trunk_cache must be false")
+        if cfg.loss.identity_keep_weight <= 0:
+            raise ValueError("stage2.tune_shared needs loss.identity_keep_weight > 0: without it nothing holds "
+                             "Branch 1's embedding while the shared stem moves")
+        shared = model.shared_modules(scfg.tune_shared) + model.identity_branch_modules()
+        set_trainable(shared, True)
+        if not setup.resuming:  # a resumed stage takes the reference it started with from its checkpoint
+            data.dataset.targets = identity_reference(model, data, cfg, setup.device, setup.progress)
+        # the reference is of the plain and the mirrored crop, so no shifted crops: a shift moves the embedding
+        # (1 - cos ~0.05 at 8 px) and the keep term would fight it (the frozen-stem cache has no shifts either)
+        data.dataset.pad = 0
+        net = JointNet(model).to(setup.device)
+        plan = cls(scfg, data, net, ExpressionLoss(cfg.loss.identity_keep_weight), frozen=tuple(model.identity_modules()))
+        plan.shared_params = [p for m in shared for p in m.parameters()]
+        log.info("stage 2: Branch 2 with the shared %s and Branch 1 (lr x %g, identity kept at weight %g)",
+                 scfg.tune_shared, scfg.shared_lr_scale, cfg.loss.identity_keep_weight)
+        return plan
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        if not self.shared_params:
+            return super().optimizer_groups()
+        ids = {id(p) for p in self.shared_params}
+        own = [p for p in self.net.parameters() if p.requires_grad and id(p) not in ids]
+        return [{"params": own, "lr_scale": 1.0},
+                {"params": [p for p in self.shared_params if p.requires_grad], "lr_scale": self.config.shared_lr_scale}]
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        targets = self.data.dataset.targets if self.shared_params else None
+        return {} if targets is None else {"identity_reference": torch.from_numpy(np.asarray(targets))}
+
+    def load_checkpoint_state(self, blob: dict[str, Any]) -> None:
+        if self.shared_params:
+            if "identity_reference" not in blob:
+                raise ValueError("--resume: this Stage 2 trains the shared stem but its checkpoint holds no "
+                                 "identity reference (it was started with another stage2.tune_shared)")
+            self.data.dataset.targets = blob["identity_reference"].numpy()
 
 
 PLANS: dict[int, type[StagePlan]] = {plan.stage: plan for plan in (Stage1Plan, Stage2Plan)}
@@ -222,6 +291,24 @@ def reset_expression_head(model: FaceLiveNet, cfg: TrainConfig) -> None:
         fresh = FaceLiveNet(cfg.model)
     model.expression_head.load_state_dict(fresh.expression_head.state_dict())
     log.info("stage 2: expression head re-initialised (seed %d); the init checkpoint had trained one", cfg.seed)
+
+
+def identity_reference(model: FaceLiveNet, data: StageData, cfg: TrainConfig, device: torch.device,
+                       progress: bool) -> np.ndarray:
+    """Branch 1's unit embedding of every crop, plain and mirrored, (N, 2, D): what the keep term holds.
+    Under torchrun each process embeds every world-th crop and the shares are summed."""
+    crops = data.dataset.crops
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+    index = np.arange(rank, len(crops), world)
+    out = torch.zeros(len(crops), 2, cfg.model.embedding_dim)
+    for view, flip in enumerate((False, True)):
+        label = ("identity reference" + (" (mirrored)" if flip else "")) if progress else None
+        out[index, view] = F.normalize(identity_features(model, crops, cfg.preprocess, device, index=index, flip=flip,
+                                                         progress=label), dim=1)
+    if world > 1:
+        out = all_reduce_sum(out.to(device)).cpu()
+    return out.numpy().astype(np.float32)
 
 
 def trunk_dataset(model: FaceLiveNet, data: StageData, cfg: TrainConfig, device: torch.device, progress: bool,

@@ -59,7 +59,13 @@ def lr_at(stage: StageConfig, step: int, steps_per_epoch: int, total_steps: int)
 
 
 def make_optimizer(params, stage: StageConfig) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+    """SGD or AdamW over the trainable parameters, or over param groups (dicts; an ``lr_scale`` key scales the
+    group's learning rate at every step)."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+    else:
+        params = [p for p in params if p.requires_grad]
     if stage.optimizer == "sgd":
         return torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
     return torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
@@ -99,12 +105,12 @@ def train_step(ctx: StepContext, net: nn.Module, loss_fn: nn.Module | None, opt:
     teacher = batch[2].to(ctx.device, non_blocking=True) if len(batch) > 2 else None
     with torch.autocast(device_type=ctx.device.type, dtype=ctx.autocast_dtype or torch.float32,
                         enabled=ctx.autocast_dtype is not None):
-        if ctx.stage == 1:
+        if loss_fn is not None:  # Stage 1, or Stage 2 with a trainable shared stem: (logits, Branch 1 features)
             logits, feats = net(x)
         else:
             logits, feats = net(x), None
     t_fwd = clock()
-    if ctx.stage == 1:
+    if loss_fn is not None:
         loss, parts = loss_fn(logits, feats, y, teacher)
     else:
         loss = F.cross_entropy(logits.float(), y)
@@ -309,7 +315,7 @@ class Trainer:
                 data.target_map.save(self.out / f"stage{stage}_teacher_target_map.npz")
         scfg = plan.config
 
-        opt = make_optimizer(plan.net.parameters(), scfg)
+        opt = make_optimizer(plan.optimizer_groups(), scfg)
         cuda = env.device.type == "cuda"
         step_ctx = step_context(cfg, stage, env.device)
         if step_ctx.channels_last:
@@ -376,7 +382,7 @@ class Trainer:
         cfg, plan = self.cfg, run.plan
         lr = lr_at(plan.config, run.step, run.steps_per_epoch, run.total)
         for g in run.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         parts, feats, y, batch_n = train_step(run.step_ctx, run.ddp, plan.loss_fn, run.opt, run.scaler, batch)
         plan.after_step(feats, y, run.reduce)
         if not math.isfinite(parts["loss"]):
