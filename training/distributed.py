@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -41,7 +42,10 @@ def setup(prefer_cuda: bool = True) -> DistEnv:
 
 
 def teardown() -> None:
+    """Destroy the process group, after collecting what may still hold its work (a DistributedDataParallel
+    reducer in a reference cycle): gloo work left alive past the group aborts the process at exit."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

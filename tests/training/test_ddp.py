@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from facelivenet.training import checkpoint as ckpt_io
 from facelivenet.training.config import save_config
 
@@ -30,6 +32,7 @@ def test_torchrun_two_cpu_ranks_end_with_identical_weights(tiny_train_config, tm
     assert result["checkpoint"].endswith("model.pt")
 
 
+@pytest.mark.slow  # three torchrun launches; a fresh-clone CI run once saw a gloo abort at exit here (see teardown)
 def test_torchrun_joint_stage2_shares_the_identity_reference_between_ranks(tiny_train_config, tmp_path):
     """Stage 2 with the shared stem trainable, two ranks: each embeds half the faces for the keep term's
     reference and the halves are summed, so the reference is the one a single process computes."""
