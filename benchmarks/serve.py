@@ -234,7 +234,8 @@ def run_serve_bench(cfg: ServeBenchConfig, work: Path) -> dict[str, Any]:
         "start_latency_ms": percentiles([s.start_ms for s in sessions if s.start_ms is not None]),
         "types": session_table(sessions),
         "errors": sum(s.error is not None for s in sessions),
-        "server_cpu_s": round(server_cpu, 2), "server_cpu_split": cpu_split(cpu0, cpu1), "bench_cpu_s": round(timing["bench_cpu_s"], 2),
+        "server_cpu_s": round(server_cpu, 2), "server_cpu_split": cpu_split(cpu0, cpu1),
+        "bench_cpu_s": round(timing["bench_cpu_s"], 2),
         "memo": memo.stats(), "frames_per_login": round(sum(bona) / max(1, len(bona)), 1),
         "frames_per_login_basis": login_basis,
     }

@@ -30,9 +30,9 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
 def cpu_split(before: dict[int, float], after: dict[int, float]) -> dict[str, Any]:
     """How the server's CPU seconds over the load fell across its processes (pid -> seconds, read before and after).
 
-    With several workers the kernel hands each kept-alive connection to one worker for good, so a skewed
-    split (``busiest_share`` well above 1 / workers) means one worker queued frames the other could have
-    served. Processes with under 2 % of the total (the supervisor) are listed but left out of the share."""
+    With several workers the kernel hands each kept-alive connection to one worker for good, so the split
+    can be skewed (``busiest_share`` well above 1 / workers). Processes with under 2 % of the total (the
+    supervisor) are listed but left out of the share."""
     spent = sorted(((pid, after[pid] - before.get(pid, 0.0)) for pid in after), key=lambda kv: -kv[1])
     total = sum(s for _, s in spent)
     busy = [s for _, s in spent if total > 0 and s >= 0.02 * total]

@@ -188,10 +188,6 @@ class ServerProcess:
             out[pid] = sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
         return out
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU seconds of the group's live processes (and the children they reaped)."""
-        return sum(self.cpu_seconds_by_process().values())
-
     def kill9(self) -> list[int]:
         """``kill -9`` the whole process group at once (a crash); the pids killed."""
         pids = self.pids()

@@ -133,7 +133,7 @@ class StagePlan:
 
     def optimizer_groups(self) -> list[dict[str, Any]]:
         """The parameter groups the optimiser steps (``lr_scale``: a group's share of the stage's lr)."""
-        return [{"params": [p for p in self.net.parameters() if p.requires_grad], "lr_scale": 1.0}]
+        return [{"params": list(self.net.parameters()), "lr_scale": 1.0}]
 
     def train_mode(self) -> None:
         """Training mode for the graph, evaluation mode for the frozen modules."""
@@ -263,9 +263,8 @@ class Stage2Plan(StagePlan):
         if not self.shared_params:
             return super().optimizer_groups()
         ids = {id(p) for p in self.shared_params}
-        own = [p for p in self.net.parameters() if p.requires_grad and id(p) not in ids]
-        return [{"params": own, "lr_scale": 1.0},
-                {"params": [p for p in self.shared_params if p.requires_grad], "lr_scale": self.config.shared_lr_scale}]
+        own = [p for p in self.net.parameters() if id(p) not in ids]
+        return [{"params": own, "lr_scale": 1.0}, {"params": self.shared_params, "lr_scale": self.config.shared_lr_scale}]
 
     def checkpoint_state(self) -> dict[str, Any]:
         targets = self.data.dataset.targets if self.shared_params else None

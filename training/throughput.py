@@ -106,7 +106,7 @@ def _steps(cfg: TrainConfig, data: StageData, setting: Setting, steps: int, warm
     ctx = step_context(run_cfg, 1, device)
     if ctx.channels_last:
         net.to(memory_format=torch.channels_last)
-    opt = make_optimizer(net.parameters(), cfg.stage1)
+    opt = make_optimizer([{"params": list(net.parameters())}], cfg.stage1)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     reduce = None
     if world > 1:

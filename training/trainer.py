@@ -58,14 +58,10 @@ def lr_at(stage: StageConfig, step: int, steps_per_epoch: int, total_steps: int)
     return stage.lr * 0.1 ** sum(epoch >= e for e in stage.step_epochs)
 
 
-def make_optimizer(params, stage: StageConfig) -> torch.optim.Optimizer:
-    """SGD or AdamW over the trainable parameters, or over param groups (dicts; an ``lr_scale`` key scales the
-    group's learning rate at every step)."""
-    params = list(params)
-    if params and isinstance(params[0], dict):
-        params = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
-    else:
-        params = [p for p in params if p.requires_grad]
+def make_optimizer(groups: list[dict[str, Any]], stage: StageConfig) -> torch.optim.Optimizer:
+    """SGD or AdamW over the trainable parameters of each param group (an ``lr_scale`` key scales the group's
+    learning rate at every step)."""
+    params = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
     if stage.optimizer == "sgd":
         return torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
     return torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
